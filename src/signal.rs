@@ -1,0 +1,411 @@
+//! The signaling wire protocol: the only definition of it, used by the relay and the browser.
+//!
+//! One JSON object per WebSocket text frame, in the classic shape
+//! `{type, fromUser, toUser, msg, sdp, iceCandidate}` plus two additions that classic clients
+//! ignore: `code` (machine-readable reason on server notices) and `users` (presence list).
+//! Absent fields are omitted when writing and unknown fields are ignored when reading.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// `fromUser` of every message the server itself originates. It contains `@`, which no user name
+/// may contain, so nobody can impersonate the server.
+pub const SYSTEM_NAME: &str = "@duet";
+
+/// Longest user name, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// Longest connection secret (`?key=`), in bytes.
+pub const MAX_KEY_BYTES: usize = 128;
+
+/// `msg` of a `call_back` that accepts the call.
+pub const ACCEPT: &str = "1";
+/// `msg` of a `call_back` that declines the call.
+pub const DECLINE: &str = "0";
+
+/// WebSocket close code sent with a `name_taken` refusal (4000–4999 is for applications).
+pub const CLOSE_NAME_TAKEN: u16 = 4409;
+/// WebSocket close code sent to a connection replaced by a newer one with the same secret.
+pub const CLOSE_REPLACED: u16 = 4001;
+
+/// The `type` field.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    #[serde(rename = "call_start")]
+    CallStart,
+    #[serde(rename = "call_back")]
+    CallBack,
+    #[serde(rename = "offer")]
+    Offer,
+    #[serde(rename = "answer")]
+    Answer,
+    #[serde(rename = "_ice")]
+    Ice,
+    #[serde(rename = "hangup")]
+    Hangup,
+    /// Server → client only: who is online.
+    #[serde(rename = "presence")]
+    Presence,
+}
+
+impl Kind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::CallStart => "call_start",
+            Kind::CallBack => "call_back",
+            Kind::Offer => "offer",
+            Kind::Answer => "answer",
+            Kind::Ice => "_ice",
+            Kind::Hangup => "hangup",
+            Kind::Presence => "presence",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Kind> {
+        [
+            Kind::CallStart,
+            Kind::CallBack,
+            Kind::Offer,
+            Kind::Answer,
+            Kind::Ice,
+            Kind::Hangup,
+            Kind::Presence,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// Machine-readable reason carried in `code` on server notices (always `type: call_back`,
+/// `fromUser: SYSTEM_NAME`) and on `hangup`s the server sends on someone's behalf.
+/// The table in docs/protocol.md documents each one.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    /// `call_start` to a name that is not online.
+    Offline,
+    /// The callee is already in or setting up a call.
+    Busy,
+    /// The frame was not a JSON object of the right shape (or was binary).
+    BadMessage,
+    /// `type` is not one of the protocol's types.
+    UnknownType,
+    /// A message that must name a recipient has no `toUser`.
+    MissingRecipient,
+    /// `toUser` is the sender itself.
+    ToSelf,
+    /// `toUser` is not online (for any type but `call_start`, which gets `offline`).
+    NotOnline,
+    /// The name is held by another connection with a different secret.
+    NameTaken,
+    /// This connection was replaced by a newer one with the same name and secret.
+    Replaced,
+    /// The other party's connection went away during the call.
+    PeerDisconnected,
+}
+
+impl Code {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Code::Offline => "offline",
+            Code::Busy => "busy",
+            Code::BadMessage => "bad_message",
+            Code::UnknownType => "unknown_type",
+            Code::MissingRecipient => "missing_recipient",
+            Code::ToSelf => "to_self",
+            Code::NotOnline => "not_online",
+            Code::NameTaken => "name_taken",
+            Code::Replaced => "replaced",
+            Code::PeerDisconnected => "peer_disconnected",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `RTCIceCandidateInit` as browsers serialize it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IceCandidate {
+    #[serde(default)]
+    pub candidate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_m_line_index: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+/// One signaling message, exactly as it travels.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ice_candidate: Option<IceCandidate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<String>>,
+}
+
+impl Message {
+    /// A bare message of `kind` addressed to `to`.
+    pub fn to(kind: Kind, to: &str) -> Message {
+        Message {
+            kind,
+            from_user: None,
+            to_user: Some(to.to_owned()),
+            msg: None,
+            sdp: None,
+            ice_candidate: None,
+            code: None,
+            users: None,
+        }
+    }
+
+    pub fn with_msg(mut self, msg: &str) -> Message {
+        self.msg = Some(msg.to_owned());
+        self
+    }
+
+    pub fn with_sdp(mut self, sdp: String) -> Message {
+        self.sdp = Some(sdp);
+        self
+    }
+
+    pub fn with_ice(mut self, candidate: IceCandidate) -> Message {
+        self.ice_candidate = Some(candidate);
+        self
+    }
+
+    /// A server notice: `call_back` from [`SYSTEM_NAME`] with a human text and a machine code.
+    pub fn notice(to: &str, code: Code, text: impl Into<String>) -> Message {
+        let mut m = Message::to(Kind::CallBack, to);
+        m.from_user = Some(SYSTEM_NAME.to_owned());
+        m.msg = Some(text.into());
+        m.code = Some(code);
+        m
+    }
+
+    /// The presence list sent to `to`.
+    pub fn presence(to: &str, users: Vec<String>) -> Message {
+        let mut m = Message::to(Kind::Presence, to);
+        m.from_user = Some(SYSTEM_NAME.to_owned());
+        m.users = Some(users);
+        m
+    }
+
+    pub fn is_from_system(&self) -> bool {
+        self.from_user.as_deref() == Some(SYSTEM_NAME)
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serializing plain strings, numbers and enums cannot fail.
+        serde_json::to_string(self).expect("Message serializes")
+    }
+
+    /// Parses one frame from a client. Classifies every failure into a [`ProtocolError`], so the
+    /// sender can be told precisely what was wrong.
+    pub fn parse(text: &str) -> Result<Message, ProtocolError> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| ProtocolError::new(Code::BadMessage, format!("invalid JSON: {e}")))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| ProtocolError::new(Code::BadMessage, "expected a JSON object"))?;
+        match obj.get("type") {
+            None => return Err(ProtocolError::new(Code::BadMessage, "missing \"type\"")),
+            Some(serde_json::Value::String(t)) if Kind::parse(t).is_none() => {
+                return Err(ProtocolError::new(
+                    Code::UnknownType,
+                    format!("unknown type {:?}", truncate(t, 40)),
+                ))
+            }
+            Some(serde_json::Value::String(_)) => {}
+            Some(_) => return Err(ProtocolError::new(Code::BadMessage, "\"type\" must be a string")),
+        }
+        serde_json::from_value(value)
+            .map_err(|e| ProtocolError::new(Code::BadMessage, format!("malformed message: {e}")))
+    }
+}
+
+/// Why a frame was refused; becomes a [`Message::notice`] to its sender.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtocolError {
+    pub code: Code,
+    pub detail: String,
+}
+
+impl ProtocolError {
+    pub fn new(code: Code, detail: impl Into<String>) -> ProtocolError {
+        ProtocolError {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
+}
+
+/// Why a user name is not acceptable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameError {
+    Empty,
+    TooLong,
+    BadChar(char),
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Empty => f.write_str("a name needs at least one character"),
+            NameError::TooLong => write!(f, "a name has at most {MAX_NAME_CHARS} characters"),
+            NameError::BadChar(c) => write!(
+                f,
+                "{c:?} is not allowed in a name: use letters, digits, '_', '-' or '.'"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
+/// 1–32 Unicode letters or digits (so 张伟 works) plus `_-.`; nothing that could be confused
+/// with markup, paths or the system name.
+pub fn validate_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(NameError::BadChar(c));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(NameError::TooLong);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn roundtrip(fixture: serde_json::Value) -> Message {
+        let m = Message::parse(&fixture.to_string()).expect("fixture parses");
+        let back: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(back, fixture, "re-serialized form equals the classic fixture");
+        m
+    }
+
+    #[test]
+    fn classic_call_start_and_call_back() {
+        let m = roundtrip(json!({"type":"call_start","fromUser":"alice","toUser":"bob"}));
+        assert_eq!(m.kind, Kind::CallStart);
+        assert_eq!(m.to_user.as_deref(), Some("bob"));
+        let m = roundtrip(json!({"type":"call_back","fromUser":"bob","toUser":"alice","msg":"1"}));
+        assert_eq!(m.msg.as_deref(), Some(ACCEPT));
+        roundtrip(json!({"type":"call_back","fromUser":"bob","toUser":"alice","msg":"0"}));
+    }
+
+    #[test]
+    fn classic_offer_answer_ice_hangup() {
+        let sdp = "v=0\r\no=- 4611 2 IN IP4 127.0.0.1\r\ns=-\r\n";
+        let m = roundtrip(json!({"type":"offer","fromUser":"a","toUser":"b","sdp":sdp}));
+        assert_eq!(m.sdp.as_deref(), Some(sdp));
+        roundtrip(json!({"type":"answer","fromUser":"b","toUser":"a","sdp":sdp}));
+        let m = roundtrip(json!({"type":"_ice","fromUser":"a","toUser":"b","iceCandidate":{
+            "candidate":"candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host",
+            "sdpMid":"0","sdpMLineIndex":0}}));
+        let c = m.ice_candidate.unwrap();
+        assert_eq!(c.sdp_mid.as_deref(), Some("0"));
+        assert_eq!(c.sdp_m_line_index, Some(0));
+        roundtrip(json!({"type":"hangup","fromUser":"a","toUser":"b"}));
+    }
+
+    #[test]
+    fn server_notices_have_the_documented_shape() {
+        let n = Message::notice("alice", Code::Offline, "bob is not online");
+        let v: serde_json::Value = serde_json::from_str(&n.to_json()).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"call_back","fromUser":SYSTEM_NAME,"toUser":"alice",
+                   "msg":"bob is not online","code":"offline"})
+        );
+        let p = Message::presence("alice", vec!["alice".into(), "bob".into()]);
+        let v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
+        assert_eq!(v["type"], "presence");
+        assert_eq!(v["users"], json!(["alice", "bob"]));
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let m = Message::parse(r#"{"type":"hangup","toUser":"b","extra":[1,2],"x":null}"#).unwrap();
+        assert_eq!(m.kind, Kind::Hangup);
+    }
+
+    #[test]
+    fn bad_input_is_classified() {
+        let code = |s: &str| Message::parse(s).unwrap_err().code;
+        assert_eq!(code("not json"), Code::BadMessage);
+        assert_eq!(code("[1,2]"), Code::BadMessage);
+        assert_eq!(code(r#"{"toUser":"b"}"#), Code::BadMessage);
+        assert_eq!(code(r#"{"type":7}"#), Code::BadMessage);
+        assert_eq!(code(r#"{"type":"dance","toUser":"b"}"#), Code::UnknownType);
+        assert_eq!(code(r#"{"type":"offer","toUser":"b","sdp":5}"#), Code::BadMessage);
+        assert_eq!(code(r#"{"type":"_ice","iceCandidate":"x"}"#), Code::BadMessage);
+    }
+
+    #[test]
+    fn error_detail_truncates_hostile_type_names() {
+        let long = "x".repeat(10_000);
+        let e = Message::parse(&format!(r#"{{"type":"{long}"}}"#)).unwrap_err();
+        assert!(e.detail.len() < 100, "{}", e.detail.len());
+    }
+
+    #[test]
+    fn names() {
+        for ok in ["alice", "Bob_2", "a.b-c", "张伟", "Ölçü", "x", &"n".repeat(32)] {
+            assert_eq!(validate_name(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(validate_name(""), Err(NameError::Empty));
+        assert_eq!(validate_name(&"n".repeat(33)), Err(NameError::TooLong));
+        assert_eq!(validate_name(&"张".repeat(32)), Ok(()));
+        for (bad, c) in [
+            ("a b", ' '),
+            ("a/b", '/'),
+            ("<b>", '<'),
+            ("@duet", '@'),
+            ("a%20", '%'),
+        ] {
+            assert_eq!(validate_name(bad), Err(NameError::BadChar(c)), "{bad}");
+        }
+        assert!(validate_name(SYSTEM_NAME).is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! The signaling relay (server only): a socket-free core and the WebSocket shell around it.
+
+pub mod registry;
+pub mod ws;
+
+pub use registry::{Action, ConnId, Registry};
+pub use ws::{router, Hub};

@@ -1,0 +1,367 @@
+//! Integration tests: the real server (the same router `main` serves) on an ephemeral loopback
+//! port, and real WebSocket clients (tokio-tungstenite).
+//!
+//! "Nothing was forwarded" is asserted without sleeping: after the message under test, the same
+//! sender sends a marker to the same recipient; the relay keeps per-connection order, so the
+//! marker must be the next thing that arrives.
+
+use duet::relay::Hub;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn start() -> SocketAddr {
+    let conf = leptos::prelude::get_configuration(Some("Cargo.toml")).expect("leptos config");
+    let app = duet::server::app(conf.leptos_options, Hub::new());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+async fn connect(addr: SocketAddr, name: &str, key: Option<&str>) -> Client {
+    let mut c = try_connect(addr, name, key).await.expect("upgrade accepted");
+    // Every accepted connection is greeted with the presence list.
+    let hello = c.recv_any().await;
+    assert_eq!(hello["type"], "presence", "{hello}");
+    c
+}
+
+async fn try_connect(addr: SocketAddr, name: &str, key: Option<&str>) -> Result<Client, WsError> {
+    let mut url = format!("ws://{addr}/webrtc/{name}");
+    if let Some(k) = key {
+        url.push_str(&format!("?key={k}"));
+    }
+    let (ws, _) = connect_async(url).await?;
+    Ok(Client { ws })
+}
+
+impl Client {
+    async fn send(&mut self, v: Value) {
+        self.ws.send(WsMessage::Text(v.to_string().into())).await.unwrap();
+    }
+
+    async fn send_raw(&mut self, frame: WsMessage) {
+        self.ws.send(frame).await.unwrap();
+    }
+
+    /// The next frame, whatever it is, as JSON.
+    async fn recv_any(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame within 5 s")
+                .expect("socket open")
+                .expect("no socket error");
+            match frame {
+                WsMessage::Text(t) => return serde_json::from_str(&t).expect("server sends JSON"),
+                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame that is not a presence update.
+    async fn recv(&mut self) -> Value {
+        loop {
+            let v = self.recv_any().await;
+            if v["type"] != "presence" {
+                return v;
+            }
+        }
+    }
+
+    /// Waits for a presence update listing exactly `users`.
+    async fn presence(&mut self, users: &[&str]) {
+        loop {
+            let v = self.recv_any().await;
+            if v["type"] == "presence" && v["users"] == json!(users) {
+                return;
+            }
+        }
+    }
+
+    /// The close frame the server ends this connection with.
+    async fn closed_with(&mut self) -> (CloseCode, String) {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("close within 5 s")
+                .expect("a close frame before the end")
+                .expect("no socket error");
+            if let WsMessage::Close(Some(f)) = frame {
+                return (f.code, f.reason.to_string());
+            }
+        }
+    }
+}
+
+fn notice_code(v: &Value) -> &str {
+    assert_eq!(v["type"], "call_back", "{v}");
+    assert_eq!(v["fromUser"], duet::signal::SYSTEM_NAME, "{v}");
+    assert!(
+        v["msg"].as_str().is_some_and(|m| !m.is_empty()),
+        "human text: {v}"
+    );
+    v["code"].as_str().expect("code")
+}
+
+#[tokio::test]
+async fn relays_every_type_classic_shapes_and_stamps_the_sender() {
+    let addr = start().await;
+    let mut alice = connect(addr, "alice", Some("ka")).await;
+    let mut bob = connect(addr, "bob", Some("kb")).await;
+    let ice = json!({"candidate":"candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host","sdpMid":"0","sdpMLineIndex":0});
+
+    // A classic client sends fromUser itself; the server overwrites it regardless.
+    alice
+        .send(json!({"type":"call_start","fromUser":"mallory","toUser":"bob"}))
+        .await;
+    let m = bob.recv().await;
+    assert_eq!(m, json!({"type":"call_start","fromUser":"alice","toUser":"bob"}));
+
+    bob.send(json!({"type":"call_back","fromUser":"bob","toUser":"alice","msg":"1"}))
+        .await;
+    assert_eq!(
+        alice.recv().await,
+        json!({"type":"call_back","fromUser":"bob","toUser":"alice","msg":"1"})
+    );
+
+    alice
+        .send(json!({"type":"offer","fromUser":"alice","toUser":"bob","sdp":"v=0\r\n"}))
+        .await;
+    assert_eq!(
+        bob.recv().await,
+        json!({"type":"offer","fromUser":"alice","toUser":"bob","sdp":"v=0\r\n"})
+    );
+
+    bob.send(json!({"type":"answer","toUser":"alice","sdp":"v=0 a"}))
+        .await;
+    assert_eq!(alice.recv().await["sdp"], "v=0 a");
+
+    alice
+        .send(json!({"type":"_ice","toUser":"bob","iceCandidate":ice}))
+        .await;
+    assert_eq!(
+        bob.recv().await,
+        json!({"type":"_ice","fromUser":"alice","toUser":"bob","iceCandidate":ice})
+    );
+    bob.send(json!({"type":"_ice","toUser":"alice","iceCandidate":ice}))
+        .await;
+    assert_eq!(alice.recv().await["iceCandidate"], ice);
+
+    alice.send(json!({"type":"hangup","toUser":"bob"})).await;
+    assert_eq!(
+        bob.recv().await,
+        json!({"type":"hangup","fromUser":"alice","toUser":"bob"})
+    );
+}
+
+#[tokio::test]
+async fn a_spoofed_from_user_never_reaches_anyone() {
+    let addr = start().await;
+    let mut alice = connect(addr, "alice", None).await;
+    let mut bob = connect(addr, "bob", None).await;
+    let mut carol = connect(addr, "carol", None).await;
+    alice
+        .send(json!({"type":"call_back","fromUser":"carol","toUser":"bob","msg":"0","code":"offline"}))
+        .await;
+    let m = bob.recv().await;
+    assert_eq!(m["fromUser"], "alice");
+    assert!(m.get("code").is_none(), "clients cannot forge server codes: {m}");
+    // Carol, whose name was used, got nothing: the next thing she hears is alice's marker.
+    alice.send(json!({"type":"call_start","toUser":"carol"})).await;
+    let m = carol.recv().await;
+    assert_eq!(
+        (m["type"].as_str(), m["fromUser"].as_str()),
+        (Some("call_start"), Some("alice"))
+    );
+}
+
+#[tokio::test]
+async fn calling_an_offline_name_gets_the_offline_notice() {
+    let addr = start().await;
+    let mut alice = connect(addr, "alice", None).await;
+    alice
+        .send(json!({"type":"call_start","fromUser":"alice","toUser":"zoe"}))
+        .await;
+    let m = alice.recv().await;
+    assert_eq!(notice_code(&m), "offline");
+    assert!(m["msg"].as_str().unwrap().contains("zoe"));
+}
+
+#[tokio::test]
+async fn bad_input_gets_typed_errors_and_the_connection_stays_open() {
+    let addr = start().await;
+    let mut alice = connect(addr, "alice", None).await;
+    let mut bob = connect(addr, "bob", None).await;
+    let cases = [
+        (WsMessage::Text("{not json".into()), "bad_message"),
+        (
+            WsMessage::Text(r#"{"type":"teleport","toUser":"bob"}"#.into()),
+            "unknown_type",
+        ),
+        (
+            WsMessage::Text(r#"{"type":"offer","sdp":"v=0"}"#.into()),
+            "missing_recipient",
+        ),
+        (
+            WsMessage::Text(r#"{"type":"call_start","toUser":"alice"}"#.into()),
+            "to_self",
+        ),
+        (
+            WsMessage::Text(r#"{"type":"offer","toUser":"bob","sdp":42}"#.into()),
+            "bad_message",
+        ),
+        (WsMessage::Binary(vec![1u8, 2, 3].into()), "bad_message"),
+    ];
+    for (frame, code) in cases {
+        alice.send_raw(frame).await;
+        assert_eq!(notice_code(&alice.recv().await), code);
+    }
+    // Still open, and none of the above reached bob: the marker is the next thing he gets.
+    alice.send(json!({"type":"call_start","toUser":"bob"})).await;
+    assert_eq!(bob.recv().await["type"], "call_start");
+}
+
+#[tokio::test]
+async fn a_name_cannot_be_taken_over_while_its_owner_is_online() {
+    let addr = start().await;
+    let mut alice = connect(addr, "alice", Some("secret-a")).await;
+    let mut bob = connect(addr, "bob", None).await;
+    for key in [Some("guess"), None] {
+        let mut thief = try_connect(addr, "alice", key).await.expect("upgrade");
+        assert_eq!(notice_code(&thief.recv_any().await), "name_taken");
+        let (code, reason) = thief.closed_with().await;
+        assert_eq!(u16::from(code), duet::signal::CLOSE_NAME_TAKEN);
+        assert!(reason.contains("alice"), "{reason}");
+    }
+    // The owner is undisturbed and still reachable.
+    bob.send(json!({"type":"call_start","toUser":"alice"})).await;
+    assert_eq!(alice.recv().await["fromUser"], "bob");
+}
+
+#[tokio::test]
+async fn the_same_secret_replaces_the_old_connection() {
+    let addr = start().await;
+    let mut old = connect(addr, "alice", Some("secret-a")).await;
+    let mut bob = connect(addr, "bob", None).await;
+    let mut new = connect(addr, "alice", Some("secret-a")).await;
+    assert_eq!(notice_code(&old.recv().await), "replaced");
+    let (code, _) = old.closed_with().await;
+    assert_eq!(u16::from(code), duet::signal::CLOSE_REPLACED);
+    bob.send(json!({"type":"call_start","toUser":"alice"})).await;
+    assert_eq!(new.recv().await["fromUser"], "bob");
+}
+
+#[tokio::test]
+async fn names_are_checked_at_the_upgrade() {
+    let addr = start().await;
+    for bad in ["a%20b", "%40duet", "x%2Fy", &"n".repeat(33)] {
+        match try_connect(addr, bad, None).await {
+            Err(WsError::Http(resp)) => {
+                assert_eq!(resp.status(), 400, "{bad}");
+                let body = String::from_utf8(resp.body().clone().unwrap_or_default()).unwrap();
+                assert!(body.starts_with("invalid name"), "{bad}: {body}");
+            }
+            Err(e) => panic!("{bad}: unexpected error {e}"),
+            Ok(_) => panic!("{bad}: upgrade should be refused"),
+        }
+    }
+    // Unicode names work: 张伟.
+    let mut zhang = try_connect(addr, "%E5%BC%A0%E4%BC%9F", None)
+        .await
+        .expect("upgrade");
+    assert_eq!(zhang.recv_any().await["users"], json!(["张伟"]));
+}
+
+#[tokio::test]
+async fn presence_follows_joins_and_leaves_and_a_dropped_caller_ends_the_call() {
+    let addr = start().await;
+    let mut alice = connect(addr, "alice", None).await;
+    let mut bob = connect(addr, "bob", None).await;
+    alice.presence(&["alice", "bob"]).await;
+    alice.send(json!({"type":"call_start","toUser":"bob"})).await;
+    bob.recv().await;
+    bob.send(json!({"type":"call_back","toUser":"alice","msg":"1"}))
+        .await;
+    alice.recv().await;
+    // Alice's tab closes mid-call.
+    drop(alice);
+    let m = bob.recv().await;
+    assert_eq!(
+        m,
+        json!({"type":"hangup","fromUser":"alice","toUser":"bob","code":"peer_disconnected"})
+    );
+    bob.presence(&["bob"]).await;
+}
+
+#[tokio::test]
+async fn busy_callee_gets_no_second_call() {
+    let addr = start().await;
+    let mut alice = connect(addr, "alice", None).await;
+    let mut bob = connect(addr, "bob", None).await;
+    let mut carol = connect(addr, "carol", None).await;
+    alice.send(json!({"type":"call_start","toUser":"bob"})).await;
+    bob.recv().await;
+    carol.send(json!({"type":"call_start","toUser":"bob"})).await;
+    assert_eq!(notice_code(&carol.recv().await), "busy");
+    alice.send(json!({"type":"hangup","toUser":"bob"})).await;
+    assert_eq!(
+        bob.recv().await["type"],
+        "hangup",
+        "bob heard nothing of carol's attempt"
+    );
+}
+
+/// One plain HTTP/1.1 GET; returns (status, body).
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn pages_are_server_rendered() {
+    let addr = start().await;
+    let (status, body) = http_get(addr, "/u/alice").await;
+    assert_eq!(status, 200);
+    for needle in [
+        "id=\"remote-video\"",
+        "id=\"local-video\"",
+        "Friend's name",
+        "Ready to call",
+    ] {
+        assert!(body.contains(needle), "SSR HTML lacks {needle}");
+    }
+    let (status, body) = http_get(addr, "/call/bob").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Call bob on Duet"));
+    let (status, _) = http_get(addr, "/no/such/page").await;
+    assert_eq!(status, 404);
+    assert_eq!(http_get(addr, "/healthz").await, (200, "ok".into()));
+}

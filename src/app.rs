@@ -1,0 +1,82 @@
+//! The HTML shell, the router and the pages.
+//!
+//! Routes: `/` join (choose a name), `/u/{name}` the app as that name, `/call/{peer}` a link that
+//! opens the app ready to call `peer`. `/webrtc/{name}` is the signaling WebSocket (server).
+
+use crate::components::call_screen::CallScreen;
+use crate::components::join::JoinPage;
+use crate::signal::validate_name;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::path;
+
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover"/>
+                <meta name="description" content="Private one-to-one video calls"/>
+                <meta name="theme-color" content="#0f172a"/>
+                <link rel="icon" href="/favicon.ico"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/duet.css"/>
+        <Title text="Duet"/>
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("/") view=JoinPage/>
+                <Route path=path!("/call/:peer") view=JoinPage/>
+                <Route path=path!("/u/:name") view=CallPage/>
+            </Routes>
+        </Router>
+    }
+}
+
+/// `/u/{name}`: the app as `name`; `?call=peer` pre-fills the friend field.
+#[component]
+fn CallPage() -> impl IntoView {
+    let name = use_params_map().with_untracked(|p| p.get("name").unwrap_or_default());
+    let friend = use_query_map().with_untracked(|q| q.get("call").unwrap_or_default());
+    match validate_name(&name) {
+        Ok(()) => view! { <CallScreen me=name friend/> }.into_any(),
+        Err(e) => view! {
+            <main class="page message">
+                <h1>"That name won't work"</h1>
+                <p>{format!("“{name}”: {e}.")}</p>
+                <a class="btn primary" href="/">"Choose a name"</a>
+            </main>
+        }
+        .into_any(),
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+        resp.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <main class="page message">
+            <h1>"Page not found"</h1>
+            <a class="btn primary" href="/">"Open Duet"</a>
+        </main>
+    }
+}

@@ -1,0 +1,117 @@
+//! The browser shell (feature `hydrate`): runs the [`Effect`]s of the call state machine through
+//! web-sys and feeds what happens back as [`Event`]s. All logic lives in [`crate::call`].
+
+mod peer;
+mod socket;
+
+use crate::call::{Effect, Event, State};
+use leptos::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+thread_local! {
+    static STATE: Cell<Option<RwSignal<State>>> = const { Cell::new(None) };
+    static QUEUE: RefCell<VecDeque<Event>> = const { RefCell::new(VecDeque::new()) };
+    static DISPATCHING: Cell<bool> = const { Cell::new(false) };
+    static CLOCK: Cell<Option<IntervalHandle>> = const { Cell::new(None) };
+}
+
+const NAME_KEY: &str = "duet.name";
+const SECRET_KEY: &str = "duet.key";
+
+/// Starts the shell for `me`: remembers the name, opens the signaling socket, runs the clock.
+pub fn start(me: &str, state: RwSignal<State>, now: RwSignal<f64>) {
+    save(NAME_KEY, me);
+    STATE.set(Some(state));
+    now.set(js_sys::Date::now());
+    if let Ok(h) = set_interval_with_handle(move || now.set(js_sys::Date::now()), Duration::from_secs(1)) {
+        CLOCK.set(Some(h));
+    }
+    socket::connect(me, &secret());
+}
+
+/// Leaves the call screen: ends any call, closes the socket, stops the clock.
+pub fn stop() {
+    dispatch(Event::HangUp);
+    socket::close();
+    peer::teardown();
+    STATE.set(None);
+    if let Some(h) = CLOCK.take() {
+        h.clear();
+    }
+}
+
+/// True while a call screen is mounted.
+fn active() -> bool {
+    STATE.get().is_some()
+}
+
+/// Feeds one event to the state machine and runs the resulting effects. Events raised while
+/// effects run are queued, so transitions never nest.
+pub fn dispatch(event: Event) {
+    QUEUE.with(|q| q.borrow_mut().push_back(event));
+    if DISPATCHING.replace(true) {
+        return;
+    }
+    while let Some(event) = QUEUE.with(|q| q.borrow_mut().pop_front()) {
+        let Some(state) = STATE.get() else { continue };
+        let Some(current) = state.try_get_untracked() else {
+            continue;
+        };
+        let (next, effects) = current.step(event);
+        state.set(next);
+        effects.into_iter().for_each(run);
+    }
+    DISPATCHING.set(false);
+}
+
+fn run(effect: Effect) {
+    match effect {
+        Effect::Send(m) => socket::send(m.to_json()),
+        Effect::StartMedia => peer::start_media(),
+        Effect::CreateOffer => peer::create_offer(),
+        Effect::AnswerOffer(sdp) => peer::answer_offer(sdp),
+        Effect::AcceptAnswer(sdp) => peer::accept_answer(sdp),
+        Effect::AddIce(c) => peer::add_ice(c),
+        Effect::Teardown => peer::teardown(),
+        Effect::Reconnect => socket::reconnect_later(),
+    }
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+fn save(key: &str, value: &str) {
+    if let Some(s) = storage() {
+        let _ = s.set_item(key, value);
+    }
+}
+
+/// The name last used in this browser.
+pub fn saved_name() -> Option<String> {
+    storage()?.get_item(NAME_KEY).ok()?.filter(|n| !n.is_empty())
+}
+
+/// This browser's random secret: proves to the relay that a reconnect is the same person.
+fn secret() -> String {
+    if let Some(k) = storage().and_then(|s| s.get_item(SECRET_KEY).ok().flatten()) {
+        if !k.is_empty() {
+            return k;
+        }
+    }
+    let mut bytes = [0u8; 16];
+    let filled = web_sys::window()
+        .and_then(|w| w.crypto().ok())
+        .is_some_and(|c| c.get_random_values_with_u8_array(&mut bytes).is_ok());
+    if !filled {
+        // No Web Crypto: still unguessable enough to stop casual takeovers.
+        for b in &mut bytes {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    save(SECRET_KEY, &key);
+    key
+}

@@ -1,0 +1,293 @@
+//! Camera, microphone and the RTCPeerConnection, through web-sys.
+//!
+//! Each effect runs asynchronously and reports back with an [`Event`]. A generation counter,
+//! bumped by every teardown, keeps late results of an ended call (a camera that opens after the
+//! user hung up, say) from leaking into the next one.
+
+use super::dispatch;
+use crate::call::Event;
+use crate::signal::IceCandidate;
+use js_sys::Reflect;
+use std::cell::RefCell;
+use std::future::Future;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{
+    HtmlMediaElement, MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration,
+    RtcIceCandidateInit, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType,
+    RtcSessionDescriptionInit, RtcTrackEvent,
+};
+
+const LOCAL_VIDEO: &str = "local-video";
+const REMOTE_VIDEO: &str = "remote-video";
+
+/// Event handlers installed on the peer connection; kept alive as long as it is.
+struct Handlers {
+    _ice: Closure<dyn FnMut(RtcPeerConnectionIceEvent)>,
+    _track: Closure<dyn FnMut(RtcTrackEvent)>,
+    _state: Closure<dyn FnMut()>,
+}
+
+#[derive(Default)]
+struct Peer {
+    pc: Option<RtcPeerConnection>,
+    local: Option<MediaStream>,
+    handlers: Option<Handlers>,
+    generation: u32,
+}
+
+thread_local! {
+    static PEER: RefCell<Peer> = RefCell::new(Peer::default());
+}
+
+fn generation() -> u32 {
+    PEER.with(|p| p.borrow().generation)
+}
+
+fn connection() -> Option<RtcPeerConnection> {
+    PEER.with(|p| p.borrow().pc.clone())
+}
+
+/// Reports `event` only if the call it belongs to is still the current one.
+fn report(generation_at_start: u32, event: Event) {
+    if generation() == generation_at_start {
+        dispatch(event);
+    }
+}
+
+/// Runs a WebRTC step for the current call; a failure ends the call as a connection failure.
+fn spawn_step<F>(step: impl FnOnce(RtcPeerConnection, u32) -> F)
+where
+    F: Future<Output = Result<(), String>> + 'static,
+{
+    let Some(pc) = connection() else { return };
+    let at_start = generation();
+    let fut = step(pc, at_start);
+    spawn_local(async move {
+        if let Err(e) = fut.await {
+            leptos::logging::warn!("WebRTC step failed: {e}");
+            report(at_start, Event::PeerFailed);
+        }
+    });
+}
+
+/// "Name: message" of a thrown DOMException or Error.
+fn describe(e: JsValue) -> String {
+    let field = |k: &str| {
+        Reflect::get(&e, &JsValue::from_str(k))
+            .ok()
+            .and_then(|v| v.as_string())
+    };
+    match (field("name"), field("message")) {
+        (Some(n), Some(m)) => format!("{n}: {m}"),
+        (Some(n), None) => n,
+        _ => format!("{e:?}"),
+    }
+}
+
+pub fn start_media() {
+    let at_start = generation();
+    spawn_local(async move {
+        let result = match open_media().await {
+            Ok(stream) if generation() != at_start => {
+                stop_tracks(&stream); // hung up while the camera was opening
+                return;
+            }
+            Ok(stream) => install(&stream).inspect_err(|_| stop_tracks(&stream)),
+            Err(e) => Err(e),
+        };
+        report(
+            at_start,
+            match result {
+                Ok(()) => Event::MediaReady,
+                Err(e) => Event::MediaFailed(e),
+            },
+        );
+    });
+}
+
+async fn open_media() -> Result<MediaStream, String> {
+    let window = web_sys::window().ok_or("Error: no window")?;
+    // Browsers hide navigator.mediaDevices on plain-http origins other than localhost.
+    if !window.is_secure_context() {
+        return Err("Insecure: camera access needs https".into());
+    }
+    let devices = window.navigator().media_devices().map_err(describe)?;
+    let constraints = MediaStreamConstraints::new();
+    constraints.set_video(&JsValue::TRUE);
+    constraints.set_audio(&JsValue::TRUE);
+    let promise = devices
+        .get_user_media_with_constraints(&constraints)
+        .map_err(describe)?;
+    Ok(JsFuture::from(promise).await.map_err(describe)?.unchecked_into())
+}
+
+/// Creates the peer connection for `stream`, adds its tracks and wires the handlers.
+fn install(stream: &MediaStream) -> Result<(), String> {
+    // No ICE servers: host candidates connect on one LAN or machine. (STUN/TURN config: later.)
+    let pc = RtcPeerConnection::new_with_configuration(&RtcConfiguration::new()).map_err(describe)?;
+    for track in stream.get_tracks().iter() {
+        pc.add_track_0(&track.unchecked_into::<MediaStreamTrack>(), stream);
+    }
+    let ice = Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(|ev: RtcPeerConnectionIceEvent| {
+        // `None` (or an empty candidate) marks the end of gathering: nothing to send.
+        if let Some(c) = ev.candidate().filter(|c| !c.candidate().is_empty()) {
+            dispatch(Event::LocalIce(IceCandidate {
+                candidate: c.candidate(),
+                sdp_mid: c.sdp_mid(),
+                sdp_m_line_index: c.sdp_m_line_index(),
+                // Not in stable web-sys; read it the way JSON.stringify would.
+                username_fragment: Reflect::get(&c, &JsValue::from_str("usernameFragment"))
+                    .ok()
+                    .and_then(|v| v.as_string()),
+            }));
+        }
+    });
+    let track = Closure::<dyn FnMut(RtcTrackEvent)>::new(|ev: RtcTrackEvent| {
+        if let Ok(remote) = ev.streams().get(0).dyn_into::<MediaStream>() {
+            show(REMOTE_VIDEO, Some(&remote));
+        }
+    });
+    let watched = pc.clone();
+    let state = Closure::<dyn FnMut()>::new(move || match watched.connection_state() {
+        RtcPeerConnectionState::Connected => dispatch(Event::PeerConnected {
+            at_ms: js_sys::Date::now(),
+        }),
+        RtcPeerConnectionState::Failed => dispatch(Event::PeerFailed),
+        _ => {}
+    });
+    pc.set_onicecandidate(Some(ice.as_ref().unchecked_ref()));
+    pc.set_ontrack(Some(track.as_ref().unchecked_ref()));
+    pc.set_onconnectionstatechange(Some(state.as_ref().unchecked_ref()));
+    show(LOCAL_VIDEO, Some(stream));
+    PEER.with(|p| {
+        let mut p = p.borrow_mut();
+        p.pc = Some(pc);
+        p.local = Some(stream.clone());
+        p.handlers = Some(Handlers {
+            _ice: ice,
+            _track: track,
+            _state: state,
+        });
+    });
+    Ok(())
+}
+
+fn description(kind: RtcSdpType, sdp: &str) -> RtcSessionDescriptionInit {
+    let d = RtcSessionDescriptionInit::new(kind);
+    d.set_sdp(sdp);
+    d
+}
+
+/// Sets a freshly created offer/answer as the local description and returns its SDP.
+async fn set_local(pc: &RtcPeerConnection, created: JsValue, kind: RtcSdpType) -> Result<String, String> {
+    let sdp = Reflect::get(&created, &JsValue::from_str("sdp"))
+        .ok()
+        .and_then(|v| v.as_string())
+        .ok_or("created description has no SDP")?;
+    JsFuture::from(pc.set_local_description(&description(kind, &sdp)))
+        .await
+        .map_err(describe)?;
+    Ok(sdp)
+}
+
+pub fn create_offer() {
+    spawn_step(|pc, at_start| async move {
+        let offer = JsFuture::from(pc.create_offer()).await.map_err(describe)?;
+        let sdp = set_local(&pc, offer, RtcSdpType::Offer).await?;
+        report(at_start, Event::LocalOffer(sdp));
+        Ok(())
+    });
+}
+
+pub fn answer_offer(offer: String) {
+    spawn_step(|pc, at_start| async move {
+        JsFuture::from(pc.set_remote_description(&description(RtcSdpType::Offer, &offer)))
+            .await
+            .map_err(describe)?;
+        report(at_start, Event::RemoteDescriptionSet);
+        let answer = JsFuture::from(pc.create_answer()).await.map_err(describe)?;
+        let sdp = set_local(&pc, answer, RtcSdpType::Answer).await?;
+        report(at_start, Event::LocalAnswer(sdp));
+        Ok(())
+    });
+}
+
+pub fn accept_answer(answer: String) {
+    spawn_step(|pc, at_start| async move {
+        JsFuture::from(pc.set_remote_description(&description(RtcSdpType::Answer, &answer)))
+            .await
+            .map_err(describe)?;
+        report(at_start, Event::RemoteDescriptionSet);
+        Ok(())
+    });
+}
+
+pub fn add_ice(c: IceCandidate) {
+    let Some(pc) = connection() else { return };
+    let init = RtcIceCandidateInit::new(&c.candidate);
+    init.set_sdp_mid(c.sdp_mid.as_deref());
+    init.set_sdp_m_line_index(c.sdp_m_line_index);
+    if let Some(frag) = c.username_fragment.as_deref() {
+        let _ = Reflect::set(
+            &init,
+            &JsValue::from_str("usernameFragment"),
+            &JsValue::from_str(frag),
+        );
+    }
+    let promise = pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init));
+    spawn_local(async move {
+        // One bad candidate is not fatal: others may still connect.
+        if let Err(e) = JsFuture::from(promise).await {
+            leptos::logging::warn!("ignoring an ICE candidate: {}", describe(e));
+        }
+    });
+}
+
+/// Stops every local track (camera light off), closes the connection, clears the videos.
+pub fn teardown() {
+    let (pc, local, handlers) = PEER.with(|p| {
+        let mut p = p.borrow_mut();
+        p.generation = p.generation.wrapping_add(1);
+        (p.pc.take(), p.local.take(), p.handlers.take())
+    });
+    if let Some(stream) = local {
+        stop_tracks(&stream);
+    }
+    if let Some(pc) = pc {
+        pc.set_onicecandidate(None);
+        pc.set_ontrack(None);
+        pc.set_onconnectionstatechange(None);
+        pc.close();
+    }
+    // A handler may be what called us: drop the closures only after it has returned.
+    spawn_local(async move { drop(handlers) });
+    show(LOCAL_VIDEO, None);
+    show(REMOTE_VIDEO, None);
+}
+
+fn stop_tracks(stream: &MediaStream) {
+    for track in stream.get_tracks().iter() {
+        track.unchecked_into::<MediaStreamTrack>().stop();
+    }
+}
+
+fn show(id: &str, stream: Option<&MediaStream>) {
+    let Some(video) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(id))
+        .and_then(|e| e.dyn_into::<HtmlMediaElement>().ok())
+    else {
+        return;
+    };
+    video.set_src_object(stream);
+    if stream.is_some() {
+        if let Ok(playing) = video.play() {
+            // Autoplay refusals surface as a rejected promise; the element retries on its own.
+            spawn_local(async move {
+                let _ = JsFuture::from(playing).await;
+            });
+        }
+    }
+}

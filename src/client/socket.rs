@@ -1,0 +1,121 @@
+//! The signaling WebSocket (gloo-net): one task owns the socket, forwarding outgoing frames from
+//! a channel and incoming frames to [`dispatch`]. Reconnects with capped exponential backoff.
+
+use super::dispatch;
+use crate::call::Event;
+use crate::components::encode_segment;
+use crate::signal::Message;
+use futures::channel::mpsc;
+use futures::{FutureExt, SinkExt, StreamExt};
+use gloo_net::websocket::{futures::WebSocket, Message as WsMessage};
+use std::cell::{Cell, RefCell};
+use wasm_bindgen_futures::spawn_local;
+
+thread_local! {
+    static OUTBOX: RefCell<Option<mpsc::UnboundedSender<String>>> = const { RefCell::new(None) };
+    static URL: RefCell<String> = const { RefCell::new(String::new()) };
+    static FAILURES: Cell<u32> = const { Cell::new(0) };
+}
+
+pub fn connect(me: &str, secret: &str) {
+    let Some(location) = web_sys::window().map(|w| w.location()) else {
+        return;
+    };
+    let scheme = match location.protocol().as_deref() {
+        Ok("https:") => "wss",
+        _ => "ws",
+    };
+    let host = location.host().unwrap_or_default();
+    URL.with(|u| *u.borrow_mut() = format!("{scheme}://{host}/webrtc/{}?key={secret}", encode_segment(me)));
+    open();
+}
+
+fn open() {
+    if !super::active() {
+        return; // the call screen was left while a reconnect was pending
+    }
+    let url = URL.with(|u| u.borrow().clone());
+    let ws = match WebSocket::open(&url) {
+        Ok(ws) => ws,
+        Err(e) => {
+            leptos::logging::warn!("cannot open the signaling socket: {e}");
+            dispatch(Event::SocketClosed);
+            return;
+        }
+    };
+    let (tx, rx) = mpsc::unbounded();
+    OUTBOX.with(|o| *o.borrow_mut() = Some(tx));
+    spawn_local(pump(ws, rx));
+}
+
+async fn pump(ws: WebSocket, mut outgoing: mpsc::UnboundedReceiver<String>) {
+    let (mut sink, stream) = ws.split();
+    let mut incoming = stream.fuse();
+    let mut greeted = false;
+    loop {
+        futures::select! {
+            out = outgoing.next() => match out {
+                Some(text) => {
+                    if sink.send(WsMessage::Text(text)).await.is_err() {
+                        break;
+                    }
+                }
+                // `close()` dropped the sender: leave quietly, without reconnecting.
+                None => return,
+            },
+            frame = incoming.next() => match frame {
+                Some(Ok(WsMessage::Text(text))) => {
+                    if !greeted {
+                        // The relay greets every accepted connection with the presence list.
+                        greeted = true;
+                        FAILURES.set(0);
+                        dispatch(Event::SocketOpen);
+                    }
+                    match Message::parse(&text) {
+                        Ok(m) => dispatch(Event::Received(m)),
+                        Err(e) => leptos::logging::warn!("ignoring a malformed frame from the relay: {e}"),
+                    }
+                }
+                Some(Ok(WsMessage::Bytes(_))) | Some(Err(_)) => {}
+                None => break,
+            },
+        }
+    }
+    OUTBOX.with(|o| o.borrow_mut().take());
+    dispatch(Event::SocketClosed);
+}
+
+pub fn send(text: String) {
+    let sent = OUTBOX.with(|o| {
+        o.borrow()
+            .as_ref()
+            .is_some_and(|tx| tx.unbounded_send(text).is_ok())
+    });
+    if !sent {
+        leptos::logging::warn!("signaling socket is down; a message was not sent");
+    }
+}
+
+pub fn close() {
+    OUTBOX.with(|o| o.borrow_mut().take());
+}
+
+/// Waits 0.5 s, 1 s, 2 s … up to 10 s, then opens the socket again.
+pub fn reconnect_later() {
+    let failures = FAILURES.get();
+    FAILURES.set(failures.saturating_add(1));
+    let delay_ms = (500u32 << failures.min(5)).min(10_000);
+    spawn_local(async move {
+        sleep(delay_ms).await;
+        open();
+    });
+}
+
+async fn sleep(ms: u32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms as i32);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).map(|_| ()).await;
+}

@@ -1,0 +1,74 @@
+//! `/` and `/call/{peer}`: choose your name (remembered in this browser), then continue to the
+//! call screen.
+
+use super::encode_segment;
+use crate::signal::validate_name;
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos_router::hooks::{use_navigate, use_params_map};
+
+#[component]
+pub fn JoinPage() -> impl IntoView {
+    let peer = use_params_map()
+        .with_untracked(|p| p.get("peer"))
+        .filter(|p| validate_name(p).is_ok());
+    let name = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+
+    // The remembered name is only known in the browser, after hydration.
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if let Some(saved) = crate::client::saved_name() {
+            name.set(saved);
+        }
+    });
+
+    let navigate = use_navigate();
+    let target = peer.clone();
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let me = name.get_untracked().trim().to_owned();
+        if let Err(e) = validate_name(&me) {
+            error.set(Some(format!("{e}.")));
+            return;
+        }
+        let url = match &target {
+            Some(p) => format!("/u/{}?call={}", encode_segment(&me), encode_segment(p)),
+            None => format!("/u/{}", encode_segment(&me)),
+        };
+        navigate(&url, Default::default());
+    };
+
+    let heading = match &peer {
+        Some(p) => format!("Call {p} on Duet"),
+        None => "Duet".to_owned(),
+    };
+    view! {
+        <main class="page join">
+            <div class="logo" aria-hidden="true"></div>
+            <h1>{heading}</h1>
+            <p class="tagline">"Private one-to-one video calls, straight from browser to browser."</p>
+            <form class="join-form" on:submit=submit>
+                <label for="name">"Your name"</label>
+                <input
+                    id="name"
+                    name="name"
+                    type="text"
+                    autocomplete="nickname"
+                    autocapitalize="off"
+                    spellcheck="false"
+                    required
+                    placeholder="e.g. alice"
+                    prop:value=move || name.get()
+                    on:input=move |ev| {
+                        name.set(event_target_value(&ev));
+                        error.set(None);
+                    }
+                />
+                <p class="hint">"Letters, digits, “_”, “-” or “.”, up to 32 characters."</p>
+                <p class="error" role="alert">{move || error.get()}</p>
+                <button class="btn primary" type="submit">"Continue"</button>
+            </form>
+        </main>
+    }
+}

@@ -1,0 +1,25 @@
+//! Duet: self-hosted one-to-one video calls.
+//!
+//! Shared by both builds: [`signal`] (the wire protocol), [`call`] (the pure call state machine)
+//! and [`app`]/[`components`] (the Leptos UI, rendered on the server and hydrated in the browser).
+//! Server-only code lives behind the `ssr` feature, browser-only code behind `hydrate`.
+
+pub mod app;
+pub mod call;
+pub mod components;
+pub mod signal;
+
+#[cfg(feature = "hydrate")]
+pub mod client;
+#[cfg(feature = "ssr")]
+pub mod relay;
+#[cfg(feature = "ssr")]
+pub mod server;
+
+/// Browser entry point, called by the JS glue cargo-leptos generates.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,38 @@
+import { defineConfig } from '@playwright/test';
+
+// `cargo leptos end-to-end` builds, starts the server on 127.0.0.1:3000 and runs this suite;
+// global-setup waits until the server answers. DUET_E2E_SMOKE=1 (used for the release build)
+// runs only the tests tagged @smoke.
+export default defineConfig({
+  testDir: './tests',
+  globalSetup: './global-setup.ts',
+  timeout: 60_000,
+  expect: { timeout: 15_000 },
+  // Two cores: one test at a time (each runs two or three browser pages with live video).
+  workers: 1,
+  fullyParallel: false,
+  retries: 0,
+  grep: process.env.DUET_E2E_SMOKE ? /@smoke/ : undefined,
+  reporter: [['list']],
+  outputDir: 'test-results',
+  use: {
+    baseURL: 'http://127.0.0.1:3000',
+    trace: 'retain-on-failure',
+    screenshot: 'only-on-failure',
+    launchOptions: {
+      // Playwright's own browser download cannot work here: Debian's Chromium.
+      executablePath: '/usr/bin/chromium',
+      args: [
+        '--use-fake-ui-for-media-stream',
+        '--use-fake-device-for-media-stream',
+        '--allow-loopback-in-peer-connection',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+        '--disable-sync',
+      ],
+    },
+  },
+});

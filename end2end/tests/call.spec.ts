@@ -1,0 +1,134 @@
+import { test, expect } from '@playwright/test';
+import {
+  Person,
+  connectCall,
+  expectOnline,
+  goOnline,
+  keepLocalTracks,
+  liveLocalTracks,
+  newPerson,
+  ring,
+  status,
+  uniqueName,
+  videosCleared,
+  watchErrors,
+} from './helpers';
+
+let people: Person[] = [];
+
+test.beforeEach(async ({ browser }) => {
+  people = [await newPerson(browser, uniqueName('alice')), await newPerson(browser, uniqueName('bob'))];
+  await Promise.all(people.map(goOnline));
+  const [a, b] = people;
+  // Each sees the other in the online list.
+  await expect(a.page.getByRole('button', { name: `Call ${b.name}` })).toBeVisible();
+  await expect(b.page.getByRole('button', { name: `Call ${a.name}` })).toBeVisible();
+});
+
+test.afterEach(async () => {
+  for (const p of people) {
+    expect(p.errors, `${p.name} had no page or console errors`).toEqual([]);
+    await p.ctx.close();
+  }
+});
+
+test('@smoke a calls b, b accepts, both see each other; a hangs up and b returns to idle', async () => {
+  const [a, b] = people;
+  const t = await connectCall(a, b);
+  console.log(`[figure] call setup, Accept click -> first remote frame: caller ${t.acceptToFrameA} ms, callee ${t.acceptToFrameB} ms`);
+  test.info().annotations.push({ type: 'setup-ms', description: JSON.stringify(t) });
+
+  // Own video is the small picture-in-picture, remote fills the screen.
+  const local = await a.page.locator('#local-video').boundingBox();
+  const remote = await a.page.locator('#remote-video').boundingBox();
+  expect(local!.width * local!.height).toBeLessThan((remote!.width * remote!.height) / 4);
+
+  expect(await keepLocalTracks(a.page)).toBe(2);
+  expect(await keepLocalTracks(b.page)).toBe(2);
+  await a.page.getByRole('button', { name: 'Hang up' }).click();
+
+  await expect(status(a.page)).toHaveText(`Call with ${b.name} ended`);
+  await expect(status(b.page)).toHaveText(`${a.name} hung up`);
+  for (const p of [a, b]) {
+    await expect.poll(() => liveLocalTracks(p.page), { message: `${p.name}'s camera and mic stopped` }).toBe(0);
+    expect(await videosCleared(p.page)).toBe(true);
+    await expect(p.page.getByRole('button', { name: 'Call', exact: true })).toBeVisible();
+  }
+});
+
+test('the callee can hang up too, and both can call again', async () => {
+  const [a, b] = people;
+  await connectCall(a, b);
+  await keepLocalTracks(a.page);
+  await b.page.getByRole('button', { name: 'Hang up' }).click();
+  await expect(status(a.page)).toHaveText(`${b.name} hung up`);
+  await expect.poll(() => liveLocalTracks(a.page)).toBe(0);
+  // Roles swapped: b calls a this time, using the friend field.
+  await b.page.getByLabel("Friend's name").fill(a.name);
+  await b.page.getByRole('button', { name: 'Call', exact: true }).click();
+  await expect(a.page.getByRole('alertdialog')).toContainText(b.name);
+  await a.page.getByRole('button', { name: 'Accept' }).click();
+  await expect(status(b.page)).toContainText(`In call with ${a.name}`);
+  await expect(status(a.page)).toContainText(`In call with ${b.name}`);
+});
+
+test('decline: the caller is told, and no camera was opened', async () => {
+  const [a, b] = people;
+  await ring(a, b);
+  await b.page.getByRole('button', { name: 'Decline' }).click();
+  await expect(status(a.page)).toHaveText(`${b.name} declined the call`);
+  await expect(status(b.page)).toHaveText(`You declined ${a.name}'s call`);
+  await expect(b.page.getByRole('alertdialog')).toHaveCount(0);
+  for (const p of [a, b]) expect(await videosCleared(p.page)).toBe(true);
+});
+
+test('the caller cancels while it rings: the sheet disappears', async () => {
+  const [a, b] = people;
+  await ring(a, b);
+  await a.page.getByRole('button', { name: 'Cancel' }).click();
+  await expect(b.page.getByRole('alertdialog')).toHaveCount(0);
+  await expect(status(b.page)).toHaveText(`Missed call from ${a.name}`);
+  await expect(status(a.page)).toHaveText(`Call to ${b.name} cancelled`);
+});
+
+test('calling a name that is not online says so', async () => {
+  const [a] = people;
+  const ghost = uniqueName('nobody');
+  await a.page.getByLabel("Friend's name").fill(ghost);
+  await a.page.getByRole('button', { name: 'Call', exact: true }).click();
+  await expect(status(a.page)).toHaveText(`${ghost} is not online`);
+  await expect(a.page.getByRole('button', { name: 'Call', exact: true })).toBeVisible();
+});
+
+test('closing the tab mid-call ends the call for the peer', async () => {
+  const [a, b] = people;
+  await connectCall(a, b);
+  await keepLocalTracks(b.page);
+  await a.page.close();
+  await expect(status(b.page)).toHaveText(`${a.name} lost the connection; call ended`);
+  await expect.poll(() => liveLocalTracks(b.page)).toBe(0);
+});
+
+test('reload keeps the name, the session and the remembered name', async () => {
+  const [a, b] = people;
+  await a.page.reload();
+  await expectOnline(a.page);
+  await expect(a.page.locator('header .me')).toHaveText(a.name);
+  // Still reachable under the same name after the reload.
+  await ring(b, a);
+  await a.page.getByRole('button', { name: 'Decline' }).click();
+  // The join page offers the remembered name.
+  await a.page.goto('/');
+  await expect(a.page.getByLabel('Your name')).toHaveValue(a.name);
+});
+
+test('a name in use cannot be taken over by someone else', async ({ browser }) => {
+  const [a, b] = people;
+  const thief = await newPerson(browser, a.name);
+  people.push(thief);
+  await thief.page.goto(`/u/${a.name}`);
+  await expect(thief.page.getByRole('alert')).toContainText('in use by someone else');
+  await expect(thief.page.locator('header .link')).toHaveClass(/link-refused/);
+  // The owner still gets calls.
+  await ring(b, a);
+});

@@ -1,0 +1,65 @@
+import { test, expect } from '@playwright/test';
+import { expectOnline, status, uniqueName, watchErrors } from './helpers';
+
+test('@smoke pages hydrate without errors', async ({ page }) => {
+  const errors = watchErrors(page);
+  for (const path of ['/', '/call/bob', `/u/${uniqueName('hydra')}`]) {
+    await page.goto(path);
+    await expect(page.locator('body')).not.toBeEmpty();
+  }
+  await expectOnline(page);
+  expect(errors).toEqual([]);
+});
+
+test('join: choose a name, continue, and the name is remembered', async ({ page }) => {
+  const errors = watchErrors(page);
+  const name = uniqueName('joiner');
+  await page.goto('/');
+  await page.getByLabel('Your name').fill('bad name!');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page.getByRole('alert')).toContainText('not allowed in a name');
+  await page.getByLabel('Your name').fill(name);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page).toHaveURL(new RegExp(`/u/${name}$`));
+  await expectOnline(page);
+  await expect(status(page)).toHaveText('Ready to call');
+  expect(errors).toEqual([]);
+});
+
+test('a call link opens the app ready to call that person, Unicode names work', async ({ page }) => {
+  const errors = watchErrors(page);
+  const me = uniqueName('张伟');
+  await page.goto('/call/bob');
+  await expect(page.getByRole('heading')).toHaveText('Call bob on Duet');
+  await page.getByLabel('Your name').fill(me);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expectOnline(page);
+  await expect(page.locator('header .me')).toHaveText(me);
+  await expect(page.getByLabel("Friend's name")).toHaveValue('bob');
+  expect(errors).toEqual([]);
+});
+
+test('camera refused: a clear message and no stuck state', async ({ browser, playwright }) => {
+  // A browser without the fake-UI flag: Playwright dismisses the permission prompt (denies).
+  const denying = await playwright.chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--use-fake-device-for-media-stream', '--allow-loopback-in-peer-connection', '--no-sandbox', '--disable-gpu'],
+  });
+  try {
+    const callee = await (await denying.newContext()).newPage();
+    const caller = await (await browser.newContext()).newPage();
+    const [calleeName, callerName] = [uniqueName('shy'), uniqueName('eager')];
+    await callee.goto(`/u/${calleeName}`);
+    await caller.goto(`/u/${callerName}`);
+    await expectOnline(callee);
+    await expectOnline(caller);
+    await caller.getByRole('button', { name: `Call ${calleeName}` }).click();
+    await callee.getByRole('button', { name: 'Accept' }).click();
+    await expect(status(callee)).toHaveText(/Camera and microphone access was denied/);
+    await expect(status(caller)).toHaveText(`${calleeName} hung up`);
+    await expect(callee.getByRole('button', { name: 'Call', exact: true })).toBeVisible();
+    await caller.context().close();
+  } finally {
+    await denying.close();
+  }
+});

@@ -164,7 +164,9 @@ fn install(stream: &MediaStream) -> Result<(), String> {
     PEER.with(|p| {
         let mut p = p.borrow_mut();
         p.pc = Some(pc);
-        p.local = Some(stream.clone());
+        // Not `stream.clone()`: web-sys binds JS `MediaStream.clone()` under that name, which would
+        // copy the tracks, and teardown would then stop the copies while the camera stays on.
+        p.local = Some(Clone::clone(stream));
         p.handlers = Some(Handlers {
             _ice: ice,
             _track: track,

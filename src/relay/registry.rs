@@ -9,7 +9,9 @@
 //! - `partner` is symmetric: `partner[a] == b` iff `partner[b] == a`, and both are online;
 //! - every forwarded message carries the sender's real name in `fromUser`.
 
-use crate::signal::{validate_name, Code, Kind, Message, ProtocolError, CLOSE_NAME_TAKEN, CLOSE_REPLACED};
+use crate::signal::{
+    validate_name, Code, Kind, Message, ProtocolError, CLOSE_NAME_TAKEN, CLOSE_REPLACED, DECLINE,
+};
 use std::collections::{BTreeMap, HashMap};
 
 /// Identifies one WebSocket connection for the lifetime of the process.
@@ -196,15 +198,12 @@ impl Registry {
                 self.partner.insert(from.to_owned(), to.clone());
                 self.partner.insert(to.clone(), from.to_owned());
             }
-            Kind::CallBack if m.msg.as_deref() == Some(crate::signal::DECLINE) => {
-                if self.partner_of(from) == Some(to.as_str()) {
-                    self.end_call(from);
-                }
-            }
-            Kind::Hangup => {
-                if self.partner_of(from) == Some(to.as_str()) {
-                    self.end_call(from);
-                }
+            // A decline or a hang-up between the two parties ends their call.
+            Kind::CallBack | Kind::Hangup
+                if (m.kind == Kind::Hangup || m.msg.as_deref() == Some(DECLINE))
+                    && self.partner_of(from) == Some(to.as_str()) =>
+            {
+                self.end_call(from);
             }
             _ => {}
         }

@@ -159,7 +159,7 @@ fn dialer(
                                     >
                                         <span class="avatar" aria-hidden="true">{initial(&name)}</span>
                                         <span class="who">{name.clone()}</span>
-                                        <span class="call-icon" aria-hidden="true">"📞"</span>
+                                        <PhoneIcon/>
                                     </button>
                                 </li>
                             }
@@ -169,6 +169,19 @@ fn dialer(
             </Show>
             <a class="share" href=share>"Your call link"</a>
         </section>
+    }
+}
+
+/// A handset glyph as inline SVG: emoji fonts are missing on many systems.
+#[component]
+fn PhoneIcon() -> impl IntoView {
+    view! {
+        <svg class="call-icon" viewBox="0 0 24 24" width="22" height="22" aria-hidden="true">
+            <path
+                fill="currentColor"
+                d="M6.62 10.79a15.05 15.05 0 0 0 6.59 6.59l2.2-2.2a1 1 0 0 1 1.01-.24c1.12.37 2.33.57 3.58.57a1 1 0 0 1 1 1V20a1 1 0 0 1-1 1C10.61 21 3 13.39 3 4a1 1 0 0 1 1-1h3.5a1 1 0 0 1 1 1c0 1.25.2 2.46.57 3.58a1 1 0 0 1-.25 1.01l-2.2 2.2z"
+            ></path>
+        </svg>
     }
 }
 

@@ -203,12 +203,23 @@ pub fn create_offer() {
     });
 }
 
+/// Applies the peer's description and reports it, which releases queued ICE candidates.
+async fn set_remote(
+    pc: &RtcPeerConnection,
+    kind: RtcSdpType,
+    sdp: &str,
+    at_start: u32,
+) -> Result<(), String> {
+    JsFuture::from(pc.set_remote_description(&description(kind, sdp)))
+        .await
+        .map_err(describe)?;
+    report(at_start, Event::RemoteDescriptionSet);
+    Ok(())
+}
+
 pub fn answer_offer(offer: String) {
     spawn_step(|pc, at_start| async move {
-        JsFuture::from(pc.set_remote_description(&description(RtcSdpType::Offer, &offer)))
-            .await
-            .map_err(describe)?;
-        report(at_start, Event::RemoteDescriptionSet);
+        set_remote(&pc, RtcSdpType::Offer, &offer, at_start).await?;
         let answer = JsFuture::from(pc.create_answer()).await.map_err(describe)?;
         let sdp = set_local(&pc, answer, RtcSdpType::Answer).await?;
         report(at_start, Event::LocalAnswer(sdp));
@@ -217,13 +228,7 @@ pub fn answer_offer(offer: String) {
 }
 
 pub fn accept_answer(answer: String) {
-    spawn_step(|pc, at_start| async move {
-        JsFuture::from(pc.set_remote_description(&description(RtcSdpType::Answer, &answer)))
-            .await
-            .map_err(describe)?;
-        report(at_start, Event::RemoteDescriptionSet);
-        Ok(())
-    });
+    spawn_step(|pc, at_start| async move { set_remote(&pc, RtcSdpType::Answer, &answer, at_start).await });
 }
 
 pub fn add_ice(c: IceCandidate) {

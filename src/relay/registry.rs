@@ -103,14 +103,7 @@ impl Registry {
         };
         self.users.remove(&name);
         let mut actions = Vec::new();
-        if let Some(peer) = self.end_call(&name) {
-            if let Some(peer_conn) = self.conn_of(&peer) {
-                let mut bye = Message::to(Kind::Hangup, &peer);
-                bye.from_user = Some(name.clone());
-                bye.code = Some(Code::PeerDisconnected);
-                actions.push(Action::Send(peer_conn, bye));
-            }
-        }
+        actions.extend(self.hang_up_for(&name, Some(Code::PeerDisconnected)));
         self.broadcast_presence(&mut actions);
         actions
     }
@@ -187,13 +180,7 @@ impl Registry {
                 }
                 // Calling someone new abandons whatever call the caller had going.
                 if self.partner_of(from).is_some_and(|p| p != to) {
-                    if let Some(old) = self.end_call(from) {
-                        if let Some(old_conn) = self.conn_of(&old) {
-                            let mut bye = Message::to(Kind::Hangup, &old);
-                            bye.from_user = Some(from.to_owned());
-                            actions.push(Action::Send(old_conn, bye));
-                        }
-                    }
+                    actions.extend(self.hang_up_for(from, None));
                 }
                 self.partner.insert(from.to_owned(), to.clone());
                 self.partner.insert(to.clone(), from.to_owned());
@@ -213,6 +200,16 @@ impl Registry {
 
     fn conn_of(&self, name: &str) -> Option<ConnId> {
         self.users.get(name).map(|u| u.conn)
+    }
+
+    /// Ends `name`'s call on their behalf: the partner gets a `hangup` from `name`.
+    fn hang_up_for(&mut self, name: &str, code: Option<Code>) -> Option<Action> {
+        let peer = self.end_call(name)?;
+        let peer_conn = self.conn_of(&peer)?;
+        let mut bye = Message::to(Kind::Hangup, &peer);
+        bye.from_user = Some(name.to_owned());
+        bye.code = code;
+        Some(Action::Send(peer_conn, bye))
     }
 
     /// Removes `name`'s call, returning the former partner.

@@ -448,7 +448,10 @@ impl State {
         let text = m.msg.unwrap_or_default();
         match m.code {
             Some(Code::NameTaken | Code::Replaced) => self.link = Link::Refused(text),
-            Some(code @ (Code::Offline | Code::Busy | Code::NotOnline))
+            // Our client only sends call messages within a call; this arrives after races (both
+            // sides hanging up at once) and means nothing to the user.
+            Some(Code::NotInCall) => {}
+            Some(code @ (Code::Offline | Code::Busy | Code::NotOnline | Code::NoAnswer))
                 if matches!(self.phase, Phase::Calling { .. }) =>
             {
                 self.end(
@@ -764,7 +767,7 @@ mod tests {
 
     #[test]
     fn offline_and_busy_notices_end_the_attempt() {
-        for code in [Code::Offline, Code::Busy] {
+        for code in [Code::Offline, Code::Busy, Code::NoAnswer] {
             let mut n = Message::notice("alice", code, "nope");
             n.from_user = Some(SYSTEM_NAME.into());
             let (s, _) = run(
@@ -782,6 +785,14 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn not_in_call_notices_are_not_shown() {
+        let n = Message::notice("alice", Code::NotInCall, "you are not in a call with bob");
+        let (s, fx) = State::new("alice").step(Event::Received(n));
+        assert!(fx.is_empty());
+        assert_eq!(s.notice, None);
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod signal;
 #[cfg(feature = "hydrate")]
 pub mod client;
 #[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
 pub mod relay;
 #[cfg(feature = "ssr")]
 pub mod server;

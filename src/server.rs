@@ -1,12 +1,16 @@
 //! Server assembly: configuration, the router (Leptos SSR pages + the signaling relay + static
-//! files) and serving with graceful shutdown.
+//! files), the relay's clock, and serving with graceful shutdown.
 
 use crate::app::{shell, App};
+use crate::config::{Config, LogFormat};
 use crate::relay::{self, Hub};
 use axum::Router;
+use clap::Parser;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// The whole application router. Tests build the same one.
@@ -22,13 +26,54 @@ pub fn app(leptos_options: LeptosOptions, hub: Arc<Hub>) -> Router {
     relay::router(hub).merge(pages)
 }
 
+/// Serves `router` on `listener` (with client addresses, which the relay's per-IP limit needs)
+/// and drives the relay's clock, until `shutdown` completes; then tells every client and closes.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    hub: Arc<Hub>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let ticker = tokio::spawn({
+        let hub = Arc::clone(&hub);
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                hub.tick();
+            }
+        }
+    });
+    let hub_for_shutdown = Arc::clone(&hub);
+    let result = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: telling clients");
+        hub_for_shutdown.shutdown();
+    })
+    .await;
+    // Upgraded WebSockets outlive axum's graceful shutdown: give them a bounded moment to send
+    // their close frames.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while hub.connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ticker.abort();
+    result
+}
+
 pub async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let config = Config::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let conf = match get_configuration(None) {
         Ok(conf) => conf,
         Err(e) => {
@@ -36,7 +81,11 @@ pub async fn main() {
             std::process::exit(2);
         }
     };
-    let addr = conf.leptos_options.site_addr;
+    let mut options = conf.leptos_options;
+    if let Some(addr) = config.addr {
+        options.site_addr = addr;
+    }
+    let addr = options.site_addr;
     let listener = match TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -44,12 +93,10 @@ pub async fn main() {
             std::process::exit(2);
         }
     };
-    tracing::info!("Duet listening on http://{addr}");
-    let router = app(conf.leptos_options, Hub::new());
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-    {
+    tracing::info!(?config, "Duet listening on http://{addr}");
+    let hub = Hub::new(config.relay());
+    let router = app(options, Arc::clone(&hub));
+    if let Err(e) = serve(listener, router, hub, shutdown_signal()).await {
         tracing::error!(error = %e, "server stopped with an error");
     }
 }
@@ -69,5 +116,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    tracing::info!("shutting down");
 }

@@ -100,11 +100,46 @@ pub enum Code {
     NameTaken,
     /// This connection was replaced by a newer one with the same name and secret.
     Replaced,
-    /// The other party's connection went away during the call.
+    /// The other party's connection went away during the call and did not come back in time.
     PeerDisconnected,
+    /// `offer`/`answer`/`_ice`/`hangup` (or an accept/decline) to someone you are not in a call
+    /// with.
+    NotInCall,
+    /// The callee did not answer within the ring timeout.
+    NoAnswer,
+    /// The caller hung up before the call was answered.
+    Cancelled,
+    /// Too many messages too fast; more is dropped, and a persistent flood is disconnected.
+    RateLimited,
+    /// A message over the size limit.
+    TooLarge,
+    /// The server or this address has reached its connection limit.
+    TooManyConnections,
+    /// The server is shutting down.
+    ServerShutdown,
 }
 
 impl Code {
+    pub const ALL: [Code; 17] = [
+        Code::Offline,
+        Code::Busy,
+        Code::BadMessage,
+        Code::UnknownType,
+        Code::MissingRecipient,
+        Code::ToSelf,
+        Code::NotOnline,
+        Code::NameTaken,
+        Code::Replaced,
+        Code::PeerDisconnected,
+        Code::NotInCall,
+        Code::NoAnswer,
+        Code::Cancelled,
+        Code::RateLimited,
+        Code::TooLarge,
+        Code::TooManyConnections,
+        Code::ServerShutdown,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Code::Offline => "offline",
@@ -117,6 +152,13 @@ impl Code {
             Code::NameTaken => "name_taken",
             Code::Replaced => "replaced",
             Code::PeerDisconnected => "peer_disconnected",
+            Code::NotInCall => "not_in_call",
+            Code::NoAnswer => "no_answer",
+            Code::Cancelled => "cancelled",
+            Code::RateLimited => "rate_limited",
+            Code::TooLarge => "too_large",
+            Code::TooManyConnections => "too_many_connections",
+            Code::ServerShutdown => "server_shutdown",
         }
     }
 }
@@ -362,6 +404,18 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
         assert_eq!(v["type"], "presence");
         assert_eq!(v["users"], json!(["alice", "bob"]));
+    }
+
+    #[test]
+    fn code_names_on_the_wire_match_as_str_and_the_docs() {
+        let docs = include_str!("../docs/protocol.md");
+        for code in Code::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
+            assert!(
+                docs.contains(&format!("| `{code}` |")),
+                "docs/protocol.md documents {code}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! sender sends a marker to the same recipient; the relay keeps per-connection order, so the
 //! marker must be the next thing that arrives.
 
-use duet::relay::Hub;
+use duet::relay::{Hub, RelayConfig, Timing};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -19,11 +19,17 @@ use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 const WAIT: Duration = Duration::from_secs(5);
 
 async fn start() -> SocketAddr {
+    start_with(RelayConfig::default()).await
+}
+
+/// The real server (same router, same serve loop as `main`) on an ephemeral loopback port.
+async fn start_with(config: RelayConfig) -> SocketAddr {
     let conf = leptos::prelude::get_configuration(Some("Cargo.toml")).expect("leptos config");
-    let app = duet::server::app(conf.leptos_options, Hub::new());
+    let hub = Hub::new(config);
+    let app = duet::server::app(conf.leptos_options, hub.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(duet::server::serve(listener, app, hub, std::future::pending()));
     addr
 }
 
@@ -176,7 +182,7 @@ async fn a_spoofed_from_user_never_reaches_anyone() {
     let mut bob = connect(addr, "bob", None).await;
     let mut carol = connect(addr, "carol", None).await;
     alice
-        .send(json!({"type":"call_back","fromUser":"carol","toUser":"bob","msg":"0","code":"offline"}))
+        .send(json!({"type":"call_back","fromUser":"carol","toUser":"bob","msg":"hello","code":"offline"}))
         .await;
     let m = bob.recv().await;
     assert_eq!(m["fromUser"], "alice");
@@ -287,9 +293,19 @@ async fn names_are_checked_at_the_upgrade() {
     assert_eq!(zhang.recv_any().await["users"], json!(["张伟"]));
 }
 
+fn timing(ring_timeout_ms: u64, grace_ms: u64) -> RelayConfig {
+    RelayConfig {
+        timing: Timing {
+            ring_timeout_ms,
+            grace_ms,
+        },
+        ..RelayConfig::default()
+    }
+}
+
 #[tokio::test]
 async fn presence_follows_joins_and_leaves_and_a_dropped_caller_ends_the_call() {
-    let addr = start().await;
+    let addr = start_with(timing(30_000, 300)).await;
     let mut alice = connect(addr, "alice", None).await;
     let mut bob = connect(addr, "bob", None).await;
     alice.presence(&["alice", "bob"]).await;
@@ -298,14 +314,51 @@ async fn presence_follows_joins_and_leaves_and_a_dropped_caller_ends_the_call() 
     bob.send(json!({"type":"call_back","toUser":"alice","msg":"1"}))
         .await;
     alice.recv().await;
-    // Alice's tab closes mid-call.
+    // Alice's tab closes mid-call: she leaves the list at once, the call ends after the grace.
     drop(alice);
+    bob.presence(&["bob"]).await;
     let m = bob.recv().await;
     assert_eq!(
         m,
         json!({"type":"hangup","fromUser":"alice","toUser":"bob","code":"peer_disconnected"})
     );
+}
+
+#[tokio::test]
+async fn a_signaling_blip_within_the_grace_period_keeps_the_call() {
+    let addr = start_with(timing(30_000, 60_000)).await;
+    let mut alice = connect(addr, "alice", Some("ka")).await;
+    let mut bob = connect(addr, "bob", None).await;
+    alice.send(json!({"type":"call_start","toUser":"bob"})).await;
+    bob.recv().await;
+    bob.send(json!({"type":"call_back","toUser":"alice","msg":"1"}))
+        .await;
+    alice.recv().await;
+    drop(alice);
     bob.presence(&["bob"]).await;
+    let mut alice = connect(addr, "alice", Some("ka")).await;
+    // The call survived: ICE still flows both ways, and nobody was told of a hang-up.
+    bob.send(json!({"type":"_ice","toUser":"alice","iceCandidate":{"candidate":"c2"}}))
+        .await;
+    assert_eq!(alice.recv().await["iceCandidate"]["candidate"], "c2");
+    alice
+        .send(json!({"type":"_ice","toUser":"bob","iceCandidate":{"candidate":"c3"}}))
+        .await;
+    assert_eq!(bob.recv().await["type"], "_ice");
+}
+
+#[tokio::test]
+async fn an_unanswered_call_times_out() {
+    let addr = start_with(timing(300, 10_000)).await;
+    let mut alice = connect(addr, "alice", None).await;
+    let mut bob = connect(addr, "bob", None).await;
+    alice.send(json!({"type":"call_start","toUser":"bob"})).await;
+    assert_eq!(bob.recv().await["type"], "call_start");
+    assert_eq!(notice_code(&alice.recv().await), "no_answer");
+    assert_eq!(
+        bob.recv().await,
+        json!({"type":"hangup","fromUser":"alice","toUser":"bob","code":"no_answer"})
+    );
 }
 
 #[tokio::test]
@@ -364,4 +417,212 @@ async fn pages_are_server_rendered() {
     let (status, _) = http_get(addr, "/no/such/page").await;
     assert_eq!(status, 404);
     assert_eq!(http_get(addr, "/healthz").await, (200, "ok".into()));
+}
+
+// ---- Abuse: the server stays up, others keep relaying, every refusal is typed. ----
+
+/// Alice and bob online; returns a check that bob can still reach alice through the relay.
+async fn pair(addr: SocketAddr) -> (Client, Client) {
+    (
+        connect(addr, "alice", None).await,
+        connect(addr, "bob", None).await,
+    )
+}
+
+async fn still_relays(from: &mut Client, to: &mut Client, to_name: &str) {
+    from.send(json!({"type":"call_back","toUser":to_name,"msg":"still here?"}))
+        .await;
+    assert_eq!(to.recv().await["msg"], "still here?");
+}
+
+#[tokio::test]
+async fn a_flooder_is_slowed_then_disconnected_and_others_are_unaffected() {
+    let addr = start_with(RelayConfig {
+        rate_per_sec: 10,
+        rate_burst: 20,
+        rate_max_strikes: 100,
+        ..RelayConfig::default()
+    })
+    .await;
+    let (mut alice, mut bob) = pair(addr).await;
+    let mut flooder = connect(addr, "flood", None).await;
+    let note = json!({"type":"call_back","toUser":"alice","msg":"spam"}).to_string();
+    for _ in 0..500 {
+        if flooder
+            .ws
+            .send(WsMessage::Text(note.clone().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    // The burst got through, then one rate_limited notice, then the close.
+    let mut delivered = 0;
+    loop {
+        let m = alice.recv().await;
+        if m["msg"] == "spam" {
+            delivered += 1;
+        } else {
+            panic!("unexpected {m}");
+        }
+        if delivered == 20 {
+            break;
+        }
+    }
+    assert_eq!(notice_code(&flooder.recv().await), "rate_limited");
+    let (code, reason) = flooder.closed_with().await;
+    assert_eq!((u16::from(code), reason.as_str()), (1008, "rate limit exceeded"));
+    alice.presence(&["alice", "bob"]).await;
+    still_relays(&mut bob, &mut alice, "alice").await;
+}
+
+#[tokio::test]
+async fn oversized_messages_get_too_large_and_huge_frames_close_only_that_connection() {
+    let addr = start_with(RelayConfig {
+        max_message_bytes: 1024,
+        ..RelayConfig::default()
+    })
+    .await;
+    let (mut alice, mut bob) = pair(addr).await;
+    let big = json!({"type":"offer","toUser":"bob","sdp":"x".repeat(1500)});
+    alice.send(big).await;
+    assert_eq!(notice_code(&alice.recv().await), "too_large");
+    still_relays(&mut alice, &mut bob, "bob").await;
+    // Over twice the limit: the WebSocket layer closes (1009), the server lives on.
+    let mut huge = connect(addr, "huge", None).await;
+    let _ = huge.ws.send(WsMessage::Text("y".repeat(4096).into())).await;
+    let (code, _) = huge.closed_with().await;
+    assert_eq!(u16::from(code), 1009);
+    still_relays(&mut bob, &mut alice, "alice").await;
+}
+
+#[tokio::test]
+async fn a_thousand_malformed_messages_each_get_a_typed_error() {
+    let addr = start_with(RelayConfig {
+        rate_burst: 5_000,
+        ..RelayConfig::default()
+    })
+    .await;
+    let (mut alice, mut bob) = pair(addr).await;
+    let garbage = [
+        "{",
+        "[]",
+        "null",
+        r#"{"type":"x"}"#,
+        r#"{"type":"offer","toUser":5}"#,
+    ];
+    for i in 0..1000 {
+        alice
+            .send_raw(WsMessage::Text(garbage[i % garbage.len()].into()))
+            .await;
+    }
+    for _ in 0..1000 {
+        let code = notice_code(&alice.recv().await).to_owned();
+        assert!(code == "bad_message" || code == "unknown_type", "{code}");
+    }
+    still_relays(&mut alice, &mut bob, "bob").await;
+}
+
+#[tokio::test]
+async fn a_reader_that_never_reads_is_dropped_without_growing_memory() {
+    let addr = start_with(RelayConfig {
+        outbox: 8,
+        rate_burst: 10_000,
+        rate_per_sec: 10_000,
+        ..RelayConfig::default()
+    })
+    .await;
+    let mut alice = connect(addr, "alice", None).await;
+    let mut bob = connect(addr, "bob", None).await;
+    let slow = connect(addr, "slow", None).await; // never reads again
+    let chunk = "z".repeat(60_000);
+    // Far more than the socket buffers plus 8 queued frames can hold.
+    for _ in 0..400 {
+        bob.send(json!({"type":"call_back","toUser":"slow","msg":chunk}))
+            .await;
+    }
+    // The slow one is gone; the others are fine.
+    alice.presence(&["alice", "bob"]).await;
+    still_relays(&mut alice, &mut bob, "bob").await;
+    drop(slow);
+}
+
+#[tokio::test]
+async fn a_half_open_connection_is_removed_by_the_heartbeat() {
+    let addr = start_with(RelayConfig {
+        ping_interval: Duration::from_millis(200),
+        idle_timeout: Duration::from_millis(600),
+        ..RelayConfig::default()
+    })
+    .await;
+    let mut alice = connect(addr, "alice", None).await;
+    // A client that stops reading never answers pings, like a peer whose network vanished.
+    let ghost = connect(addr, "ghost", None).await;
+    alice.presence(&["alice", "ghost"]).await;
+    // Alice keeps reading (so her client answers pings) while the ghost is dropped.
+    alice.presence(&["alice"]).await;
+    let mut bob = connect(addr, "bob", None).await;
+    still_relays(&mut bob, &mut alice, "alice").await;
+    drop(ghost);
+}
+
+#[tokio::test]
+async fn connection_limits_are_enforced_with_a_typed_refusal() {
+    let addr = start_with(RelayConfig {
+        max_connections_per_ip: 2,
+        ..RelayConfig::default()
+    })
+    .await;
+    let (mut alice, mut bob) = pair(addr).await;
+    let mut third = try_connect(addr, "carol", None).await.expect("upgrade");
+    assert_eq!(notice_code(&third.recv_any().await), "too_many_connections");
+    let (code, _) = third.closed_with().await;
+    assert_eq!(u16::from(code), 1013);
+    still_relays(&mut alice, &mut bob, "bob").await;
+    // A slot frees up when someone leaves.
+    drop(alice);
+    bob.presence(&["bob"]).await;
+    connect(addr, "carol", None).await;
+}
+
+#[tokio::test]
+async fn a_foreign_origin_cannot_open_the_websocket() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let addr = start().await;
+    for (origin, ok) in [
+        ("https://evil.example", false),
+        (&*format!("http://{addr}"), true),
+    ] {
+        let mut req = format!("ws://{addr}/webrtc/alice").into_client_request().unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        match connect_async(req).await {
+            Err(WsError::Http(resp)) => {
+                assert!(!ok, "{origin} should be allowed");
+                assert_eq!(resp.status(), 403);
+            }
+            Ok(_) => assert!(ok, "{origin} should be refused"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_connections_calls_and_rejections() {
+    let addr = start().await;
+    let (mut alice, mut bob) = pair(addr).await;
+    alice.send(json!({"type":"call_start","toUser":"bob"})).await;
+    bob.recv().await;
+    alice.send_raw(WsMessage::Text("nope".into())).await;
+    alice.recv().await;
+    let (status, body) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        "duet_connections 2",
+        "duet_calls{state=\"ringing\"} 1",
+        "duet_messages_relayed_total 1",
+        "duet_rejections_total{reason=\"bad_message\"} 1",
+    ] {
+        assert!(body.contains(line), "metrics lack {line}:\n{body}");
+    }
 }

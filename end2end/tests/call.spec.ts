@@ -105,7 +105,10 @@ test('closing the tab mid-call ends the call for the peer', async () => {
   await connectCall(a, b);
   await keepLocalTracks(b.page);
   await a.page.close();
-  await expect(status(b.page)).toHaveText(`${a.name} lost the connection; call ended`);
+  // The relay ends the call after its grace period, unless WebRTC notices the loss first.
+  await expect(status(b.page)).toHaveText(
+    new RegExp(`^(${a.name} lost the connection; call ended|The connection to ${a.name} failed)$`),
+  );
   await expect.poll(() => liveLocalTracks(b.page)).toBe(0);
 });
 
@@ -131,4 +134,40 @@ test('a name in use cannot be taken over by someone else', async ({ browser }) =
   await expect(thief.page.locator('header .link')).toHaveClass(/link-refused/);
   // The owner still gets calls.
   await ring(b, a);
+});
+
+test('busy: a third caller is told, the ringing call is undisturbed', async ({ browser }) => {
+  const [a, b] = people;
+  const c = await newPerson(browser, uniqueName('carol'));
+  people.push(c);
+  await goOnline(c);
+  await ring(a, b);
+  await c.page.getByLabel("Friend's name").fill(b.name);
+  await c.page.getByRole('button', { name: 'Call', exact: true }).click();
+  await expect(status(c.page)).toHaveText(`${b.name} is busy in another call`);
+  await expect(b.page.getByRole('alertdialog')).toContainText(a.name);
+  await b.page.getByRole('button', { name: 'Accept' }).click();
+  await expect(status(a.page)).toContainText(`In call with ${b.name}`);
+});
+
+test('an unanswered call rings out on both sides', async () => {
+  const [a, b] = people;
+  const ringSecs = Number(process.env.DUET_RING_TIMEOUT_SECS ?? 30);
+  test.setTimeout((ringSecs + 30) * 1000);
+  await ring(a, b);
+  const timeout = (ringSecs + 5) * 1000;
+  await expect(status(a.page)).toHaveText(`${b.name} did not answer`, { timeout });
+  await expect(b.page.getByRole('alertdialog')).toHaveCount(0, { timeout });
+  await expect(status(b.page)).toHaveText(`Missed call from ${a.name}`);
+});
+
+test('glare: both call each other at once and exactly one call results', async () => {
+  const [a, b] = people;
+  await Promise.all([
+    a.page.getByRole('button', { name: `Call ${b.name}` }).click(),
+    b.page.getByRole('button', { name: `Call ${a.name}` }).click(),
+  ]);
+  await expect(status(a.page)).toContainText(`In call with ${b.name}`);
+  await expect(status(b.page)).toContainText(`In call with ${a.name}`);
+  for (const p of [a, b]) await expect(p.page.getByRole('alertdialog')).toHaveCount(0);
 });

@@ -31,6 +31,7 @@ fn ended(peer: &str, reason: &EndReason) -> String {
         EndReason::Unavailable { code, text } => match code {
             Some(Code::Offline | Code::NotOnline) => format!("{peer} is not online"),
             Some(Code::Busy) => format!("{peer} is busy in another call"),
+            Some(Code::NoAnswer) => format!("{peer} did not answer"),
             _ => text.clone(),
         },
         EndReason::Cancelled => format!("Call to {peer} cancelled"),

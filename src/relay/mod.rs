@@ -1,7 +1,8 @@
 //! The signaling relay (server only): a socket-free core and the WebSocket shell around it.
 
+pub mod limits;
 pub mod registry;
 pub mod ws;
 
-pub use registry::{Action, ConnId, Registry};
-pub use ws::{router, Hub};
+pub use registry::{Action, ConnId, Registry, Timing};
+pub use ws::{router, Hub, RelayConfig};

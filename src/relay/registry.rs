@@ -1,16 +1,20 @@
 //! The relay's socket-free core: who is online, who is calling whom, and what to deliver.
 //!
-//! Every method takes plain values and returns [`Action`]s ("send this to connection 7",
-//! "close connection 3"); the WebSocket shell in `ws.rs` carries them out. So every rule here is
-//! unit-tested without a network.
+//! Every method takes plain values (including the time, in milliseconds of a monotonic clock) and
+//! returns [`Action`]s ("send this to connection 7", "close connection 3"); the WebSocket shell in
+//! `ws.rs` carries them out and calls [`Registry::tick`] once a second. So every rule here is
+//! unit-tested without a network or a clock.
 //!
 //! Invariants (checked by `assert_invariants` in tests):
-//! - each online name maps to exactly one connection and that connection back to the name;
-//! - `partner` is symmetric: `partner[a] == b` iff `partner[b] == a`, and both are online;
-//! - every forwarded message carries the sender's real name in `fromUser`.
+//! - each connected name maps to exactly one connection and that connection back to the name;
+//!   a name that dropped during a call stays reserved ("away") until its grace period ends;
+//! - `calls` is symmetric: `a`'s link names `b` iff `b`'s names `a`, with the same ring deadline,
+//!   and both are known users;
+//! - every forwarded message carries the sender's real name in `fromUser`;
+//! - when everyone has left and every deadline has passed, nothing remains.
 
 use crate::signal::{
-    validate_name, Code, Kind, Message, ProtocolError, CLOSE_NAME_TAKEN, CLOSE_REPLACED, DECLINE,
+    validate_name, Code, Kind, Message, ProtocolError, ACCEPT, CLOSE_NAME_TAKEN, CLOSE_REPLACED, DECLINE,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -25,40 +29,96 @@ pub enum Action {
     Close(ConnId, u16, String),
 }
 
+/// How long things may take, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// An unanswered call is given up after this long (`no_answer`).
+    pub ring_timeout_ms: u64,
+    /// A party whose connection drops mid-call may reconnect within this long without the call
+    /// being ended for the other side.
+    pub grace_ms: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            ring_timeout_ms: 30_000,
+            grace_ms: 10_000,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct User {
-    conn: ConnId,
+    /// `None` while away: dropped during a call, within the grace period.
+    conn: Option<ConnId>,
     secret: Option<String>,
+    away_until: u64,
+}
+
+/// One side of a pending or active call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CallLink {
+    peer: String,
+    caller: bool,
+    /// `Some(deadline)` while ringing, `None` once accepted.
+    ringing_until: Option<u64>,
 }
 
 #[derive(Debug, Default)]
 pub struct Registry {
+    timing: Timing,
     /// Sorted, so presence lists come out in a stable order.
     users: BTreeMap<String, User>,
     conns: HashMap<ConnId, String>,
-    /// The other party of each pending (ringing) or active call, both ways.
-    partner: HashMap<String, String>,
+    calls: HashMap<String, CallLink>,
+}
+
+/// Counts for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub connected: usize,
+    pub away: usize,
+    pub calls_ringing: usize,
+    pub calls_active: usize,
 }
 
 impl Registry {
-    pub fn new() -> Registry {
-        Registry::default()
+    pub fn new(timing: Timing) -> Registry {
+        Registry {
+            timing,
+            ..Registry::default()
+        }
     }
 
-    pub fn online_count(&self) -> usize {
-        self.users.len()
+    pub fn stats(&self) -> Stats {
+        let (ringing, active) = self
+            .calls
+            .values()
+            .fold((0, 0), |(r, a), l| match l.ringing_until {
+                Some(_) => (r + 1, a),
+                None => (r, a + 1),
+            });
+        Stats {
+            connected: self.conns.len(),
+            away: self.users.len() - self.conns.len(),
+            // Each call has two links.
+            calls_ringing: ringing / 2,
+            calls_active: active / 2,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty() && self.conns.is_empty() && self.partner.is_empty()
+        self.users.is_empty() && self.conns.is_empty() && self.calls.is_empty()
     }
 
     pub fn partner_of(&self, name: &str) -> Option<&str> {
-        self.partner.get(name).map(String::as_str)
+        self.calls.get(name).map(|l| l.peer.as_str())
     }
 
     /// A new connection `conn` wants `name`. The same secret takes over an existing session
-    /// (reload, network change); anything else is refused while the owner is online.
+    /// (reload, network change, reconnect within the grace period); anything else is refused
+    /// while the owner is online or away.
     pub fn join(&mut self, conn: ConnId, name: &str, secret: Option<&str>) -> Vec<Action> {
         // The HTTP layer refuses bad names before upgrading; this keeps the core safe on its own.
         if let Err(e) = validate_name(name) {
@@ -77,17 +137,19 @@ impl Registry {
                     Action::Close(conn, CLOSE_NAME_TAKEN, text),
                 ];
             }
-            let old = existing.conn;
-            self.conns.remove(&old);
-            let text = "this name was opened in another window";
-            actions.push(Action::Send(old, Message::notice(name, Code::Replaced, text)));
-            actions.push(Action::Close(old, CLOSE_REPLACED, text.to_owned()));
+            if let Some(old) = existing.conn {
+                self.conns.remove(&old);
+                let text = "this name was opened in another window";
+                actions.push(Action::Send(old, Message::notice(name, Code::Replaced, text)));
+                actions.push(Action::Close(old, CLOSE_REPLACED, text.to_owned()));
+            }
         }
         self.users.insert(
             name.to_owned(),
             User {
-                conn,
+                conn: Some(conn),
                 secret: secret.map(str::to_owned),
+                away_until: 0,
             },
         );
         self.conns.insert(conn, name.to_owned());
@@ -95,25 +157,61 @@ impl Registry {
         actions
     }
 
-    /// Connection `conn` is gone. If it still owned its name, the name goes offline and a call
-    /// partner is told the call is over.
-    pub fn leave(&mut self, conn: ConnId) -> Vec<Action> {
+    /// Connection `conn` is gone. If it still owned its name: outside a call the name goes offline
+    /// at once; in a call it stays reserved for the grace period, and the call with it.
+    pub fn leave(&mut self, conn: ConnId, now: u64) -> Vec<Action> {
         let Some(name) = self.conns.remove(&conn) else {
             return Vec::new(); // refused or replaced earlier: owns nothing
         };
-        self.users.remove(&name);
         let mut actions = Vec::new();
-        actions.extend(self.hang_up_for(&name, Some(Code::PeerDisconnected)));
+        if self.calls.contains_key(&name) && self.timing.grace_ms > 0 {
+            if let Some(user) = self.users.get_mut(&name) {
+                user.conn = None;
+                user.away_until = now + self.timing.grace_ms;
+            }
+        } else {
+            self.users.remove(&name);
+            actions.extend(self.hang_up_for(&name, Code::PeerDisconnected));
+        }
         self.broadcast_presence(&mut actions);
         actions
     }
 
+    /// Time passed: give up unanswered calls, end the calls of parties who did not come back.
+    pub fn tick(&mut self, now: u64) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let unanswered: Vec<(String, String)> = self
+            .calls
+            .iter()
+            .filter(|(_, l)| l.caller && l.ringing_until.is_some_and(|t| t <= now))
+            .map(|(caller, l)| (caller.clone(), l.peer.clone()))
+            .collect();
+        for (caller, callee) in unanswered {
+            if let Some(c) = self.conn_of(&caller) {
+                let text = format!("{callee} did not answer");
+                actions.push(Action::Send(c, Message::notice(&caller, Code::NoAnswer, text)));
+            }
+            actions.extend(self.hang_up_for(&caller, Code::NoAnswer));
+        }
+        let gone: Vec<String> = self
+            .users
+            .iter()
+            .filter(|(_, u)| u.conn.is_none() && u.away_until <= now)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            self.users.remove(&name);
+            actions.extend(self.hang_up_for(&name, Code::PeerDisconnected));
+        }
+        actions
+    }
+
     /// A text frame from `conn`: parse, check, stamp the sender, decide who gets what.
-    pub fn handle(&mut self, conn: ConnId, text: &str) -> Vec<Action> {
+    pub fn handle(&mut self, conn: ConnId, text: &str, now: u64) -> Vec<Action> {
         let Some(from) = self.conns.get(&conn).cloned() else {
             return Vec::new();
         };
-        match Message::parse(text).and_then(|m| self.route(&from, m)) {
+        match Message::parse(text).and_then(|m| self.route(&from, m, now)) {
             Ok(actions) => actions,
             Err(e) => self.refuse(conn, e),
         }
@@ -125,7 +223,21 @@ impl Registry {
         vec![Action::Send(conn, Message::notice(to, e.code, e.detail))]
     }
 
-    fn route(&mut self, from: &str, mut m: Message) -> Result<Vec<Action>, ProtocolError> {
+    /// Server shutdown: every connection is told and closed.
+    pub fn shutdown(&self) -> Vec<Action> {
+        let text = "the server is restarting; reconnecting shortly";
+        self.conns
+            .iter()
+            .flat_map(|(&conn, name)| {
+                [
+                    Action::Send(conn, Message::notice(name, Code::ServerShutdown, text)),
+                    Action::Close(conn, 1001, text.to_owned()),
+                ]
+            })
+            .collect()
+    }
+
+    fn route(&mut self, from: &str, mut m: Message, now: u64) -> Result<Vec<Action>, ProtocolError> {
         if m.kind == Kind::Presence {
             return Err(ProtocolError::new(
                 Code::BadMessage,
@@ -153,93 +265,137 @@ impl Registry {
         m.code = None;
         m.users = None;
 
-        let Some(to_conn) = self.conn_of(&to) else {
-            return match m.kind {
-                Kind::CallStart => Err(ProtocolError::new(
-                    Code::Offline,
-                    format!("{to} is not online right now"),
-                )),
-                // Hanging up on someone who already left needs no answer.
-                Kind::Hangup => {
-                    self.end_call(from);
-                    Ok(Vec::new())
-                }
-                _ => Err(ProtocolError::new(
-                    Code::NotOnline,
-                    format!("{to} is not online; the {} was not delivered", m.kind.as_str()),
-                )),
-            };
-        };
-
+        let link = self.calls.get(from).filter(|l| l.peer == to).cloned();
         let mut actions = Vec::new();
-        match m.kind {
-            Kind::CallStart => {
-                let callee_partner = self.partner_of(&to);
-                if callee_partner.is_some() && callee_partner != Some(from) {
+        match (m.kind, &link) {
+            (Kind::CallStart, _) => {
+                if !self.users.contains_key(&to) {
+                    return Err(ProtocolError::new(
+                        Code::Offline,
+                        format!("{to} is not online right now"),
+                    ));
+                }
+                if self.partner_of(&to).is_some_and(|p| p != from) {
                     return Err(ProtocolError::new(Code::Busy, format!("{to} is in another call")));
                 }
-                // Calling someone new abandons whatever call the caller had going.
-                if self.partner_of(from).is_some_and(|p| p != to) {
-                    actions.extend(self.hang_up_for(from, None));
+                if link.is_none() {
+                    // Calling someone new abandons whatever call the caller had going.
+                    actions.extend(self.hang_up_for(from, Code::Cancelled));
+                    self.link(from, &to, now + self.timing.ring_timeout_ms);
                 }
-                self.partner.insert(from.to_owned(), to.clone());
-                self.partner.insert(to.clone(), from.to_owned());
+                // else: glare (both called each other) or a repeat; the clients settle glare.
             }
-            // A decline or a hang-up between the two parties ends their call.
-            Kind::CallBack | Kind::Hangup
-                if (m.kind == Kind::Hangup || m.msg.as_deref() == Some(DECLINE))
-                    && self.partner_of(from) == Some(to.as_str()) =>
-            {
+            (Kind::CallBack, Some(l)) if m.msg.as_deref() == Some(ACCEPT) && l.ringing_until.is_some() => {
+                for (a, b) in [(from, to.as_str()), (to.as_str(), from)] {
+                    if let Some(l) = self.calls.get_mut(a).filter(|l| l.peer == b) {
+                        l.ringing_until = None;
+                    }
+                }
+            }
+            (Kind::CallBack, Some(_)) if m.msg.as_deref() == Some(DECLINE) => {
                 self.end_call(from);
             }
-            _ => {}
+            (Kind::CallBack, _) if matches!(m.msg.as_deref(), Some(ACCEPT | DECLINE)) => {
+                return Err(not_in_call(&to));
+            }
+            // Other call_back text is a notice (e.g. "busy") and may go to anyone.
+            (Kind::CallBack, _) => {}
+            (Kind::Hangup, Some(l)) => {
+                if l.caller && l.ringing_until.is_some() {
+                    m.code = Some(Code::Cancelled);
+                }
+                self.end_call(from);
+            }
+            (Kind::Offer | Kind::Answer | Kind::Ice, Some(_)) => {}
+            (Kind::Offer | Kind::Answer | Kind::Ice | Kind::Hangup, None) => return Err(not_in_call(&to)),
+            (Kind::Presence, _) => unreachable!("refused above"),
         }
-        actions.push(Action::Send(to_conn, m));
+        match self.conn_of(&to) {
+            Some(to_conn) => actions.push(Action::Send(to_conn, m)),
+            // The other party is away (reconnecting): drop it; they renegotiate nothing meanwhile.
+            None if link.is_some() => {}
+            None => {
+                return Err(ProtocolError::new(
+                    Code::NotOnline,
+                    format!("{to} is not online; the {} was not delivered", m.kind.as_str()),
+                ))
+            }
+        }
         Ok(actions)
     }
 
     fn conn_of(&self, name: &str) -> Option<ConnId> {
-        self.users.get(name).map(|u| u.conn)
+        self.users.get(name).and_then(|u| u.conn)
     }
 
-    /// Ends `name`'s call on their behalf: the partner gets a `hangup` from `name`.
-    fn hang_up_for(&mut self, name: &str, code: Option<Code>) -> Option<Action> {
+    fn link(&mut self, caller: &str, callee: &str, ringing_until: u64) {
+        for (a, b, caller) in [(caller, callee, true), (callee, caller, false)] {
+            let link = CallLink {
+                peer: b.to_owned(),
+                caller,
+                ringing_until: Some(ringing_until),
+            };
+            self.calls.insert(a.to_owned(), link);
+        }
+    }
+
+    /// Ends `name`'s call on their behalf: the partner gets a `hangup` from `name` with `code`.
+    fn hang_up_for(&mut self, name: &str, code: Code) -> Option<Action> {
         let peer = self.end_call(name)?;
         let peer_conn = self.conn_of(&peer)?;
         let mut bye = Message::to(Kind::Hangup, &peer);
         bye.from_user = Some(name.to_owned());
-        bye.code = code;
+        bye.code = Some(code);
         Some(Action::Send(peer_conn, bye))
     }
 
     /// Removes `name`'s call, returning the former partner.
     fn end_call(&mut self, name: &str) -> Option<String> {
-        let peer = self.partner.remove(name)?;
-        self.partner.remove(&peer);
+        let peer = self.calls.remove(name)?.peer;
+        self.calls.remove(&peer);
         Some(peer)
     }
 
     fn broadcast_presence(&self, actions: &mut Vec<Action>) {
-        let users: Vec<String> = self.users.keys().cloned().collect();
-        for (name, user) in &self.users {
-            actions.push(Action::Send(user.conn, Message::presence(name, users.clone())));
+        let online: Vec<(&String, ConnId)> = self
+            .users
+            .iter()
+            .filter_map(|(n, u)| u.conn.map(|c| (n, c)))
+            .collect();
+        let users: Vec<String> = online.iter().map(|(n, _)| (*n).clone()).collect();
+        for (name, conn) in online {
+            actions.push(Action::Send(conn, Message::presence(name, users.clone())));
         }
     }
 
     #[cfg(test)]
     fn assert_invariants(&self) {
-        assert_eq!(self.users.len(), self.conns.len());
-        for (name, user) in &self.users {
-            assert_eq!(self.conns.get(&user.conn), Some(name));
+        for (conn, name) in &self.conns {
+            assert_eq!(self.users.get(name).and_then(|u| u.conn), Some(*conn));
         }
-        for (a, b) in &self.partner {
-            assert_eq!(self.partner.get(b), Some(a), "partner map symmetric");
+        for (name, user) in &self.users {
+            if let Some(c) = user.conn {
+                assert_eq!(self.conns.get(&c), Some(name));
+            }
+        }
+        for (a, l) in &self.calls {
+            let back = self.calls.get(&l.peer).expect("calls symmetric");
+            assert_eq!(&back.peer, a);
+            assert_ne!(back.caller, l.caller, "one caller per call");
+            assert_eq!(back.ringing_until, l.ringing_until);
             assert!(
-                self.users.contains_key(a) && self.users.contains_key(b),
-                "partners online"
+                self.users.contains_key(a) && self.users.contains_key(&l.peer),
+                "parties known"
             );
         }
     }
+}
+
+fn not_in_call(with: &str) -> ProtocolError {
+    ProtocolError::new(
+        Code::NotInCall,
+        format!("you are not in a call with {with}; message dropped"),
+    )
 }
 
 #[cfg(test)]
@@ -251,9 +407,14 @@ mod tests {
     const A: ConnId = 1;
     const B: ConnId = 2;
     const C: ConnId = 3;
+    const NOW: u64 = 1_000;
+    const T: Timing = Timing {
+        ring_timeout_ms: 30_000,
+        grace_ms: 10_000,
+    };
 
     fn reg_abc() -> Registry {
-        let mut r = Registry::new();
+        let mut r = Registry::new(Timing::default());
         r.join(A, "alice", Some("ka"));
         r.join(B, "bob", Some("kb"));
         r.join(C, "carol", None);
@@ -261,7 +422,7 @@ mod tests {
     }
 
     fn send(r: &mut Registry, conn: ConnId, v: serde_json::Value) -> Vec<Action> {
-        let out = r.handle(conn, &v.to_string());
+        let out = r.handle(conn, &v.to_string(), NOW);
         r.assert_invariants();
         out
     }
@@ -288,7 +449,7 @@ mod tests {
 
     #[test]
     fn join_broadcasts_presence_to_everyone() {
-        let mut r = Registry::new();
+        let mut r = Registry::new(Timing::default());
         r.join(A, "alice", None);
         let out = r.join(B, "bob", None);
         assert_eq!(out.len(), 2);
@@ -315,7 +476,7 @@ mod tests {
         let out = r.join(9, "carol", None);
         assert!(matches!(&out[1], Action::Close(9, CLOSE_NAME_TAKEN, _)));
         // The refused connection owns nothing, so its leaving changes nothing.
-        assert!(r.leave(9).is_empty());
+        assert!(r.leave(9, NOW).is_empty());
         assert_eq!(r.conn_of("alice"), Some(A));
         r.assert_invariants();
     }
@@ -328,8 +489,8 @@ mod tests {
         assert!(matches!(&out[1], Action::Close(A, CLOSE_REPLACED, _)));
         assert_eq!(r.conn_of("alice"), Some(7));
         // The old socket closing later must not take the name offline.
-        assert!(r.leave(A).is_empty());
-        assert_eq!(r.online_count(), 3);
+        assert!(r.leave(A, NOW).is_empty());
+        assert_eq!(r.stats().connected, 3);
         let out = send(&mut r, B, json!({"type":"call_start","toUser":"alice"}));
         assert_eq!(only_to(&out, 7).kind, Kind::CallStart);
     }
@@ -386,8 +547,13 @@ mod tests {
         assert!(m.msg.unwrap().contains("zoe"));
         assert_eq!(r.partner_of("alice"), None);
         let out = send(&mut r, A, json!({"type":"offer","toUser":"zoe","sdp":"v=0"}));
+        assert_eq!(notice_code(&out, A), Code::NotInCall);
+        let out = send(
+            &mut r,
+            A,
+            json!({"type":"call_back","toUser":"zoe","msg":"hello"}),
+        );
         assert_eq!(notice_code(&out, A), Code::NotOnline);
-        assert!(send(&mut r, A, json!({"type":"hangup","toUser":"zoe"})).is_empty());
     }
 
     #[test]
@@ -408,7 +574,7 @@ mod tests {
             ),
         ];
         for (text, code) in cases {
-            let out = r.handle(A, text);
+            let out = r.handle(A, text, NOW);
             assert_eq!(notice_code(&out, A), code, "{text}");
         }
         r.assert_invariants();
@@ -443,36 +609,174 @@ mod tests {
         send(&mut r, A, json!({"type":"call_start","toUser":"bob"}));
         let out = send(&mut r, A, json!({"type":"call_start","toUser":"carol"}));
         assert_eq!(only_to(&out, B).kind, Kind::Hangup);
+        assert_eq!(only_to(&out, B).code, Some(Code::Cancelled));
         assert_eq!(only_to(&out, C).kind, Kind::CallStart);
         assert_eq!(r.partner_of("bob"), None);
     }
 
+    fn in_call(r: &mut Registry) {
+        send(r, A, json!({"type":"call_start","toUser":"bob"}));
+        send(r, B, json!({"type":"call_back","toUser":"alice","msg":"1"}));
+    }
+
     #[test]
-    fn disconnect_mid_call_tells_the_peer_and_leaves_nothing_behind() {
+    fn disconnect_mid_call_ends_it_after_the_grace_period_and_leaves_nothing_behind() {
         let mut r = reg_abc();
-        send(&mut r, A, json!({"type":"call_start","toUser":"bob"}));
-        send(&mut r, B, json!({"type":"call_back","toUser":"alice","msg":"1"}));
-        let out = r.leave(A);
+        in_call(&mut r);
+        let out = r.leave(A, NOW);
         r.assert_invariants();
+        assert!(out
+            .iter()
+            .all(|a| matches!(a, Action::Send(_, m) if m.kind == Kind::Presence)));
+        // Away: not listed, but the name and the call are kept; bob's messages are dropped quietly.
+        assert!(send(
+            &mut r,
+            B,
+            json!({"type":"_ice","toUser":"alice","iceCandidate":{"candidate":"c"}})
+        )
+        .is_empty());
+        let out = send(&mut r, C, json!({"type":"call_start","toUser":"alice"}));
+        assert_eq!(notice_code(&out, C), Code::Busy);
+        assert!(r.tick(NOW + T.grace_ms - 1).is_empty());
+        let out = r.tick(NOW + T.grace_ms);
         let bye = only_to(&out, B);
         assert_eq!(bye.kind, Kind::Hangup);
         assert_eq!(bye.from_user.as_deref(), Some("alice"));
         assert_eq!(bye.code, Some(Code::PeerDisconnected));
         assert_eq!(r.partner_of("bob"), None);
-        r.leave(B);
-        r.leave(C);
+        r.leave(B, NOW);
+        r.leave(C, NOW);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn reconnecting_within_the_grace_period_keeps_the_call() {
+        let mut r = reg_abc();
+        in_call(&mut r);
+        r.leave(A, NOW);
+        // Someone else cannot grab the name meanwhile.
+        assert!(matches!(
+            r.join(8, "alice", Some("x")).last(),
+            Some(Action::Close(8, CLOSE_NAME_TAKEN, _))
+        ));
+        r.join(9, "alice", Some("ka"));
+        r.assert_invariants();
+        assert!(
+            r.tick(NOW + T.grace_ms * 2).is_empty(),
+            "no hangup: alice came back"
+        );
+        let out = send(
+            &mut r,
+            B,
+            json!({"type":"_ice","toUser":"alice","iceCandidate":{"candidate":"c"}}),
+        );
+        assert_eq!(only_to(&out, 9).kind, Kind::Ice);
+    }
+
+    #[test]
+    fn without_a_grace_period_a_disconnect_ends_the_call_at_once() {
+        let mut r = Registry::new(Timing { grace_ms: 0, ..T });
+        r.join(A, "alice", None);
+        r.join(B, "bob", None);
+        in_call(&mut r);
+        let out = r.leave(A, NOW);
+        assert_eq!(only_to(&out, B).code, Some(Code::PeerDisconnected));
+        r.leave(B, NOW);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn call_messages_only_flow_between_the_parties() {
+        let mut r = reg_abc();
+        in_call(&mut r);
+        for v in [
+            json!({"type":"offer","toUser":"bob","sdp":"v=0"}),
+            json!({"type":"answer","toUser":"alice","sdp":"v=0"}),
+            json!({"type":"_ice","toUser":"bob","iceCandidate":{"candidate":"c"}}),
+            json!({"type":"hangup","toUser":"alice"}),
+            json!({"type":"call_back","toUser":"alice","msg":"1"}),
+            json!({"type":"call_back","toUser":"alice","msg":"0"}),
+        ] {
+            let out = send(&mut r, C, v.clone());
+            assert_eq!(notice_code(&out, C), Code::NotInCall, "{v}");
+        }
+        assert_eq!(r.partner_of("alice"), Some("bob"), "the call is undisturbed");
+        // A notice text may still go to anyone.
+        let out = send(&mut r, C, json!({"type":"call_back","toUser":"alice","msg":"hi"}));
+        assert_eq!(only_to(&out, A).msg.as_deref(), Some("hi"));
+    }
+
+    #[test]
+    fn an_unanswered_call_times_out_for_both_sides() {
+        let mut r = reg_abc();
+        send(&mut r, A, json!({"type":"call_start","toUser":"bob"}));
+        assert_eq!(r.stats().calls_ringing, 1);
+        assert!(r.tick(NOW + T.ring_timeout_ms - 1).is_empty());
+        let out = r.tick(NOW + T.ring_timeout_ms);
+        r.assert_invariants();
+        assert_eq!(only_to(&out, A).code, Some(Code::NoAnswer));
+        assert_eq!(only_to(&out, A).from_user.as_deref(), Some(SYSTEM_NAME));
+        let stop = only_to(&out, B);
+        assert_eq!((stop.kind, stop.code), (Kind::Hangup, Some(Code::NoAnswer)));
+        assert_eq!(r.partner_of("alice"), None);
+    }
+
+    #[test]
+    fn an_accepted_call_does_not_time_out() {
+        let mut r = reg_abc();
+        in_call(&mut r);
+        assert_eq!(r.stats().calls_active, 1);
+        assert!(r.tick(NOW + T.ring_timeout_ms * 10).is_empty());
+        assert_eq!(r.partner_of("alice"), Some("bob"));
+    }
+
+    #[test]
+    fn the_caller_cancelling_while_ringing_is_marked_cancelled() {
+        let mut r = reg_abc();
+        send(&mut r, A, json!({"type":"call_start","toUser":"bob"}));
+        let out = send(&mut r, A, json!({"type":"hangup","toUser":"bob"}));
+        assert_eq!(only_to(&out, B).code, Some(Code::Cancelled));
+        // Once accepted, a hang-up is a plain hang-up.
+        in_call(&mut r);
+        let out = send(&mut r, A, json!({"type":"hangup","toUser":"bob"}));
+        assert_eq!(only_to(&out, B).code, None);
+    }
+
+    #[test]
+    fn glare_keeps_one_call() {
+        let mut r = reg_abc();
+        send(&mut r, A, json!({"type":"call_start","toUser":"bob"}));
+        let out = send(&mut r, B, json!({"type":"call_start","toUser":"alice"}));
+        assert_eq!(
+            only_to(&out, A).kind,
+            Kind::CallStart,
+            "forwarded; the clients settle who calls"
+        );
+        assert_eq!(r.stats().calls_ringing, 1);
+    }
+
+    #[test]
+    fn shutdown_tells_and_closes_everyone() {
+        let r = reg_abc();
+        let out = r.shutdown();
+        assert_eq!(out.len(), 6);
+        assert!(out
+            .iter()
+            .any(|a| matches!(a, Action::Send(_, m) if m.code == Some(Code::ServerShutdown))));
+        assert!(out.iter().any(|a| matches!(a, Action::Close(_, 1001, _))));
     }
 
     #[test]
     fn unknown_connection_is_ignored() {
         let mut r = reg_abc();
-        assert!(r.handle(99, r#"{"type":"hangup","toUser":"bob"}"#).is_empty());
+        assert!(r
+            .handle(99, r#"{"type":"hangup","toUser":"bob"}"#, NOW)
+            .is_empty());
     }
 
     #[test]
     fn invalid_name_is_refused_by_the_core_too() {
-        let mut r = Registry::new();
+        let mut r = Registry::new(Timing::default());
         let out = r.join(A, "no spaces", None);
         assert!(matches!(out.last(), Some(Action::Close(A, 1008, _))));
         assert!(r.is_empty());

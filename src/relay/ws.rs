@@ -1,51 +1,120 @@
-//! The axum WebSocket shell around [`Registry`]: reads frames, asks the core, writes frames.
-//! No protocol decisions are made here.
+//! The axum WebSocket shell around [`Registry`]: admits connections, reads frames, enforces the
+//! per-connection limits, asks the core, writes frames. No protocol decisions are made here.
 
-use super::registry::{Action, ConnId, Registry};
-use crate::signal::{validate_name, Code, ProtocolError, MAX_KEY_BYTES};
+use super::limits::{RateLimiter, Verdict};
+use super::registry::{Action, ConnId, Registry, Timing};
+use crate::signal::{validate_name, Code, Message, ProtocolError, MAX_KEY_BYTES};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
-/// Largest text frame accepted; a big SDP offer is ~10 KiB.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-/// Frames queued for one connection before it is considered stuck and dropped.
-const OUTBOX_CAPACITY: usize = 256;
+/// Limits and timings of the relay. Every field has a CLI flag (see `config.rs`).
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    pub timing: Timing,
+    /// Largest text message accepted (a large SDP offer is ~10 KiB).
+    pub max_message_bytes: usize,
+    pub rate_per_sec: u32,
+    pub rate_burst: u32,
+    /// Dropped messages in a row before a flooder is disconnected.
+    pub rate_max_strikes: u32,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub ping_interval: Duration,
+    /// A connection that sent nothing (not even a pong) for this long is dropped.
+    pub idle_timeout: Duration,
+    /// Frames queued for one connection before it counts as a stuck consumer and is dropped.
+    pub outbox: usize,
+    /// Origins allowed to open the WebSocket besides the page's own; `*` allows any.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> RelayConfig {
+        RelayConfig {
+            timing: Timing::default(),
+            max_message_bytes: 64 * 1024,
+            rate_per_sec: 50,
+            rate_burst: 200,
+            rate_max_strikes: 500,
+            max_connections: 20_000,
+            max_connections_per_ip: 64,
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(50),
+            outbox: 256,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
 
 enum Outbound {
     Text(String),
+    Ping,
+    /// An orderly close, after everything queued before it.
     Close(u16, String),
+}
+
+struct Outbox {
+    tx: mpsc::Sender<Outbound>,
+    /// Ends the connection with a close frame, skipping whatever is still queued.
+    kill: oneshot::Sender<(u16, String)>,
 }
 
 #[derive(Default)]
 struct Inner {
     registry: Registry,
-    outboxes: HashMap<ConnId, mpsc::Sender<Outbound>>,
+    outboxes: HashMap<ConnId, Outbox>,
+    per_ip: HashMap<IpAddr, usize>,
 }
 
-/// Shared relay state: the core plus one outbound queue per live connection.
-#[derive(Default)]
+/// Shared relay state: the core, one outbound queue per live connection, and counters.
 pub struct Hub {
+    config: RelayConfig,
     inner: Mutex<Inner>,
     next_id: AtomicU64,
+    started: Instant,
+    relayed: AtomicU64,
+    accepted: AtomicU64,
+    rejections: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Hub {
-    pub fn new() -> Arc<Hub> {
-        Arc::new(Hub::default())
+    pub fn new(config: RelayConfig) -> Arc<Hub> {
+        let inner = Inner {
+            registry: Registry::new(config.timing),
+            ..Inner::default()
+        };
+        Arc::new(Hub {
+            config,
+            inner: Mutex::new(inner),
+            next_id: AtomicU64::new(1),
+            started: Instant::now(),
+            relayed: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            rejections: Mutex::new(BTreeMap::new()),
+        })
     }
 
-    pub fn online_count(&self) -> usize {
-        self.lock().registry.online_count()
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.lock().outboxes.len()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -53,26 +122,168 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn count_rejection(&self, reason: &'static str) {
+        *self
+            .rejections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(reason)
+            .or_default() += 1;
+    }
+
     /// Runs `f` on the core and carries out the actions it returns, all under one lock so
     /// deliveries keep the order the core decided.
-    fn with_core(&self, f: impl FnOnce(&mut Registry) -> Vec<Action>) {
+    fn with_core(&self, f: impl FnOnce(&mut Registry, u64) -> Vec<Action>) {
+        let now = self.now_ms();
         let mut inner = self.lock();
-        let actions = f(&mut inner.registry);
+        let actions = f(&mut inner.registry, now);
         for action in actions {
-            let (conn, out) = match action {
-                Action::Send(conn, m) => (conn, Outbound::Text(m.to_json())),
-                Action::Close(conn, code, reason) => (conn, Outbound::Close(code, reason)),
-            };
-            let closing = matches!(out, Outbound::Close(..));
-            let Some(tx) = inner.outboxes.get(&conn) else {
-                continue;
-            };
-            if tx.try_send(out).is_err() {
-                tracing::warn!(conn, "outbound queue full or closed; dropping the connection");
-                inner.outboxes.remove(&conn);
-            } else if closing {
-                // Nothing more may be sent after a close frame.
-                inner.outboxes.remove(&conn);
+            match action {
+                Action::Send(conn, m) => {
+                    match m.code {
+                        Some(code) if m.is_from_system() => self.count_rejection(code.as_str()),
+                        _ if m.kind != crate::signal::Kind::Presence => {
+                            self.relayed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {}
+                    }
+                    let Some(outbox) = inner.outboxes.get(&conn) else {
+                        continue;
+                    };
+                    if outbox.tx.try_send(Outbound::Text(m.to_json())).is_err() {
+                        tracing::warn!(conn, "outbound queue full: dropping a stuck consumer");
+                        self.count_rejection("slow_consumer");
+                        kill(&mut inner, conn, 1008, "too slow to receive messages");
+                    }
+                }
+                Action::Close(conn, code, reason) => {
+                    // Queued, so the notice that explains the close goes out first.
+                    if let Some(outbox) = inner.outboxes.remove(&conn) {
+                        if let Err(mpsc::error::TrySendError::Full(_)) =
+                            outbox.tx.try_send(Outbound::Close(code, reason.clone()))
+                        {
+                            let _ = outbox.kill.send((code, reason));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tells `conn` why something was refused (outside the core: limits).
+    fn refuse(&self, conn: ConnId, code: Code, text: &str) {
+        self.with_core(|r, _| r.refuse(conn, ProtocolError::new(code, text)));
+    }
+
+    /// Time-driven work: ring timeouts, grace periods. The server calls this every second.
+    pub fn tick(&self) {
+        self.with_core(|r, now| r.tick(now));
+    }
+
+    /// Tells every client the server is going away and closes their connections.
+    pub fn shutdown(&self) {
+        self.with_core(|r, _| r.shutdown());
+    }
+
+    /// Prometheus text exposition.
+    pub fn metrics(&self) -> String {
+        let (stats, connections) = {
+            let inner = self.lock();
+            (inner.registry.stats(), inner.outboxes.len())
+        };
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in samples {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        metric(
+            "duet_connections",
+            "gauge",
+            "Open signaling connections.",
+            &[("", connections as u64)],
+        );
+        metric(
+            "duet_users_away",
+            "gauge",
+            "Users who dropped mid-call, within their grace period.",
+            &[("", stats.away as u64)],
+        );
+        metric(
+            "duet_calls",
+            "gauge",
+            "Calls in progress.",
+            &[
+                ("{state=\"ringing\"}", stats.calls_ringing as u64),
+                ("{state=\"active\"}", stats.calls_active as u64),
+            ],
+        );
+        metric(
+            "duet_connections_accepted_total",
+            "counter",
+            "Connections accepted since start.",
+            &[("", self.accepted.load(Ordering::Relaxed))],
+        );
+        metric(
+            "duet_messages_relayed_total",
+            "counter",
+            "Messages delivered from one user to another.",
+            &[("", self.relayed.load(Ordering::Relaxed))],
+        );
+        let rejections = self.rejections.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let labels: Vec<(String, u64)> = rejections
+            .iter()
+            .map(|(reason, n)| (format!("{{reason=\"{reason}\"}}"), *n))
+            .collect();
+        let samples: Vec<(&str, u64)> = labels.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+        metric(
+            "duet_rejections_total",
+            "counter",
+            "Refused messages and connections, by reason.",
+            &samples,
+        );
+        out
+    }
+
+    /// Counts a connection from `ip` in, or says why not.
+    fn admit(self: &Arc<Hub>, ip: IpAddr) -> Result<Admission, &'static str> {
+        let mut inner = self.lock();
+        let total: usize = inner.per_ip.values().sum();
+        if total >= self.config.max_connections {
+            return Err("the server is full right now; try again in a minute");
+        }
+        let n = inner.per_ip.entry(ip).or_default();
+        if *n >= self.config.max_connections_per_ip {
+            return Err("too many connections from your address");
+        }
+        *n += 1;
+        Ok(Admission {
+            hub: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+fn kill(inner: &mut Inner, conn: ConnId, code: u16, reason: &str) {
+    if let Some(outbox) = inner.outboxes.remove(&conn) {
+        let _ = outbox.kill.send((code, reason.to_owned()));
+    }
+}
+
+/// A counted connection; uncounted when dropped.
+struct Admission {
+    hub: Arc<Hub>,
+    ip: IpAddr,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut inner = self.hub.lock();
+        if let Some(n) = inner.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                inner.per_ip.remove(&self.ip);
             }
         }
     }
@@ -83,86 +294,310 @@ struct ConnectQuery {
     key: Option<String>,
 }
 
-/// `GET /webrtc/{username}` (WebSocket) and `GET /healthz`.
+/// `GET /webrtc/{username}` (WebSocket), `GET /healthz`, `GET /metrics`.
 pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/webrtc/{username}", get(upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(|State(hub): State<Arc<Hub>>| async move { hub.metrics() }),
+        )
         .with_state(hub)
+}
+
+/// Browsers always send `Origin` on WebSocket upgrades; a page on another site must not be able
+/// to open a connection in the user's name (cross-site WebSocket hijacking). Clients that send
+/// no `Origin` are not browsers and are allowed.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or_default();
+    !host.is_empty() && authority.eq_ignore_ascii_case(host)
 }
 
 async fn upgrade(
     Path(name): Path<String>,
     Query(query): Query<ConnectQuery>,
     State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let refuse = |status: StatusCode, reason: &'static str, text: String| {
+        tracing::info!(%name, %peer, reason, "refused upgrade: {text}");
+        hub.count_rejection(reason);
+        (status, text).into_response()
+    };
     if let Err(e) = validate_name(&name) {
-        tracing::info!(%name, error = %e, "refused upgrade: invalid name");
-        return (StatusCode::BAD_REQUEST, format!("invalid name: {e}")).into_response();
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+            format!("invalid name: {e}"),
+        );
+    }
+    if !origin_allowed(&headers, &hub.config.allowed_origins) {
+        let origin = headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .unwrap_or_default();
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "origin",
+            format!("origin not allowed: {origin}"),
+        );
     }
     let key = query.key.filter(|k| !k.is_empty());
     if key.as_ref().is_some_and(|k| k.len() > MAX_KEY_BYTES) {
-        return (
+        return refuse(
             StatusCode::BAD_REQUEST,
+            "invalid_key",
             format!("invalid key: at most {MAX_KEY_BYTES} bytes"),
-        )
-            .into_response();
+        );
     }
-    ws.max_message_size(MAX_MESSAGE_BYTES)
-        .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| serve(socket, hub, name, key))
+    // Accept messages up to twice the limit so an oversized one gets a typed notice rather than
+    // a dropped connection; beyond that the WebSocket layer closes with 1009.
+    let hard_cap = hub.config.max_message_bytes.saturating_mul(2);
+    ws.max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
+        // Signaling messages are small: don't reserve tungstenite's 128 KiB per socket.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| serve(socket, hub, name, key, peer.ip()))
 }
 
-async fn serve(socket: WebSocket, hub: Arc<Hub>, name: String, key: Option<String>) {
-    let conn = hub.next_id.fetch_add(1, Ordering::Relaxed);
+async fn serve(socket: WebSocket, hub: Arc<Hub>, name: String, key: Option<String>, ip: IpAddr) {
     let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel(OUTBOX_CAPACITY);
-    hub.lock().outboxes.insert(conn, tx);
-    tracing::info!(conn, %name, "connected");
+    let _admission = match hub.admit(ip) {
+        Ok(a) => a,
+        Err(text) => {
+            tracing::warn!(%name, %ip, "refused connection: {text}");
+            hub.count_rejection(Code::TooManyConnections.as_str());
+            let notice = Message::notice(&name, Code::TooManyConnections, text);
+            let _ = sink.send(WsMessage::Text(notice.to_json().into())).await;
+            let frame = CloseFrame {
+                code: 1013, // try again later
+                reason: text.into(),
+            };
+            let _ = sink.send(WsMessage::Close(Some(frame))).await;
+            return;
+        }
+    };
+    let conn = hub.next_id.fetch_add(1, Ordering::Relaxed);
+    hub.accepted.fetch_add(1, Ordering::Relaxed);
+    let cfg = hub.config.clone();
+    let (tx, mut rx) = mpsc::channel(cfg.outbox);
+    // The reader waits for room in its own queue before handling the next frame: a client that
+    // sends faster than it reads its replies is slowed by TCP backpressure, not buffered.
+    let own_queue = tx.clone();
+    let (kill_tx, mut kill_rx) = oneshot::channel::<(u16, String)>();
+    hub.lock().outboxes.insert(conn, Outbox { tx, kill: kill_tx });
+    tracing::info!(conn, %name, %ip, "connected");
 
     let mut writer = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
-            let frame = match out {
-                Outbound::Text(text) => WsMessage::Text(text.into()),
-                Outbound::Close(code, reason) => {
-                    let frame = CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    };
-                    let _ = sink.send(WsMessage::Close(Some(frame))).await;
-                    return;
-                }
+        let close = |code, reason: String| {
+            WsMessage::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            }))
+        };
+        let mut kill_armed = true;
+        loop {
+            let frame = tokio::select! {
+                // A kill skips the queue: the consumer may be the problem.
+                biased;
+                reason = &mut kill_rx, if kill_armed => match reason {
+                    Ok((code, reason)) => close(code, reason),
+                    // Dropped unused: just drain what is queued (it may end in an orderly close).
+                    Err(_) => {
+                        kill_armed = false;
+                        continue;
+                    }
+                },
+                next = rx.recv() => match next {
+                    Some(Outbound::Text(text)) => WsMessage::Text(text.into()),
+                    Some(Outbound::Ping) => WsMessage::Ping(Default::default()),
+                    Some(Outbound::Close(code, reason)) => close(code, reason),
+                    None => return,
+                },
             };
-            if sink.send(frame).await.is_err() {
+            let closing = matches!(frame, WsMessage::Close(_));
+            if sink.send(frame).await.is_err() || closing {
                 return;
             }
         }
     });
 
-    hub.with_core(|r| r.join(conn, &name, key.as_deref()));
+    hub.with_core(|r, _| r.join(conn, &name, key.as_deref()));
 
-    let reader = async {
-        while let Some(Ok(frame)) = stream.next().await {
-            match frame {
-                WsMessage::Text(text) => hub.with_core(|r| r.handle(conn, text.as_str())),
-                WsMessage::Binary(_) => hub.with_core(|r| {
-                    let e =
-                        ProtocolError::new(Code::BadMessage, "binary frames are not part of the protocol");
-                    r.refuse(conn, e)
-                }),
-                WsMessage::Close(_) => break,
-                WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+    let mut limiter = RateLimiter::new(
+        cfg.rate_per_sec,
+        cfg.rate_burst,
+        cfg.rate_max_strikes,
+        hub.now_ms(),
+    );
+    let mut ping = tokio::time::interval(cfg.ping_interval);
+    ping.tick().await; // the first tick is immediate
+    let mut last_seen = Instant::now();
+    let mut writer_done = false;
+    // Whether the client ended the connection (else we did, and owe it a closing handshake).
+    let mut client_left = false;
+    loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => {
+                        // E.g. a frame over the hard cap; tell the client why before dropping it.
+                        let text = e.to_string();
+                        let code = if text.contains("too long") || text.contains("Space limit") { 1009 } else { 1002 };
+                        tracing::info!(conn, %name, error = %text, "read error");
+                        hub.count_rejection(if code == 1009 { "frame_too_large" } else { "protocol_error" });
+                        kill(&mut hub.lock(), conn, code, &text);
+                        break;
+                    }
+                    None => {
+                        client_left = true;
+                        break;
+                    }
+                };
+                last_seen = Instant::now();
+                let text = match frame {
+                    WsMessage::Text(text) => Some(text),
+                    WsMessage::Binary(_) => None,
+                    WsMessage::Close(_) => {
+                        client_left = true;
+                        break;
+                    }
+                    WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                };
+                match limiter.check(hub.now_ms()) {
+                    Verdict::Pass => {}
+                    Verdict::DropAndWarn => {
+                        tracing::info!(conn, %name, "rate limited");
+                        hub.refuse(conn, Code::RateLimited, "too many messages; slow down");
+                        continue;
+                    }
+                    Verdict::Drop => {
+                        hub.count_rejection(Code::RateLimited.as_str());
+                        continue;
+                    }
+                    Verdict::Disconnect => {
+                        tracing::warn!(conn, %name, "disconnecting a flooder");
+                        hub.count_rejection("flood");
+                        // In order: the rate_limited notice queued earlier goes out first.
+                        hub.with_core(|_, _| vec![Action::Close(conn, 1008, "rate limit exceeded".into())]);
+                        break;
+                    }
+                }
+                match tokio::time::timeout(cfg.idle_timeout, own_queue.reserve()).await {
+                    Ok(Ok(_room)) => {}
+                    Ok(Err(_)) => break, // closed by the core meanwhile
+                    Err(_) => {
+                        hub.count_rejection("slow_consumer");
+                        kill(&mut hub.lock(), conn, 1008, "too slow to receive messages");
+                        break;
+                    }
+                }
+                match text {
+                    Some(text) if text.len() > cfg.max_message_bytes => {
+                        let detail = format!("message of {} bytes; the limit is {}", text.len(), cfg.max_message_bytes);
+                        hub.refuse(conn, Code::TooLarge, &detail);
+                    }
+                    Some(text) => hub.with_core(|r, now| r.handle(conn, text.as_str(), now)),
+                    None => hub.refuse(conn, Code::BadMessage, "binary frames are not part of the protocol"),
+                }
+            }
+            _ = ping.tick() => {
+                if last_seen.elapsed() > cfg.idle_timeout {
+                    tracing::info!(conn, %name, "no sign of life: dropping");
+                    hub.count_rejection("idle_timeout");
+                    kill(&mut hub.lock(), conn, 1001, "no response to ping");
+                    break;
+                }
+                let queued = hub.lock().outboxes.get(&conn).map(|o| o.tx.try_send(Outbound::Ping).is_ok());
+                if queued != Some(true) {
+                    break;
+                }
+            }
+            _ = &mut writer => {
+                writer_done = true;
+                break;
             }
         }
-    };
-    // Either side ending ends the connection: the client going away, or the core closing it.
-    tokio::select! {
-        _ = reader => {}
-        _ = &mut writer => {}
     }
-    hub.with_core(|r| r.leave(conn));
+    hub.with_core(|r, now| r.leave(conn, now));
     hub.lock().outboxes.remove(&conn);
-    writer.abort();
+    drop(own_queue);
+    // Let the writer flush a close frame, but never wait long on a dead peer.
+    if !writer_done
+        && tokio::time::timeout(Duration::from_secs(2), &mut writer)
+            .await
+            .is_err()
+    {
+        writer.abort();
+    }
+    if !client_left {
+        // Closing handshake: read (and discard) until the client's close, briefly. Dropping a
+        // socket with unread data makes the kernel reset it, and the client would lose our close
+        // frame and its reason.
+        let drain = async {
+            while let Some(Ok(frame)) = stream.next().await {
+                if matches!(frame, WsMessage::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    }
     tracing::info!(conn, %name, "disconnected");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, host.parse().unwrap());
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, o.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn same_origin_and_listed_origins_are_allowed() {
+        assert!(origin_allowed(&headers(None, "duet.example"), &[]));
+        assert!(origin_allowed(
+            &headers(Some("https://duet.example"), "duet.example"),
+            &[]
+        ));
+        assert!(origin_allowed(
+            &headers(Some("http://127.0.0.1:3000"), "127.0.0.1:3000"),
+            &[]
+        ));
+        assert!(!origin_allowed(
+            &headers(Some("https://evil.example"), "duet.example"),
+            &[]
+        ));
+        assert!(!origin_allowed(&headers(Some("null"), "duet.example"), &[]));
+        let list = ["https://app.example".to_string()];
+        assert!(origin_allowed(
+            &headers(Some("https://app.example"), "duet.example"),
+            &list
+        ));
+        assert!(origin_allowed(
+            &headers(Some("https://x.example"), "duet.example"),
+            &["*".into()]
+        ));
+    }
 }

@@ -1,0 +1,130 @@
+//! Server configuration: command-line flags, each also settable by an environment variable.
+//! `duet --help` lists them with their defaults; the README has the same table.
+
+use crate::relay::{RelayConfig, Timing};
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Parser, Clone, Debug)]
+#[command(name = "duet", version, about = "Duet: self-hosted one-to-one video calls")]
+pub struct Config {
+    /// Address to listen on [default: the Leptos site-addr, 127.0.0.1:3000].
+    #[arg(long, env = "DUET_ADDR")]
+    pub addr: Option<SocketAddr>,
+    /// Seconds an unanswered call rings before the caller is told "no answer".
+    #[arg(long, env = "DUET_RING_TIMEOUT_SECS", default_value_t = 30)]
+    pub ring_timeout_secs: u64,
+    /// Seconds a party who dropped mid-call has to reconnect before the call ends.
+    #[arg(long, env = "DUET_GRACE_SECS", default_value_t = 10)]
+    pub grace_secs: u64,
+    /// Largest signaling message accepted, in bytes.
+    #[arg(long, env = "DUET_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+    /// Sustained messages per second allowed per connection.
+    #[arg(long, env = "DUET_RATE_PER_SEC", default_value_t = 50)]
+    pub rate_per_sec: u32,
+    /// Messages a connection may send in one burst (ICE trickles in bursts).
+    #[arg(long, env = "DUET_RATE_BURST", default_value_t = 200)]
+    pub rate_burst: u32,
+    /// Over-limit messages in a row before a connection is disconnected.
+    #[arg(long, env = "DUET_RATE_MAX_STRIKES", default_value_t = 500)]
+    pub rate_max_strikes: u32,
+    /// Connections the server accepts in total.
+    #[arg(long, env = "DUET_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+    /// Connections accepted from one IP address.
+    #[arg(long, env = "DUET_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
+    pub max_connections_per_ip: usize,
+    /// Seconds between WebSocket pings to each client.
+    #[arg(long, env = "DUET_PING_SECS", default_value_t = 20)]
+    pub ping_secs: u64,
+    /// Seconds without any frame (not even a pong) before a connection is dropped.
+    #[arg(long, env = "DUET_IDLE_TIMEOUT_SECS", default_value_t = 50)]
+    pub idle_timeout_secs: u64,
+    /// Messages queued for one client before it counts as stuck and is dropped.
+    #[arg(long, env = "DUET_OUTBOX", default_value_t = 256)]
+    pub outbox: usize,
+    /// Extra origins allowed to open the WebSocket (the page's own origin always is); `*` = any.
+    /// Repeat the flag, or comma-separate in the variable.
+    #[arg(long = "allowed-origin", env = "DUET_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Log format; the level comes from RUST_LOG (default "info").
+    #[arg(long, env = "DUET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub fn relay(&self) -> RelayConfig {
+        RelayConfig {
+            timing: Timing {
+                ring_timeout_ms: self.ring_timeout_secs * 1000,
+                grace_ms: self.grace_secs * 1000,
+            },
+            max_message_bytes: self.max_message_bytes,
+            rate_per_sec: self.rate_per_sec,
+            rate_burst: self.rate_burst,
+            rate_max_strikes: self.rate_max_strikes,
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            ping_interval: Duration::from_secs(self.ping_secs.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+            outbox: self.outbox.max(1),
+            allowed_origins: self.allowed_origins.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_relay_defaults() {
+        let cfg = Config::try_parse_from(["duet"]).unwrap();
+        let relay = cfg.relay();
+        let d = RelayConfig::default();
+        assert_eq!(relay.timing, d.timing);
+        assert_eq!(
+            (
+                relay.max_message_bytes,
+                relay.rate_per_sec,
+                relay.rate_burst,
+                relay.max_connections
+            ),
+            (
+                d.max_message_bytes,
+                d.rate_per_sec,
+                d.rate_burst,
+                d.max_connections
+            )
+        );
+        assert_eq!(
+            (relay.ping_interval, relay.idle_timeout),
+            (d.ping_interval, d.idle_timeout)
+        );
+    }
+
+    #[test]
+    fn flags_override() {
+        let cfg = Config::try_parse_from([
+            "duet",
+            "--ring-timeout-secs",
+            "3",
+            "--allowed-origin",
+            "https://a.example",
+            "--allowed-origin",
+            "https://b.example",
+        ])
+        .unwrap();
+        assert_eq!(cfg.relay().timing.ring_timeout_ms, 3000);
+        assert_eq!(cfg.allowed_origins.len(), 2);
+        assert!(Config::try_parse_from(["duet", "--rate-per-sec", "lots"]).is_err());
+    }
+}

@@ -463,3 +463,66 @@ mod tests {
         assert!(validate_name(SYSTEM_NAME).is_err());
     }
 }
+
+/// Parsing never panics: arbitrary text and arbitrary JSON yield a message or a typed error.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(serde_json::Value::from),
+            prop_oneof![
+                Just("call_start".to_string()),
+                Just("_ice".to_string()),
+                Just("1".to_string()),
+                ".{0,12}"
+            ]
+            .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            let keys = prop_oneof![
+                Just("type".to_string()),
+                Just("toUser".to_string()),
+                Just("fromUser".to_string()),
+                Just("sdp".to_string()),
+                Just("iceCandidate".to_string()),
+                Just("sdpMLineIndex".to_string()),
+                Just("users".to_string()),
+                Just("code".to_string()),
+                "[a-z]{1,6}"
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(keys, inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let text = String::from_utf8_lossy(&bytes);
+            if let Err(e) = Message::parse(&text) {
+                prop_assert!(!e.detail.is_empty());
+            }
+        }
+
+        #[test]
+        fn arbitrary_json_yields_a_message_or_a_typed_error(v in json_value()) {
+            match Message::parse(&v.to_string()) {
+                Ok(m) => prop_assert_eq!(Message::parse(&m.to_json()), Ok(m)),
+                Err(e) => prop_assert!(matches!(e.code, Code::BadMessage | Code::UnknownType)),
+            }
+        }
+    }
+}

@@ -782,3 +782,156 @@ mod tests {
         assert!(r.is_empty());
     }
 }
+
+/// Property tests: random sequences of connects, disconnects, messages (well-formed, spoofed,
+/// misaddressed) and time passing, checked against the invariants after every step.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
+    const KINDS: [&str; 7] = [
+        "call_start",
+        "call_back",
+        "offer",
+        "answer",
+        "_ice",
+        "hangup",
+        "presence",
+    ];
+    const MSGS: [&str; 3] = ["1", "0", "busy"];
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Join {
+            conn: u8,
+            name: usize,
+            secret: Option<u8>,
+        },
+        Leave {
+            conn: u8,
+        },
+        Send {
+            conn: u8,
+            kind: usize,
+            to: usize,
+            spoof: usize,
+            msg: usize,
+        },
+        Garbage {
+            conn: u8,
+            text: String,
+        },
+        Tick {
+            ms: u64,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..6, 0..NAMES.len(), proptest::option::of(0u8..2))
+                .prop_map(|(conn, name, secret)| Op::Join { conn, name, secret }),
+            (0u8..6).prop_map(|conn| Op::Leave { conn }),
+            (
+                0u8..6,
+                0..KINDS.len(),
+                0..NAMES.len() + 1,
+                0..NAMES.len(),
+                0..MSGS.len()
+            )
+                .prop_map(|(conn, kind, to, spoof, msg)| Op::Send {
+                    conn,
+                    kind,
+                    to,
+                    spoof,
+                    msg
+                }),
+            (0u8..6, ".{0,40}").prop_map(|(conn, text)| Op::Garbage { conn, text }),
+            (0u64..40_000).prop_map(|ms| Op::Tick { ms }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn deliveries_respect_calls_and_senders_and_nothing_leaks(ops in proptest::collection::vec(op(), 1..80)) {
+            let mut r = Registry::new(Timing::default());
+            // Connection ids are never reused, as in the server.
+            let mut next_conn: ConnId = 1;
+            let mut slots: HashMap<u8, ConnId> = HashMap::new();
+            let mut now = 0u64;
+            for op in ops {
+                match op {
+                    Op::Join { conn, name, secret } => {
+                        if let Some(old) = slots.insert(conn, next_conn) {
+                            r.leave(old, now);
+                        }
+                        let secret = secret.map(|s| format!("k{s}"));
+                        r.join(next_conn, NAMES[name], secret.as_deref());
+                        next_conn += 1;
+                    }
+                    Op::Leave { conn } => {
+                        if let Some(c) = slots.remove(&conn) {
+                            r.leave(c, now);
+                        }
+                    }
+                    Op::Send { conn, kind, to, spoof, msg } => {
+                        let Some(&c) = slots.get(&conn) else { continue };
+                        let sender = r.conns.get(&c).cloned();
+                        let partner_before = sender.as_deref().and_then(|s| r.partner_of(s)).map(str::to_owned);
+                        let to_name = NAMES.get(to).copied().unwrap_or("nobody");
+                        let text = serde_json::json!({
+                            "type": KINDS[kind], "fromUser": NAMES[spoof], "toUser": to_name,
+                            "msg": MSGS[msg], "sdp": "v=0", "iceCandidate": {"candidate": "c"},
+                            "code": "busy",
+                        })
+                        .to_string();
+                        for action in r.handle(c, &text, now) {
+                            let Action::Send(dest, m) = action else { continue };
+                            if m.is_from_system() || m.kind == Kind::Presence {
+                                continue;
+                            }
+                            let sender = sender.as_deref().expect("only known senders get anything relayed");
+                            let dest_name = r.conns.get(&dest).expect("delivered to a live connection");
+                            if m.from_user.as_deref() == Some(sender) && m.kind.as_str() == KINDS[kind] {
+                                // The message itself: to its addressee, stamped with the real sender.
+                                prop_assert_eq!(dest_name, to_name);
+                                prop_assert_eq!(m.code.is_none() || m.kind == Kind::Hangup, true);
+                                if matches!(m.kind, Kind::Offer | Kind::Answer | Kind::Ice | Kind::Hangup) {
+                                    prop_assert_eq!(partner_before.as_deref(), Some(to_name), "only within a call");
+                                }
+                            } else {
+                                // A hang-up on the sender's behalf, to its previous partner.
+                                prop_assert_eq!(m.kind, Kind::Hangup);
+                                prop_assert_eq!(m.from_user.as_deref(), Some(sender));
+                                prop_assert_eq!(Some(dest_name.as_str()), partner_before.as_deref());
+                            }
+                        }
+                    }
+                    Op::Garbage { conn, text } => {
+                        if let Some(&c) = slots.get(&conn) {
+                            for action in r.handle(c, &text, now) {
+                                if let Action::Send(dest, m) = action {
+                                    prop_assert_eq!(dest, c, "garbage is answered to its sender only");
+                                    prop_assert!(m.is_from_system());
+                                }
+                            }
+                        }
+                    }
+                    Op::Tick { ms } => {
+                        now += ms;
+                        r.tick(now);
+                    }
+                }
+                r.assert_invariants();
+            }
+            for (_, c) in slots.drain() {
+                r.leave(c, now);
+            }
+            r.tick(now + 10 * Timing::default().ring_timeout_ms);
+            prop_assert!(r.is_empty(), "everyone left: nothing remains: {:?}", r);
+        }
+    }
+}

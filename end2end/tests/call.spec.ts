@@ -3,6 +3,7 @@ import {
   Person,
   connectCall,
   expectOnline,
+  expectPlaying,
   goOnline,
   keepLocalTracks,
   liveLocalTracks,
@@ -170,4 +171,31 @@ test('glare: both call each other at once and exactly one call results', async (
   await expect(status(a.page)).toContainText(`In call with ${b.name}`);
   await expect(status(b.page)).toContainText(`In call with ${a.name}`);
   for (const p of [a, b]) await expect(p.page.getByRole('alertdialog')).toHaveCount(0);
+});
+
+test('a signaling blip during a call keeps the call and its media', async () => {
+  const [a, b] = people;
+  // Route a's signaling socket through Playwright so the test can cut it from the server side.
+  let server: { close: () => Promise<void> } | undefined;
+  let opened = 0;
+  await a.page.routeWebSocket(/\/webrtc\//, (ws) => {
+    opened += 1;
+    server = ws.connectToServer();
+  });
+  await a.page.reload();
+  await expectOnline(a.page);
+  await connectCall(a, b);
+
+  await server!.close();
+  await expect(a.page.locator('header .link')).toHaveClass(/link-(reconnecting|online)/);
+  await expect.poll(() => opened, { message: 'the client reconnected by itself' }).toBe(2);
+  await expectOnline(a.page);
+  // The peer-to-peer call never noticed: still in call, frames still advancing on both sides.
+  await expect(status(a.page)).toContainText(`In call with ${b.name}`);
+  await expect(status(b.page)).toContainText(`In call with ${a.name}`);
+  await expectPlaying(a.page, '#remote-video');
+  await expectPlaying(b.page, '#remote-video');
+  // Signaling works over the new socket: a hang-up reaches b.
+  await a.page.getByRole('button', { name: 'Hang up' }).click();
+  await expect(status(b.page)).toHaveText(`${a.name} hung up`);
 });

@@ -55,6 +55,10 @@ pub struct Config {
     /// Repeat the flag, or comma-separate in the variable.
     #[arg(long = "allowed-origin", env = "DUET_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// Most names in a presence list; beyond this many people online, joins and leaves are no
+    /// longer announced to everyone (newcomers still get a list).
+    #[arg(long, env = "DUET_PRESENCE_MAX", default_value_t = crate::relay::registry::PRESENCE_MAX)]
+    pub presence_max: usize,
     /// Log format; the level comes from RUST_LOG (default "info").
     #[arg(long, env = "DUET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -77,6 +81,7 @@ impl Config {
             idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
             outbox: self.outbox.max(1),
             allowed_origins: self.allowed_origins.clone(),
+            presence_max: self.presence_max,
         }
     }
 }

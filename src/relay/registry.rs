@@ -65,9 +65,13 @@ struct CallLink {
     ringing_until: Option<u64>,
 }
 
-#[derive(Debug, Default)]
+/// Default for [`Registry::with_presence_max`].
+pub const PRESENCE_MAX: usize = 100;
+
+#[derive(Debug)]
 pub struct Registry {
     timing: Timing,
+    presence_max: usize,
     /// Sorted, so presence lists come out in a stable order.
     users: BTreeMap<String, User>,
     conns: HashMap<ConnId, String>,
@@ -83,12 +87,29 @@ pub struct Stats {
     pub calls_active: usize,
 }
 
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry::new(Timing::default())
+    }
+}
+
 impl Registry {
     pub fn new(timing: Timing) -> Registry {
         Registry {
             timing,
-            ..Registry::default()
+            presence_max: PRESENCE_MAX,
+            users: BTreeMap::new(),
+            conns: HashMap::new(),
+            calls: HashMap::new(),
         }
+    }
+
+    /// Presence lists carry at most `n` names, and joins/leaves are announced to everyone only
+    /// while at most `n` people are online: past that, telling everyone of every join would cost
+    /// O(n²) frames of O(n) size. A newcomer always gets the (truncated) list.
+    pub fn with_presence_max(mut self, n: usize) -> Registry {
+        self.presence_max = n;
+        self
     }
 
     pub fn stats(&self) -> Stats {
@@ -153,7 +174,7 @@ impl Registry {
             },
         );
         self.conns.insert(conn, name.to_owned());
-        self.broadcast_presence(&mut actions);
+        self.announce_presence(Some(conn), &mut actions);
         actions
     }
 
@@ -173,7 +194,7 @@ impl Registry {
             self.users.remove(&name);
             actions.extend(self.hang_up_for(&name, Code::PeerDisconnected));
         }
-        self.broadcast_presence(&mut actions);
+        self.announce_presence(None, &mut actions);
         actions
     }
 
@@ -356,15 +377,24 @@ impl Registry {
         Some(peer)
     }
 
-    fn broadcast_presence(&self, actions: &mut Vec<Action>) {
+    /// Presence after a join (`joiner`) or a leave; see [`Registry::with_presence_max`].
+    fn announce_presence(&self, joiner: Option<ConnId>, actions: &mut Vec<Action>) {
         let online: Vec<(&String, ConnId)> = self
             .users
             .iter()
             .filter_map(|(n, u)| u.conn.map(|c| (n, c)))
             .collect();
-        let users: Vec<String> = online.iter().map(|(n, _)| (*n).clone()).collect();
-        for (name, conn) in online {
-            actions.push(Action::Send(conn, Message::presence(name, users.clone())));
+        let users: Vec<String> = online
+            .iter()
+            .take(self.presence_max)
+            .map(|(n, _)| (*n).clone())
+            .collect();
+        if online.len() <= self.presence_max {
+            for (name, conn) in online {
+                actions.push(Action::Send(conn, Message::presence(name, users.clone())));
+            }
+        } else if let Some((name, conn)) = joiner.and_then(|j| online.into_iter().find(|(_, c)| *c == j)) {
+            actions.push(Action::Send(conn, Message::presence(name, users)));
         }
     }
 
@@ -461,6 +491,32 @@ mod tests {
             );
         }
         r.assert_invariants();
+    }
+
+    #[test]
+    fn presence_is_bounded_for_large_populations() {
+        let mut r = Registry::new(T).with_presence_max(3);
+        for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+            assert_eq!(
+                r.join(i as ConnId, name, None).len(),
+                i + 1,
+                "everyone hears of {name}"
+            );
+        }
+        // The fourth and fifth joiners get a list of three; nobody else is told.
+        for (i, name) in [(3, "d"), (4, "e")] {
+            let out = r.join(i, name, None);
+            assert_eq!(out.len(), 1);
+            assert!(
+                matches!(&out[0], Action::Send(c, m) if *c == i && m.users.as_ref().map(Vec::len) == Some(3))
+            );
+        }
+        assert!(
+            r.leave(0, NOW).is_empty(),
+            "a leave that leaves 4 online is not broadcast"
+        );
+        // Back within the cap: everyone hears of changes again.
+        assert_eq!(r.leave(1, NOW).len(), 3);
     }
 
     #[test]

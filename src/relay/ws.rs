@@ -40,6 +40,8 @@ pub struct RelayConfig {
     pub outbox: usize,
     /// Origins allowed to open the WebSocket besides the page's own; `*` allows any.
     pub allowed_origins: Vec<String>,
+    /// Most names in a presence list; see [`Registry::with_presence_max`].
+    pub presence_max: usize,
 }
 
 impl Default for RelayConfig {
@@ -56,6 +58,7 @@ impl Default for RelayConfig {
             idle_timeout: Duration::from_secs(50),
             outbox: 256,
             allowed_origins: Vec::new(),
+            presence_max: super::registry::PRESENCE_MAX,
         }
     }
 }
@@ -94,7 +97,7 @@ pub struct Hub {
 impl Hub {
     pub fn new(config: RelayConfig) -> Arc<Hub> {
         let inner = Inner {
-            registry: Registry::new(config.timing),
+            registry: Registry::new(config.timing).with_presence_max(config.presence_max),
             ..Inner::default()
         };
         Arc::new(Hub {

@@ -1,6 +1,6 @@
 // Waits for the server `cargo leptos end-to-end` starts (it does not wait for readiness itself).
 export default async function globalSetup() {
-  const url = 'http://127.0.0.1:3000/healthz';
+  const url = `${process.env.DUET_E2E_URL ?? 'http://127.0.0.1:3000'}/healthz`;
   const deadline = Date.now() + 180_000;
   let last = '';
   while (Date.now() < deadline) {

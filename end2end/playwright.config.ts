@@ -16,7 +16,8 @@ export default defineConfig({
   reporter: [['list']],
   outputDir: 'test-results',
   use: {
-    baseURL: 'http://127.0.0.1:3000',
+    // DUET_E2E_URL points the suite at another running server (e.g. one started by hand).
+    baseURL: process.env.DUET_E2E_URL ?? 'http://127.0.0.1:3000',
     trace: 'retain-on-failure',
     screenshot: 'only-on-failure',
     launchOptions: {

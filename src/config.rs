@@ -2,6 +2,7 @@
 //! `duet --help` lists them with their defaults; the README has the same table.
 
 use crate::relay::{RelayConfig, Timing};
+use crate::signal::{ClientConfig, IceServer};
 use clap::{Parser, ValueEnum};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -59,12 +60,48 @@ pub struct Config {
     /// longer announced to everyone (newcomers still get a list).
     #[arg(long, env = "DUET_PRESENCE_MAX", default_value_t = crate::relay::registry::PRESENCE_MAX)]
     pub presence_max: usize,
+    /// STUN or TURN server URL handed to browsers (e.g. `stun:stun.example.org:3478`,
+    /// `turn:turn.example.org:3478?transport=udp`). Repeat the flag, or comma-separate.
+    /// Without any, calls connect only where both sides reach each other directly (one LAN).
+    #[arg(long = "ice-server", env = "DUET_ICE_SERVERS", value_delimiter = ',')]
+    pub ice_servers: Vec<String>,
+    /// Username for the `turn:`/`turns:` servers.
+    #[arg(long, env = "DUET_TURN_USERNAME")]
+    pub turn_username: Option<String>,
+    /// Credential for the `turn:`/`turns:` servers.
+    #[arg(long, env = "DUET_TURN_CREDENTIAL")]
+    pub turn_credential: Option<String>,
     /// Log format; the level comes from RUST_LOG (default "info").
     #[arg(long, env = "DUET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
 
 impl Config {
+    /// What browsers get at `/config.json`: STUN servers as they are, TURN servers with the
+    /// credentials.
+    pub fn client(&self) -> ClientConfig {
+        let (turn, stun): (Vec<String>, Vec<String>) = self
+            .ice_servers
+            .iter()
+            .cloned()
+            .partition(|u| u.starts_with("turn:") || u.starts_with("turns:"));
+        let mut ice_servers = Vec::new();
+        if !stun.is_empty() {
+            ice_servers.push(IceServer {
+                urls: stun,
+                ..IceServer::default()
+            });
+        }
+        if !turn.is_empty() {
+            ice_servers.push(IceServer {
+                urls: turn,
+                username: self.turn_username.clone(),
+                credential: self.turn_credential.clone(),
+            });
+        }
+        ClientConfig { ice_servers }
+    }
+
     pub fn relay(&self) -> RelayConfig {
         RelayConfig {
             timing: Timing {
@@ -82,6 +119,7 @@ impl Config {
             outbox: self.outbox.max(1),
             allowed_origins: self.allowed_origins.clone(),
             presence_max: self.presence_max,
+            client: self.client(),
         }
     }
 }
@@ -131,5 +169,31 @@ mod tests {
         assert_eq!(cfg.relay().timing.ring_timeout_ms, 3000);
         assert_eq!(cfg.allowed_origins.len(), 2);
         assert!(Config::try_parse_from(["duet", "--rate-per-sec", "lots"]).is_err());
+    }
+
+    #[test]
+    fn ice_servers_reach_the_client_config_with_turn_credentials() {
+        let cfg = Config::try_parse_from([
+            "duet",
+            "--ice-server",
+            "stun:stun.example.org:3478,turn:turn.example.org:3478",
+            "--turn-username",
+            "u",
+            "--turn-credential",
+            "p",
+        ])
+        .unwrap();
+        let json = serde_json::to_value(cfg.client()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"iceServers": [
+                {"urls": ["stun:stun.example.org:3478"]},
+                {"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": "p"},
+            ]})
+        );
+        assert_eq!(
+            Config::try_parse_from(["duet"]).unwrap().client(),
+            ClientConfig::default()
+        );
     }
 }

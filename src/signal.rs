@@ -285,6 +285,25 @@ impl Message {
     }
 }
 
+/// One entry of `RTCConfiguration.iceServers`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// `GET /config.json`: what the browser needs from the server's configuration.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientConfig {
+    /// STUN/TURN servers for the peer connection; empty means host candidates only (one LAN).
+    pub ice_servers: Vec<IceServer>,
+}
+
 /// Why a frame was refused; becomes a [`Message::notice`] to its sender.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProtocolError {

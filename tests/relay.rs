@@ -417,6 +417,10 @@ async fn pages_are_server_rendered() {
     let (status, _) = http_get(addr, "/no/such/page").await;
     assert_eq!(status, 404);
     assert_eq!(http_get(addr, "/healthz").await, (200, "ok".into()));
+    assert_eq!(
+        http_get(addr, "/config.json").await,
+        (200, r#"{"iceServers":[]}"#.into())
+    );
 }
 
 // ---- Abuse: the server stays up, others keep relaying, every refusal is typed. ----

@@ -29,6 +29,7 @@ pub fn start(me: &str, state: RwSignal<State>, now: RwSignal<f64>) {
         CLOCK.set(Some(h));
     }
     socket::connect(me, &secret());
+    wasm_bindgen_futures::spawn_local(peer::load_config());
 }
 
 /// Leaves the call screen: ends any call, closes the socket, stops the clock.

@@ -6,7 +6,7 @@
 
 use super::dispatch;
 use crate::call::Event;
-use crate::signal::IceCandidate;
+use crate::signal::{ClientConfig, IceCandidate, IceServer};
 use js_sys::Reflect;
 use std::cell::RefCell;
 use std::future::Future;
@@ -39,6 +39,41 @@ struct Peer {
 
 thread_local! {
     static PEER: RefCell<Peer> = RefCell::new(Peer::default());
+    /// From the server's `/config.json`; empty until loaded (host candidates still work).
+    static ICE_SERVERS: RefCell<Vec<IceServer>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Fetches the server's client configuration (STUN/TURN servers).
+pub async fn load_config() {
+    let response = match gloo_net::http::Request::get("/config.json").send().await {
+        Ok(r) => r,
+        Err(e) => return leptos::logging::warn!("cannot load /config.json: {e}"),
+    };
+    match response.json::<ClientConfig>().await {
+        Ok(config) => ICE_SERVERS.with(|s| *s.borrow_mut() = config.ice_servers),
+        Err(e) => leptos::logging::warn!("bad /config.json: {e}"),
+    }
+}
+
+/// `RTCConfiguration` with the configured ICE servers.
+fn rtc_configuration() -> RtcConfiguration {
+    let config = RtcConfiguration::new();
+    let servers = js_sys::Array::new();
+    ICE_SERVERS.with(|list| {
+        for server in list.borrow().iter() {
+            let entry = js_sys::Object::new();
+            let urls: js_sys::Array = server.urls.iter().map(|u| JsValue::from_str(u)).collect();
+            let _ = Reflect::set(&entry, &"urls".into(), &urls);
+            for (key, value) in [("username", &server.username), ("credential", &server.credential)] {
+                if let Some(v) = value {
+                    let _ = Reflect::set(&entry, &key.into(), &JsValue::from_str(v));
+                }
+            }
+            servers.push(&entry);
+        }
+    });
+    let _ = Reflect::set(&config, &"iceServers".into(), &servers);
+    config
 }
 
 fn generation() -> u32 {
@@ -125,8 +160,7 @@ async fn open_media() -> Result<MediaStream, String> {
 
 /// Creates the peer connection for `stream`, adds its tracks and wires the handlers.
 fn install(stream: &MediaStream) -> Result<(), String> {
-    // No ICE servers: host candidates connect on one LAN or machine. (STUN/TURN config: later.)
-    let pc = RtcPeerConnection::new_with_configuration(&RtcConfiguration::new()).map_err(describe)?;
+    let pc = RtcPeerConnection::new_with_configuration(&rtc_configuration()).map_err(describe)?;
     for track in stream.get_tracks().iter() {
         pc.add_track_0(&track.unchecked_into::<MediaStreamTrack>(), stream);
     }

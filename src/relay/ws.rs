@@ -42,6 +42,8 @@ pub struct RelayConfig {
     pub allowed_origins: Vec<String>,
     /// Most names in a presence list; see [`Registry::with_presence_max`].
     pub presence_max: usize,
+    /// Served at `/config.json` for the browser (ICE servers).
+    pub client: crate::signal::ClientConfig,
 }
 
 impl Default for RelayConfig {
@@ -59,6 +61,7 @@ impl Default for RelayConfig {
             outbox: 256,
             allowed_origins: Vec::new(),
             presence_max: super::registry::PRESENCE_MAX,
+            client: crate::signal::ClientConfig::default(),
         }
     }
 }
@@ -297,9 +300,13 @@ struct ConnectQuery {
     key: Option<String>,
 }
 
-/// `GET /webrtc/{username}` (WebSocket), `GET /healthz`, `GET /metrics`.
+/// `GET /webrtc/{username}` (WebSocket), `GET /healthz`, `GET /metrics`, `GET /config.json`.
 pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
+        .route(
+            "/config.json",
+            get(|State(hub): State<Arc<Hub>>| async move { axum::Json(hub.config.client.clone()) }),
+        )
         .route("/webrtc/{username}", get(upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route(

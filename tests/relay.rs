@@ -631,3 +631,28 @@ async fn metrics_count_connections_calls_and_rejections() {
         assert!(body.contains(line), "metrics lack {line}:\n{body}");
     }
 }
+
+#[tokio::test]
+async fn shutdown_tells_every_client_and_closes_within_a_bounded_time() {
+    let conf = leptos::prelude::get_configuration(Some("Cargo.toml")).expect("leptos config");
+    let hub = Hub::new(RelayConfig::default());
+    let app = duet::server::app(conf.leptos_options, hub.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(duet::server::serve(listener, app, hub, async {
+        let _ = stopped.await;
+    }));
+    let (mut alice, mut bob) = pair(addr).await;
+    stop.send(()).unwrap();
+    for c in [&mut alice, &mut bob] {
+        assert_eq!(notice_code(&c.recv().await), "server_shutdown");
+        let (code, _) = c.closed_with().await;
+        assert_eq!(u16::from(code), 1001);
+    }
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server stops within 5 s")
+        .unwrap()
+        .unwrap();
+}

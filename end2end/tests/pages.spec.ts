@@ -26,6 +26,19 @@ test('join: choose a name, continue, and the name is remembered', async ({ page 
   expect(errors).toEqual([]);
 });
 
+test('the join form works before the app has loaded (no JavaScript)', async ({ browser }) => {
+  const ctx = await browser.newContext({ javaScriptEnabled: false });
+  const page = await ctx.newPage();
+  const me = uniqueName('张伟');
+  await page.goto('/call/bob');
+  await page.getByLabel('Your name').fill(` ${me} `);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page).toHaveURL(new RegExp(`/u/${encodeURIComponent(me)}\\?call=bob$`));
+  await expect(page.locator('header .me')).toHaveText(me);
+  await expect(page.getByLabel("Friend's name")).toHaveValue('bob');
+  await ctx.close();
+});
+
 test('a call link opens the app ready to call that person, Unicode names work', async ({ page }) => {
   const errors = watchErrors(page);
   const me = uniqueName('张伟');

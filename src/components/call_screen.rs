@@ -132,6 +132,8 @@ fn dialer(
                     autocapitalize="off"
                     spellcheck="false"
                     placeholder="e.g. bob"
+                    // The attribute for the server-rendered page, the property once hydrated.
+                    value=friend.get_untracked()
                     prop:value=move || friend.get()
                     on:input=move |ev| friend.set(event_target_value(&ev))
                 />

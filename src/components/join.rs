@@ -15,11 +15,14 @@ pub fn JoinPage() -> impl IntoView {
     let name = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
 
-    // The remembered name is only known in the browser, after hydration.
+    // The remembered name is only known in the browser, after hydration; never overwrite what
+    // the user typed meanwhile.
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         if let Some(saved) = crate::client::saved_name() {
-            name.set(saved);
+            if name.get_untracked().is_empty() {
+                name.set(saved);
+            }
         }
     });
 
@@ -48,7 +51,10 @@ pub fn JoinPage() -> impl IntoView {
             <div class="logo" aria-hidden="true"></div>
             <h1>{heading}</h1>
             <p class="tagline">"Private one-to-one video calls, straight from browser to browser."</p>
-            <form class="join-form" on:submit=submit>
+            // Without JavaScript (or before the WASM has loaded) the form still works: the server
+            // answers GET /go with a redirect to the call screen.
+            <form class="join-form" method="get" action="/go" on:submit=submit>
+                {peer.clone().map(|p| view! { <input type="hidden" name="call" value=p/> })}
                 <label for="name">"Your name"</label>
                 <input
                     id="name"

@@ -156,10 +156,11 @@ impl Hub {
                     let Some(outbox) = inner.outboxes.get(&conn) else {
                         continue;
                     };
-                    if outbox.tx.try_send(Outbound::Text(m.to_json())).is_err() {
-                        tracing::warn!(conn, "outbound queue full: dropping a stuck consumer");
-                        self.count_rejection("slow_consumer");
-                        kill(&mut inner, conn, 1008, "too slow to receive messages");
+                    // Closed means the connection is already ending: nothing to do.
+                    if let Err(mpsc::error::TrySendError::Full(_)) =
+                        outbox.tx.try_send(Outbound::Text(m.to_json()))
+                    {
+                        drop_stuck_consumer(self, &mut inner, conn);
                     }
                 }
                 Action::Close(conn, code, reason) => {
@@ -269,6 +270,13 @@ impl Hub {
             ip,
         })
     }
+}
+
+/// A client whose queue is full does not read: close it now, skipping the queue.
+fn drop_stuck_consumer(hub: &Hub, inner: &mut Inner, conn: ConnId) {
+    tracing::warn!(conn, "outbound queue full: dropping a stuck consumer");
+    hub.count_rejection("slow_consumer");
+    kill(inner, conn, 1008, "too slow to receive messages");
 }
 
 fn kill(inner: &mut Inner, conn: ConnId, code: u16, reason: &str) {
@@ -536,8 +544,7 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, name: String, key: Option<Strin
                     Ok(Ok(_room)) => {}
                     Ok(Err(_)) => break, // closed by the core meanwhile
                     Err(_) => {
-                        hub.count_rejection("slow_consumer");
-                        kill(&mut hub.lock(), conn, 1008, "too slow to receive messages");
+                        drop_stuck_consumer(&hub, &mut hub.lock(), conn);
                         break;
                     }
                 }
@@ -557,9 +564,14 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, name: String, key: Option<Strin
                     kill(&mut hub.lock(), conn, 1001, "no response to ping");
                     break;
                 }
-                let queued = hub.lock().outboxes.get(&conn).map(|o| o.tx.try_send(Outbound::Ping).is_ok());
-                if queued != Some(true) {
-                    break;
+                let mut inner = hub.lock();
+                match inner.outboxes.get(&conn).map(|o| o.tx.try_send(Outbound::Ping)) {
+                    Some(Ok(())) => {}
+                    Some(Err(mpsc::error::TrySendError::Full(_))) => {
+                        drop_stuck_consumer(&hub, &mut inner, conn);
+                        break;
+                    }
+                    Some(Err(mpsc::error::TrySendError::Closed(_))) | None => break,
                 }
             }
             _ = &mut writer => {

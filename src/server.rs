@@ -4,6 +4,7 @@
 use crate::app::{shell, App};
 use crate::config::{Config, LogFormat};
 use crate::relay::{self, Hub};
+use axum::serve::ListenerExt;
 use axum::Router;
 use clap::Parser;
 use leptos::prelude::*;
@@ -45,6 +46,12 @@ pub async fn serve(
         }
     });
     let hub_for_shutdown = Arc::clone(&hub);
+    // Signaling is small messages where every millisecond shows: don't let Nagle batch them.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let result = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

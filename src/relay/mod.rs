@@ -1,6 +1,7 @@
 //! The signaling relay (server only): a socket-free core and the WebSocket shell around it.
 
 pub mod limits;
+pub mod queue;
 pub mod registry;
 pub mod ws;
 

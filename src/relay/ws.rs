@@ -2,6 +2,7 @@
 //! per-connection limits, asks the core, writes frames. No protocol decisions are made here.
 
 use super::limits::{RateLimiter, Verdict};
+use super::queue::{self, TrySendError};
 use super::registry::{Action, ConnId, Registry, Timing};
 use crate::signal::{validate_name, Code, Message, ProtocolError, MAX_KEY_BYTES};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -18,7 +19,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 /// Limits and timings of the relay. Every field has a CLI flag (see `config.rs`).
@@ -74,9 +74,8 @@ enum Outbound {
 }
 
 struct Outbox {
-    tx: mpsc::Sender<Outbound>,
-    /// Ends the connection with a close frame, skipping whatever is still queued.
-    kill: oneshot::Sender<(u16, String)>,
+    /// Also ends the connection with a close frame that skips the queue (`jump`).
+    tx: queue::Sender<Outbound>,
 }
 
 #[derive(Default)]
@@ -157,19 +156,17 @@ impl Hub {
                         continue;
                     };
                     // Closed means the connection is already ending: nothing to do.
-                    if let Err(mpsc::error::TrySendError::Full(_)) =
-                        outbox.tx.try_send(Outbound::Text(m.to_json()))
-                    {
+                    if let Err(TrySendError::Full) = outbox.tx.try_send(Outbound::Text(m.to_json())) {
                         drop_stuck_consumer(self, &mut inner, conn);
                     }
                 }
                 Action::Close(conn, code, reason) => {
                     // Queued, so the notice that explains the close goes out first.
                     if let Some(outbox) = inner.outboxes.remove(&conn) {
-                        if let Err(mpsc::error::TrySendError::Full(_)) =
+                        if let Err(TrySendError::Full) =
                             outbox.tx.try_send(Outbound::Close(code, reason.clone()))
                         {
-                            let _ = outbox.kill.send((code, reason));
+                            outbox.tx.jump(Outbound::Close(code, reason));
                         }
                     }
                 }
@@ -281,7 +278,8 @@ fn drop_stuck_consumer(hub: &Hub, inner: &mut Inner, conn: ConnId) {
 
 fn kill(inner: &mut Inner, conn: ConnId, code: u16, reason: &str) {
     if let Some(outbox) = inner.outboxes.remove(&conn) {
-        let _ = outbox.kill.send((code, reason.to_owned()));
+        // Skips the queue: the consumer may be the problem.
+        outbox.tx.jump(Outbound::Close(code, reason.to_owned()));
     }
 }
 
@@ -411,13 +409,15 @@ async fn upgrade(
     ws.max_message_size(hard_cap)
         .max_frame_size(hard_cap)
         // Signaling messages are small: don't reserve tungstenite's 128 KiB per socket.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(256)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| serve(socket, hub, name, key, peer.ip()))
+        // Boxed: an async fn keeps its arguments' space for its whole life, and the socket is
+        // moved out (split) at once.
+        .on_upgrade(move |socket| serve(Box::new(socket), hub, name, key, peer.ip()))
 }
 
-async fn serve(socket: WebSocket, hub: Arc<Hub>, name: String, key: Option<String>, ip: IpAddr) {
-    let (mut sink, mut stream) = socket.split();
+async fn serve(socket: Box<WebSocket>, hub: Arc<Hub>, name: String, key: Option<String>, ip: IpAddr) {
+    let (mut sink, mut stream) = (*socket).split();
     let _admission = match hub.admit(ip) {
         Ok(a) => a,
         Err(text) => {
@@ -436,40 +436,22 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, name: String, key: Option<Strin
     let conn = hub.next_id.fetch_add(1, Ordering::Relaxed);
     hub.accepted.fetch_add(1, Ordering::Relaxed);
     let cfg = hub.config.clone();
-    let (tx, mut rx) = mpsc::channel(cfg.outbox);
+    let (tx, mut rx) = queue::bounded(cfg.outbox);
     // The reader waits for room in its own queue before handling the next frame: a client that
     // sends faster than it reads its replies is slowed by TCP backpressure, not buffered.
     let own_queue = tx.clone();
-    let (kill_tx, mut kill_rx) = oneshot::channel::<(u16, String)>();
-    hub.lock().outboxes.insert(conn, Outbox { tx, kill: kill_tx });
+    hub.lock().outboxes.insert(conn, Outbox { tx });
     tracing::info!(conn, %name, %ip, "connected");
 
     let mut writer = tokio::spawn(async move {
-        let close = |code, reason: String| {
-            WsMessage::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            }))
-        };
-        let mut kill_armed = true;
-        loop {
-            let frame = tokio::select! {
-                // A kill skips the queue: the consumer may be the problem.
-                biased;
-                reason = &mut kill_rx, if kill_armed => match reason {
-                    Ok((code, reason)) => close(code, reason),
-                    // Dropped unused: just drain what is queued (it may end in an orderly close).
-                    Err(_) => {
-                        kill_armed = false;
-                        continue;
-                    }
-                },
-                next = rx.recv() => match next {
-                    Some(Outbound::Text(text)) => WsMessage::Text(text.into()),
-                    Some(Outbound::Ping) => WsMessage::Ping(Default::default()),
-                    Some(Outbound::Close(code, reason)) => close(code, reason),
-                    None => return,
-                },
+        while let Some(next) = rx.recv().await {
+            let frame = match next {
+                Outbound::Text(text) => WsMessage::Text(text.into()),
+                Outbound::Ping => WsMessage::Ping(Default::default()),
+                Outbound::Close(code, reason) => WsMessage::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })),
             };
             let closing = matches!(frame, WsMessage::Close(_));
             if sink.send(frame).await.is_err() || closing {
@@ -540,8 +522,8 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, name: String, key: Option<Strin
                         break;
                     }
                 }
-                match tokio::time::timeout(cfg.idle_timeout, own_queue.reserve()).await {
-                    Ok(Ok(_room)) => {}
+                match tokio::time::timeout(cfg.idle_timeout, own_queue.ready()).await {
+                    Ok(Ok(())) => {}
                     Ok(Err(_)) => break, // closed by the core meanwhile
                     Err(_) => {
                         drop_stuck_consumer(&hub, &mut hub.lock(), conn);
@@ -567,11 +549,11 @@ async fn serve(socket: WebSocket, hub: Arc<Hub>, name: String, key: Option<Strin
                 let mut inner = hub.lock();
                 match inner.outboxes.get(&conn).map(|o| o.tx.try_send(Outbound::Ping)) {
                     Some(Ok(())) => {}
-                    Some(Err(mpsc::error::TrySendError::Full(_))) => {
+                    Some(Err(TrySendError::Full)) => {
                         drop_stuck_consumer(&hub, &mut inner, conn);
                         break;
                     }
-                    Some(Err(mpsc::error::TrySendError::Closed(_))) | None => break,
+                    Some(Err(TrySendError::Closed)) | None => break,
                 }
             }
             _ = &mut writer => {

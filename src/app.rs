@@ -12,6 +12,11 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::hooks::{use_params_map, use_query_map};
 use leptos_router::path;
 
+/// Inline so the app is installable and works offline even where the WASM never loads.
+const REGISTER_SERVICE_WORKER: &str = "if ('serviceWorker' in navigator) { \
+    addEventListener('load', function () { navigator.serviceWorker.register('/sw.js') \
+    .catch(function (e) { console.warn('service worker not registered', e); }); }); }";
+
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
@@ -22,6 +27,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="description" content="Private one-to-one video calls"/>
                 <meta name="theme-color" content="#0f172a"/>
                 <link rel="icon" href="/favicon.ico"/>
+                <link rel="manifest" href="/manifest.webmanifest"/>
+                <link rel="apple-touch-icon" href="/icons/icon-192.png"/>
+                <meta name="apple-mobile-web-app-capable" content="yes"/>
+                // Registered from the shell, not the WASM: it works before (and without) hydration.
+                <script inner_html=REGISTER_SERVICE_WORKER></script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -39,6 +49,7 @@ pub fn App() -> impl IntoView {
     view! {
         <Stylesheet id="leptos" href="/pkg/duet.css"/>
         <Title text="Duet"/>
+        <OfflineBanner/>
         <Router>
             <Routes fallback=NotFound>
                 <Route path=path!("/") view=JoinPage/>
@@ -64,6 +75,52 @@ fn CallPage() -> impl IntoView {
             </main>
         }
         .into_any(),
+    }
+}
+
+/// Says so while the server cannot be reached (the service worker may be showing a cached page).
+#[component]
+fn OfflineBanner() -> impl IntoView {
+    // Online on the server and at hydration, so both render the same; the browser corrects it.
+    let online = RwSignal::new(true);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        // navigator.onLine alone is not enough: it stays true on a network without a route to
+        // us (and under some emulations), so ask the server too.
+        let check = move || {
+            leptos::task::spawn_local(async move {
+                let reachable = window().navigator().on_line()
+                    && matches!(gloo_net::http::Request::get("/healthz").send().await, Ok(r) if r.ok());
+                online.set(reachable);
+            })
+        };
+        check();
+        let on = window_event_listener(leptos::ev::online, move |_| check());
+        let off = window_event_listener(leptos::ev::offline, move |_| online.set(false));
+        // While offline, look again now and then: not every platform fires `online`.
+        let poll = set_interval_with_handle(
+            move || {
+                if !online.get_untracked() {
+                    check();
+                }
+            },
+            std::time::Duration::from_secs(5),
+        )
+        .ok();
+        on_cleanup(move || {
+            on.remove();
+            off.remove();
+            if let Some(poll) = poll {
+                poll.clear();
+            }
+        });
+    });
+    view! {
+        <Show when=move || !online.get()>
+            <div class="offline-banner" role="status">
+                "You are offline. Calls need a connection; Duet reconnects by itself."
+            </div>
+        </Show>
     }
 }
 

@@ -32,6 +32,26 @@ pub struct Session {
     pub pending_offer: Option<String>,
     /// When media started flowing (ms, shell clock); `None` while connecting.
     pub connected_at: Option<f64>,
+    /// Our microphone and camera, as the user set them.
+    pub local: Av,
+    /// Which camera we use (phones have two).
+    pub back_camera: bool,
+    /// The peer's microphone and camera, as its `media` messages said (on until told).
+    pub remote: Av,
+}
+
+/// Whether a side's microphone and camera are on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Av {
+    pub audio: bool,
+    pub video: bool,
+}
+
+impl Av {
+    const ON: Av = Av {
+        audio: true,
+        video: true,
+    };
 }
 
 impl Session {
@@ -44,6 +64,9 @@ impl Session {
             pending_ice: Vec::new(),
             pending_offer: None,
             connected_at: None,
+            local: Av::ON,
+            back_camera: false,
+            remote: Av::ON,
         }
     }
 }
@@ -123,6 +146,9 @@ pub enum Event {
     Decline,
     HangUp,
     DismissNotice,
+    ToggleMic,
+    ToggleCamera,
+    SwitchCamera,
     // The signaling socket.
     SocketOpen,
     SocketClosed,
@@ -134,8 +160,12 @@ pub enum Event {
     LocalAnswer(String),
     LocalIce(IceCandidate),
     RemoteDescriptionSet,
-    PeerConnected { at_ms: f64 },
+    PeerConnected {
+        at_ms: f64,
+    },
     PeerFailed,
+    /// Turning the camera on (or switching it) failed; the call goes on without video.
+    CameraFailed(String),
 }
 
 /// What the shell must do.
@@ -157,6 +187,14 @@ pub enum Effect {
     Teardown,
     /// Open the signaling socket again after a backoff delay.
     Reconnect,
+    /// Enable or silence the microphone track (no renegotiation).
+    Mic(bool),
+    /// Camera off: stop the video track (light off) and send no video. On: open the front or
+    /// back camera and replace the sent track (no renegotiation); report `CameraFailed` if not.
+    Camera {
+        on: bool,
+        back: bool,
+    },
 }
 
 /// What the status line says, derived from [`State`].
@@ -256,6 +294,9 @@ impl State {
                 _ => self.hang_up(EndReason::YouHungUp, fx),
             },
             Event::DismissNotice => self.notice = None,
+            Event::ToggleMic | Event::ToggleCamera | Event::SwitchCamera | Event::CameraFailed(_) => {
+                self.media_control(event, fx)
+            }
             Event::SocketOpen => self.link = Link::Online,
             Event::SocketClosed => {
                 if !matches!(self.link, Link::Refused(_)) {
@@ -395,7 +436,58 @@ impl State {
                     self.end(reason, fx);
                 }
             }
+            Kind::Media => {
+                if let Some(s) = self.session_with(&from) {
+                    s.remote = Av {
+                        audio: m.audio.unwrap_or(s.remote.audio),
+                        video: m.video.unwrap_or(s.remote.video),
+                    };
+                }
+            }
             Kind::Presence => {}
+        }
+    }
+
+    /// Microphone and camera during a call: tell the shell, and the peer (for its indicators).
+    fn media_control(&mut self, event: Event, fx: &mut Vec<Effect>) {
+        let Phase::Live(s) = &mut self.phase else { return };
+        if !s.media_ready {
+            return; // nothing to switch yet; the buttons only show once media is up
+        }
+        let before = s.local;
+        match event {
+            Event::ToggleMic => {
+                s.local.audio = !s.local.audio;
+                fx.push(Effect::Mic(s.local.audio));
+            }
+            Event::ToggleCamera => {
+                s.local.video = !s.local.video;
+                fx.push(Effect::Camera {
+                    on: s.local.video,
+                    back: s.back_camera,
+                });
+            }
+            Event::SwitchCamera => {
+                s.back_camera = !s.back_camera;
+                s.local.video = true;
+                fx.push(Effect::Camera {
+                    on: true,
+                    back: s.back_camera,
+                });
+            }
+            Event::CameraFailed(why) => {
+                s.local.video = false;
+                self.notice = Some(format!("The camera could not be turned on ({why})."));
+            }
+            _ => {}
+        }
+        let Phase::Live(s) = &self.phase else { return };
+        if s.local != before {
+            fx.push(Effect::Send(Message::media(
+                &s.peer,
+                s.local.audio,
+                s.local.video,
+            )));
         }
     }
 
@@ -525,6 +617,113 @@ mod tests {
             ],
         );
         s
+    }
+
+    fn session(s: &State) -> &Session {
+        match &s.phase {
+            Phase::Live(session) => session,
+            other => panic!("not in a call: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn mic_and_camera_toggle_locally_and_tell_the_peer() {
+        let s = caller_in_call();
+        let (s, fx) = s.step(Event::ToggleMic);
+        assert_eq!(fx[0], Effect::Mic(false));
+        assert_eq!(fx[1], Effect::Send(Message::media("bob", false, true)));
+        let (s, fx) = s.step(Event::ToggleCamera);
+        assert_eq!(
+            fx[0],
+            Effect::Camera {
+                on: false,
+                back: false
+            }
+        );
+        assert_eq!(fx[1], Effect::Send(Message::media("bob", false, false)));
+        let (s, fx) = s.step(Event::ToggleMic);
+        assert_eq!(
+            fx,
+            [
+                Effect::Mic(true),
+                Effect::Send(Message::media("bob", true, false))
+            ]
+        );
+        // Switching cameras turns the camera on, the other one.
+        let (s, fx) = s.step(Event::SwitchCamera);
+        assert_eq!(fx[0], Effect::Camera { on: true, back: true });
+        assert_eq!(fx[1], Effect::Send(Message::media("bob", true, true)));
+        // Switching again while on: no state change for the peer, so nothing sent.
+        let (s, fx) = s.step(Event::SwitchCamera);
+        assert_eq!(
+            fx,
+            [Effect::Camera {
+                on: true,
+                back: false
+            }]
+        );
+        assert_eq!(session(&s).local, Av::ON);
+    }
+
+    #[test]
+    fn a_camera_that_fails_to_open_leaves_the_call_up_without_video() {
+        let (s, _) = run(caller_in_call(), [Event::ToggleCamera, Event::ToggleCamera]);
+        let (s, fx) = s.step(Event::CameraFailed("NotReadableError: busy".into()));
+        assert_eq!(fx, [Effect::Send(Message::media("bob", true, false))]);
+        assert!(!session(&s).local.video);
+        assert!(s.notice.as_deref().unwrap().contains("NotReadableError"));
+        assert!(matches!(s.status(2000.0), Status::InCall { .. }));
+    }
+
+    #[test]
+    fn media_controls_do_nothing_outside_a_call_or_before_media() {
+        for s in [
+            State::new("alice"),
+            run(State::new("alice"), [Event::Dial("bob".into())]).0,
+        ] {
+            for e in [Event::ToggleMic, Event::ToggleCamera, Event::SwitchCamera] {
+                let (_, fx) = s.clone().step(e);
+                assert_eq!(fx, []);
+            }
+        }
+        let accepted = run(
+            State::new("alice"),
+            [
+                Event::Dial("bob".into()),
+                Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)),
+            ],
+        )
+        .0;
+        assert_eq!(accepted.step(Event::ToggleMic).1, []);
+    }
+
+    #[test]
+    fn the_peers_media_state_comes_from_its_media_messages_only() {
+        let s = caller_in_call();
+        assert_eq!(session(&s).remote, Av::ON);
+        let mut muted = msg(Kind::Media, "bob");
+        muted.audio = Some(false);
+        let (s, fx) = s.step(Event::Received(muted));
+        assert_eq!(fx, []);
+        assert_eq!(
+            session(&s).remote,
+            Av {
+                audio: false,
+                video: true
+            }
+        );
+        // From someone else: ignored.
+        let (s, _) = s.step(Event::Received(Message {
+            from_user: Some("mallory".into()),
+            ..Message::media("alice", false, false)
+        }));
+        assert_eq!(
+            session(&s).remote,
+            Av {
+                audio: false,
+                video: true
+            }
+        );
     }
 
     #[test]

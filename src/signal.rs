@@ -46,6 +46,9 @@ pub enum Kind {
     /// Server → client only: who is online.
     #[serde(rename = "presence")]
     Presence,
+    /// Duet addition, between call parties: the sender's microphone/camera state.
+    #[serde(rename = "media")]
+    Media,
 }
 
 impl Kind {
@@ -58,6 +61,7 @@ impl Kind {
             Kind::Ice => "_ice",
             Kind::Hangup => "hangup",
             Kind::Presence => "presence",
+            Kind::Media => "media",
         }
     }
 
@@ -70,6 +74,7 @@ impl Kind {
             Kind::Ice,
             Kind::Hangup,
             Kind::Presence,
+            Kind::Media,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -203,6 +208,12 @@ pub struct Message {
     pub code: Option<Code>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<Vec<String>>,
+    /// On `media`: whether the sender's microphone is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<bool>,
+    /// On `media`: whether the sender's camera is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<bool>,
 }
 
 impl Message {
@@ -217,6 +228,8 @@ impl Message {
             ice_candidate: None,
             code: None,
             users: None,
+            audio: None,
+            video: None,
         }
     }
 
@@ -233,6 +246,14 @@ impl Message {
     pub fn with_ice(mut self, candidate: IceCandidate) -> Message {
         self.ice_candidate = Some(candidate);
         self
+    }
+
+    /// A `media` message: tells the peer whether our microphone and camera are on.
+    pub fn media(to: &str, audio: bool, video: bool) -> Message {
+        let mut m = Message::to(Kind::Media, to);
+        m.audio = Some(audio);
+        m.video = Some(video);
+        m
     }
 
     /// A server notice: `call_back` from [`SYSTEM_NAME`] with a human text and a machine code.

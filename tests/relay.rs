@@ -168,6 +168,15 @@ async fn relays_every_type_classic_shapes_and_stamps_the_sender() {
         .await;
     assert_eq!(alice.recv().await["iceCandidate"], ice);
 
+    // Duet's addition: microphone/camera state, within the call.
+    alice
+        .send(json!({"type":"media","toUser":"bob","audio":false,"video":true}))
+        .await;
+    assert_eq!(
+        bob.recv().await,
+        json!({"type":"media","fromUser":"alice","toUser":"bob","audio":false,"video":true})
+    );
+
     alice.send(json!({"type":"hangup","toUser":"bob"})).await;
     assert_eq!(
         bob.recv().await,

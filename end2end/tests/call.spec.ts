@@ -210,3 +210,79 @@ test('a signaling blip during a call keeps the call and its media', async () => 
   await a.page.getByRole('button', { name: 'Hang up' }).click();
   await expect(status(b.page)).toHaveText(`${a.name} hung up`);
 });
+
+/** Total audio energy received so far (WebRTC stats of the page's call). */
+async function receivedAudioEnergy(page: import('@playwright/test').Page): Promise<number> {
+  return page.evaluate(async () => {
+    const pc = (window as any).duetPeerConnection as RTCPeerConnection;
+    let energy = 0;
+    (await pc.getStats()).forEach((r: any) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'audio') energy = r.totalAudioEnergy ?? 0;
+    });
+    return energy;
+  });
+}
+
+/** Audio energy received over the next `ms`. */
+async function audioEnergyOver(page: import('@playwright/test').Page, ms: number): Promise<number> {
+  const before = await receivedAudioEnergy(page);
+  await page.waitForTimeout(ms); // a measurement window, not a synchronisation
+  return (await receivedAudioEnergy(page)) - before;
+}
+
+/** Frames the remote video has presented so far. */
+async function remoteFrames(page: import('@playwright/test').Page): Promise<number> {
+  return page.evaluate(
+    () => (document.getElementById('remote-video') as HTMLVideoElement).getVideoPlaybackQuality().totalVideoFrames,
+  );
+}
+
+test('in-call controls: mute, camera off and on, switch camera; the peer sees it', async () => {
+  const [a, b] = people;
+  await connectCall(a, b);
+  const mute = a.page.getByRole('button', { name: 'Mute microphone' });
+  await expect.poll(() => audioEnergyOver(b.page, 1500), { message: 'a is heard' }).toBeGreaterThan(0);
+
+  await mute.click();
+  await expect(a.page.getByRole('button', { name: 'Unmute microphone' })).toHaveAttribute('aria-pressed', 'true');
+  await expect(b.page.getByText(`${a.name} is muted`)).toBeVisible();
+  // Layout evidence, kept in end2end/test-results/.
+  await a.page.screenshot({ path: test.info().outputPath('caller-muted.png') });
+  await b.page.screenshot({ path: test.info().outputPath('callee-sees-muted.png') });
+  // Windows longer than the fake microphone's beep interval, so silence is not a lucky gap.
+  await expect.poll(() => audioEnergyOver(b.page, 1500), { message: 'silence once muted' }).toBeLessThan(1e-6);
+  await a.page.getByRole('button', { name: 'Unmute microphone' }).click();
+  await expect(b.page.getByText(`${a.name} is muted`)).toHaveCount(0);
+  await expect.poll(() => audioEnergyOver(b.page, 1500), { message: 'heard again' }).toBeGreaterThan(0);
+
+  // Camera off: the light goes off (track stopped) and b's picture stops advancing.
+  await a.page.getByRole('button', { name: 'Turn camera off' }).click();
+  await expect(b.page.getByText(`${a.name}'s camera is off`)).toBeVisible();
+  await expect
+    .poll(() => a.page.evaluate(() => (document.getElementById('local-video') as HTMLVideoElement).srcObject
+      && ((document.getElementById('local-video') as HTMLVideoElement).srcObject as MediaStream).getVideoTracks().length))
+    .toBe(0);
+  await expect
+    .poll(async () => {
+      const n = await remoteFrames(b.page);
+      await b.page.waitForTimeout(700); // a measurement window
+      return (await remoteFrames(b.page)) - n;
+    }, { message: "b's remote video is frozen" })
+    .toBe(0);
+
+  await a.page.getByRole('button', { name: 'Turn camera on' }).click();
+  await expect(b.page.getByText(`${a.name}'s camera is off`)).toHaveCount(0);
+  await expectPlaying(b.page, '#remote-video');
+
+  // Switching cameras replaces the track without renegotiating: the call stays up and plays.
+  await a.page.getByRole('button', { name: 'Switch camera' }).click();
+  await expectPlaying(b.page, '#remote-video');
+  await expect(status(a.page)).toContainText(`In call with ${b.name}`);
+  await expect(status(b.page)).toContainText(`In call with ${a.name}`);
+  await expect.poll(() => a.page.evaluate(() =>
+    ((document.getElementById('local-video') as HTMLVideoElement).srcObject as MediaStream)
+      .getTracks().filter((t) => t.readyState === 'live').length)).toBe(2);
+
+  await a.page.getByRole('button', { name: 'Hang up' }).click();
+  await expect(status(b.page)).toHaveText(`${a.name} hung up`);
+});

@@ -77,6 +77,8 @@ fn run(effect: Effect) {
         Effect::AddIce(c) => peer::add_ice(c),
         Effect::Teardown => peer::teardown(),
         Effect::Reconnect => socket::reconnect_later(),
+        Effect::Mic(on) => peer::set_mic(on),
+        Effect::Camera { on, back } => peer::set_camera(on, back),
     }
 }
 

@@ -15,8 +15,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{
     HtmlMediaElement, MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration,
-    RtcIceCandidateInit, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType,
-    RtcSessionDescriptionInit, RtcTrackEvent,
+    RtcIceCandidateInit, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcRtpSender,
+    RtcSdpType, RtcSessionDescriptionInit, RtcTrackEvent,
 };
 
 const LOCAL_VIDEO: &str = "local-video";
@@ -33,6 +33,8 @@ struct Handlers {
 struct Peer {
     pc: Option<RtcPeerConnection>,
     local: Option<MediaStream>,
+    /// Sends our video; its track is replaced to switch or stop the camera.
+    video_sender: Option<RtcRtpSender>,
     handlers: Option<Handlers>,
     generation: u32,
 }
@@ -161,8 +163,13 @@ async fn open_media() -> Result<MediaStream, String> {
 /// Creates the peer connection for `stream`, adds its tracks and wires the handlers.
 fn install(stream: &MediaStream) -> Result<(), String> {
     let pc = RtcPeerConnection::new_with_configuration(&rtc_configuration()).map_err(describe)?;
+    let mut video_sender = None;
     for track in stream.get_tracks().iter() {
-        pc.add_track_0(&track.unchecked_into::<MediaStreamTrack>(), stream);
+        let track: MediaStreamTrack = track.unchecked_into();
+        let sender = pc.add_track_0(&track, stream);
+        if track.kind() == "video" {
+            video_sender = Some(sender);
+        }
     }
     let ice = Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(|ev: RtcPeerConnectionIceEvent| {
         // `None` (or an empty candidate) marks the end of gathering: nothing to send.
@@ -195,9 +202,14 @@ fn install(stream: &MediaStream) -> Result<(), String> {
     pc.set_ontrack(Some(track.as_ref().unchecked_ref()));
     pc.set_onconnectionstatechange(Some(state.as_ref().unchecked_ref()));
     show(LOCAL_VIDEO, Some(stream));
+    // For diagnostics from the console, and the e2e suite reads the call's statistics from it.
+    if let Some(window) = web_sys::window() {
+        let _ = Reflect::set(&window, &JsValue::from_str("duetPeerConnection"), &pc);
+    }
     PEER.with(|p| {
         let mut p = p.borrow_mut();
         p.pc = Some(pc);
+        p.video_sender = video_sender;
         // Not `stream.clone()`: web-sys binds JS `MediaStream.clone()` under that name, which would
         // copy the tracks, and teardown would then stop the copies while the camera stays on.
         p.local = Some(Clone::clone(stream));
@@ -291,8 +303,12 @@ pub fn teardown() {
     let (pc, local, handlers) = PEER.with(|p| {
         let mut p = p.borrow_mut();
         p.generation = p.generation.wrapping_add(1);
+        p.video_sender = None;
         (p.pc.take(), p.local.take(), p.handlers.take())
     });
+    if let Some(window) = web_sys::window() {
+        let _ = Reflect::delete_property(&window, &JsValue::from_str("duetPeerConnection"));
+    }
     if let Some(stream) = local {
         stop_tracks(&stream);
     }
@@ -306,6 +322,77 @@ pub fn teardown() {
     spawn_local(async move { drop(handlers) });
     show(LOCAL_VIDEO, None);
     show(REMOTE_VIDEO, None);
+}
+
+/// Silences or restores the microphone; the track keeps flowing (as silence), so nothing is
+/// renegotiated.
+pub fn set_mic(on: bool) {
+    let Some(local) = PEER.with(|p| p.borrow().local.clone()) else {
+        return;
+    };
+    for track in local.get_audio_tracks().iter() {
+        track.unchecked_into::<MediaStreamTrack>().set_enabled(on);
+    }
+}
+
+/// Camera off: stop the video track (the camera light goes off) and send nothing. On, or a
+/// switch: open the front/back camera and put its track in place of the old one, without
+/// renegotiating.
+pub fn set_camera(on: bool, back: bool) {
+    let Some((local, sender)) = PEER.with(|p| {
+        let p = p.borrow();
+        p.local.clone().zip(p.video_sender.clone())
+    }) else {
+        return;
+    };
+    let at_start = generation();
+    spawn_local(async move {
+        let fresh = if on {
+            match open_camera(back).await {
+                Ok(track) if generation() != at_start => return track.stop(), // hung up meanwhile
+                Ok(track) => Some(track),
+                Err(e) => {
+                    report(at_start, Event::CameraFailed(e));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if let Err(e) = JsFuture::from(sender.replace_track(fresh.as_ref())).await {
+            leptos::logging::warn!("replacing the video track failed: {}", describe(e));
+        }
+        for old in local.get_video_tracks().iter() {
+            let old: MediaStreamTrack = old.unchecked_into();
+            old.stop();
+            local.remove_track(&old);
+        }
+        if let Some(track) = &fresh {
+            local.add_track(track);
+        }
+    });
+}
+
+async fn open_camera(back: bool) -> Result<MediaStreamTrack, String> {
+    let devices = web_sys::window()
+        .ok_or("Error: no window")?
+        .navigator()
+        .media_devices()
+        .map_err(describe)?;
+    let video = js_sys::Object::new();
+    let facing = if back { "environment" } else { "user" };
+    let _ = Reflect::set(&video, &"facingMode".into(), &JsValue::from_str(facing));
+    let constraints = MediaStreamConstraints::new();
+    constraints.set_video(&video);
+    let promise = devices
+        .get_user_media_with_constraints(&constraints)
+        .map_err(describe)?;
+    let stream: MediaStream = JsFuture::from(promise).await.map_err(describe)?.unchecked_into();
+    stream
+        .get_video_tracks()
+        .get(0)
+        .dyn_into::<MediaStreamTrack>()
+        .map_err(|_| "NotFoundError: no video track".to_owned())
 }
 
 fn stop_tracks(stream: &MediaStream) {

@@ -3,7 +3,7 @@
 //! [`Event`].
 
 use super::{encode_segment, text};
-use crate::call::{Event, Link, Phase, State};
+use crate::call::{Event, Link, Phase, Session, State};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -44,7 +44,16 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
             </header>
             <section class="stage" aria-label="Video">
                 <video id="remote-video" class="remote" autoplay playsinline></video>
-                <video id="local-video" class="local" autoplay playsinline muted prop:muted=true></video>
+                <video
+                    id="local-video"
+                    class="local"
+                    class:camera-off=move || session_flag(state, |s| !s.local.video)
+                    autoplay
+                    playsinline
+                    muted
+                    prop:muted=true
+                ></video>
+                {move || peer_flags(state)}
             </section>
             <div class="panel">
                 <p class="status" role="status" aria-live="polite">
@@ -104,8 +113,90 @@ fn controls(
     match state.with(|s| s.phase.clone()) {
         Phase::Idle | Phase::Ended { .. } => dialer(state, dispatch, friend, share).into_any(),
         Phase::Calling { .. } => hang_up("Cancel").into_any(),
+        Phase::Live(s) if s.media_ready => view! {
+            <div class="incall" role="group" aria-label="Call controls">
+                {media_controls(state, dispatch)}
+                {hang_up("Hang up")}
+            </div>
+        }
+        .into_any(),
         Phase::Live(_) => hang_up("Hang up").into_any(),
         Phase::Ringing { .. } => ().into_any(),
+    }
+}
+
+/// Reads a flag of the current call; false outside one.
+fn session_flag(state: RwSignal<State>, f: impl Fn(&Session) -> bool) -> bool {
+    state.with(|s| match &s.phase {
+        Phase::Live(session) => f(session),
+        _ => false,
+    })
+}
+
+/// Mute, camera on/off, switch camera: toggle buttons that show their state.
+fn media_controls(state: RwSignal<State>, dispatch: Callback<Event>) -> impl IntoView {
+    let mic_off = move || session_flag(state, |s| !s.local.audio);
+    let cam_off = move || session_flag(state, |s| !s.local.video);
+    view! {
+        <button
+            class="round"
+            class:off=mic_off
+            aria-pressed=move || mic_off().to_string()
+            aria-label=move || if mic_off() { "Unmute microphone" } else { "Mute microphone" }
+            title=move || if mic_off() { "Unmute microphone" } else { "Mute microphone" }
+            on:click=move |_| dispatch.run(Event::ToggleMic)
+        >
+            <Icon path=move || if mic_off() { MIC_OFF } else { MIC }/>
+        </button>
+        <button
+            class="round"
+            class:off=cam_off
+            aria-pressed=move || cam_off().to_string()
+            aria-label=move || if cam_off() { "Turn camera on" } else { "Turn camera off" }
+            title=move || if cam_off() { "Turn camera on" } else { "Turn camera off" }
+            on:click=move |_| dispatch.run(Event::ToggleCamera)
+        >
+            <Icon path=move || if cam_off() { CAMERA_OFF } else { CAMERA }/>
+        </button>
+        <button
+            class="round"
+            aria-label="Switch camera"
+            title="Switch camera"
+            on:click=move |_| dispatch.run(Event::SwitchCamera)
+        >
+            <Icon path=|| SWITCH_CAMERA/>
+        </button>
+    }
+}
+
+/// What the peer has turned off, over their video.
+fn peer_flags(state: RwSignal<State>) -> Option<impl IntoView> {
+    let (peer, remote) = state.with(|s| match &s.phase {
+        Phase::Live(session) if session.connected_at.is_some() => {
+            Some((session.peer.clone(), session.remote))
+        }
+        _ => None,
+    })?;
+    let muted = (!remote.audio).then(|| view! { <span class="flag">{format!("{peer} is muted")}</span> });
+    let no_video =
+        (!remote.video).then(|| view! { <span class="flag">{format!("{peer}'s camera is off")}</span> });
+    Some(view! { <div class="peer-flags" role="status">{muted}{no_video}</div> })
+}
+
+// Material-style 24×24 glyphs as inline SVG paths: emoji fonts are missing on many systems.
+const MIC: &str = "M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.92V21h2v-3.08A7 7 0 0 0 19 11h-2z";
+const MIC_OFF: &str = "M19 11h-1.7c0 .74-.16 1.43-.43 2.05l1.23 1.23c.56-.98.9-2.09.9-3.28zm-4.02.17c0-.06.02-.11.02-.17V5a3 3 0 0 0-6 0v.18l5.98 5.99zM4.27 3 3 4.27l6.01 6.01V11a3 3 0 0 0 3 3c.22 0 .44-.03.65-.08l1.66 1.66c-.71.33-1.5.52-2.31.52A5.2 5.2 0 0 1 6.7 11H5c0 3.41 2.72 6.23 6 6.72V21h2v-3.28a7.1 7.1 0 0 0 2.54-.9L19.73 21 21 19.73 4.27 3z";
+const CAMERA: &str =
+    "M17 10.5V7a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-3.5l4 4v-11l-4 4z";
+const CAMERA_OFF: &str = "M21 6.5l-4 4V7a1 1 0 0 0-1-1H9.82L21 17.18V6.5zM3.27 2 2 3.27 4.73 6H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12c.21 0 .39-.08.54-.18L19.73 21 21 19.73 3.27 2z";
+const SWITCH_CAMERA: &str = "M20 5h-3.17L15 3H9L7.17 5H4a2 2 0 0 0-2 2v12a2 2 0 0 0 2 2h16a2 2 0 0 0 2-2V7a2 2 0 0 0-2-2zm-5 11.5V14H9v2.5L5.5 13 9 9.5V12h6V9.5l3.5 3.5-3.5 3.5z";
+
+#[component]
+fn Icon(#[prop(into)] path: Signal<&'static str>) -> impl IntoView {
+    view! {
+        <svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true">
+            <path fill="currentColor" d=path></path>
+        </svg>
     }
 }
 

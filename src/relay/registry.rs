@@ -327,8 +327,10 @@ impl Registry {
                 }
                 self.end_call(from);
             }
-            (Kind::Offer | Kind::Answer | Kind::Ice, Some(_)) => {}
-            (Kind::Offer | Kind::Answer | Kind::Ice | Kind::Hangup, None) => return Err(not_in_call(&to)),
+            (Kind::Offer | Kind::Answer | Kind::Ice | Kind::Media, Some(_)) => {}
+            (Kind::Offer | Kind::Answer | Kind::Ice | Kind::Media | Kind::Hangup, None) => {
+                return Err(not_in_call(&to))
+            }
             (Kind::Presence, _) => unreachable!("refused above"),
         }
         match self.conn_of(&to) {
@@ -749,6 +751,7 @@ mod tests {
             json!({"type":"offer","toUser":"bob","sdp":"v=0"}),
             json!({"type":"answer","toUser":"alice","sdp":"v=0"}),
             json!({"type":"_ice","toUser":"bob","iceCandidate":{"candidate":"c"}}),
+            json!({"type":"media","toUser":"bob","audio":false}),
             json!({"type":"hangup","toUser":"alice"}),
             json!({"type":"call_back","toUser":"alice","msg":"1"}),
             json!({"type":"call_back","toUser":"alice","msg":"0"}),
@@ -847,7 +850,7 @@ mod props {
     use proptest::prelude::*;
 
     const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
-    const KINDS: [&str; 7] = [
+    const KINDS: [&str; 8] = [
         "call_start",
         "call_back",
         "offer",
@@ -855,6 +858,7 @@ mod props {
         "_ice",
         "hangup",
         "presence",
+        "media",
     ];
     const MSGS: [&str; 3] = ["1", "0", "busy"];
 
@@ -955,7 +959,7 @@ mod props {
                                 // The message itself: to its addressee, stamped with the real sender.
                                 prop_assert_eq!(dest_name, to_name);
                                 prop_assert_eq!(m.code.is_none() || m.kind == Kind::Hangup, true);
-                                if matches!(m.kind, Kind::Offer | Kind::Answer | Kind::Ice | Kind::Hangup) {
+                                if matches!(m.kind, Kind::Offer | Kind::Answer | Kind::Ice | Kind::Media | Kind::Hangup) {
                                     prop_assert_eq!(partner_before.as_deref(), Some(to_name), "only within a call");
                                 }
                             } else {

@@ -197,6 +197,16 @@ pub enum Effect {
     },
 }
 
+/// See [`State::tone`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Silent,
+    /// Incoming call: ringtone and vibration.
+    Ring,
+    /// Outgoing call, not yet answered.
+    Ringback,
+}
+
 /// What the status line says, derived from [`State`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Status {
@@ -242,6 +252,15 @@ impl State {
                 peer: peer.clone(),
                 reason: reason.clone(),
             },
+        }
+    }
+
+    /// What the page should sound like now: the callee's phone rings, the caller hears ringback.
+    pub fn tone(&self) -> Tone {
+        match self.phase {
+            Phase::Ringing { .. } => Tone::Ring,
+            Phase::Calling { .. } => Tone::Ringback,
+            _ => Tone::Silent,
         }
     }
 
@@ -624,6 +643,18 @@ mod tests {
             Phase::Live(session) => session,
             other => panic!("not in a call: {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_callee_rings_the_caller_hears_ringback_and_both_stop_on_answer() {
+        let caller = run(State::new("alice"), [Event::Dial("bob".into())]).0;
+        assert_eq!(caller.tone(), Tone::Ringback);
+        let callee = State::new("bob").step(recv(Kind::CallStart, "alice")).0;
+        assert_eq!(callee.tone(), Tone::Ring);
+        assert_eq!(callee.clone().step(Event::Accept).0.tone(), Tone::Silent);
+        assert_eq!(callee.step(Event::Decline).0.tone(), Tone::Silent);
+        assert_eq!(caller_in_call().tone(), Tone::Silent);
+        assert_eq!(State::new("alice").tone(), Tone::Silent);
     }
 
     #[test]

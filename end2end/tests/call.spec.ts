@@ -76,10 +76,14 @@ test('the callee can hang up too, and both can call again', async () => {
 test('decline: the caller is told, and no camera was opened', async () => {
   const [a, b] = people;
   await ring(a, b);
+  // b's page rings (WebAudio, vibration), a hears ringback.
+  await expect(b.page.locator('html')).toHaveAttribute('data-tone', 'ring');
+  await expect(a.page.locator('html')).toHaveAttribute('data-tone', 'ringback');
   await b.page.getByRole('button', { name: 'Decline' }).click();
   await expect(status(a.page)).toHaveText(`${b.name} declined the call`);
   await expect(status(b.page)).toHaveText(`You declined ${a.name}'s call`);
   await expect(b.page.getByRole('alertdialog')).toHaveCount(0);
+  for (const p of [a, b]) await expect(p.page.locator('html')).not.toHaveAttribute('data-tone', /.*/);
   for (const p of [a, b]) expect(await videosCleared(p.page)).toBe(true);
 });
 

@@ -3,6 +3,7 @@
 
 mod peer;
 mod socket;
+mod tone;
 
 use crate::call::{Effect, Event, State};
 use leptos::prelude::*;
@@ -37,6 +38,7 @@ pub fn stop() {
     dispatch(Event::HangUp);
     socket::close();
     peer::teardown();
+    tone::play(crate::call::Tone::Silent);
     STATE.set(None);
     if let Some(h) = CLOCK.take() {
         h.clear();
@@ -61,6 +63,7 @@ pub fn dispatch(event: Event) {
             continue;
         };
         let (next, effects) = current.step(event);
+        tone::play(next.tone());
         state.set(next);
         effects.into_iter().for_each(run);
     }

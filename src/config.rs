@@ -71,6 +71,24 @@ pub struct Config {
     /// Credential for the `turn:`/`turns:` servers.
     #[arg(long, env = "DUET_TURN_CREDENTIAL")]
     pub turn_credential: Option<String>,
+    /// HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(
+        long,
+        env = "DUET_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "DUET_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// HTTPS with a self-signed certificate for localhost and this machine's addresses, made on
+    /// first use and kept in --tls-dir. Prints the phone URLs and a QR code.
+    #[arg(long, env = "DUET_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+    /// Where --tls-self-signed keeps its certificate.
+    #[arg(long, env = "DUET_TLS_DIR", default_value = ".duet/tls")]
+    pub tls_dir: std::path::PathBuf,
     /// Log format; the level comes from RUST_LOG (default "info").
     #[arg(long, env = "DUET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

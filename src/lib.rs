@@ -17,6 +17,8 @@ pub mod config;
 pub mod relay;
 #[cfg(feature = "ssr")]
 pub mod server;
+#[cfg(feature = "ssr")]
+pub mod tls;
 
 /// Browser entry point, called by the JS glue cargo-leptos generates.
 #[cfg(feature = "hydrate")]

@@ -4,7 +4,8 @@
 use crate::app::{shell, App};
 use crate::config::{Config, LogFormat};
 use crate::relay::{self, Hub};
-use axum::serve::ListenerExt;
+use crate::tls::{self, Tcp, TlsError, TlsListener};
+use axum::serve::{Listener, ListenerExt};
 use axum::Router;
 use clap::Parser;
 use leptos::prelude::*;
@@ -29,12 +30,16 @@ pub fn app(leptos_options: LeptosOptions, hub: Arc<Hub>) -> Router {
 
 /// Serves `router` on `listener` (with client addresses, which the relay's per-IP limit needs)
 /// and drives the relay's clock, until `shutdown` completes; then tells every client and closes.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L>(
+    listener: L,
     router: Router,
     hub: Arc<Hub>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: Listener<Addr = SocketAddr>,
+    L::Io: Tcp,
+{
     let ticker = tokio::spawn({
         let hub = Arc::clone(&hub);
         async move {
@@ -47,8 +52,8 @@ pub async fn serve(
     });
     let hub_for_shutdown = Arc::clone(&hub);
     // Signaling is small messages where every millisecond shows: don't let Nagle batch them.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
+    let listener = listener.tap_io(|io| {
+        if let Err(e) = io.tcp().set_nodelay(true) {
             tracing::warn!(error = %e, "could not set TCP_NODELAY");
         }
     });
@@ -100,11 +105,70 @@ pub async fn main() {
             std::process::exit(2);
         }
     };
-    tracing::info!(?config, "Duet listening on http://{addr}");
     let hub = Hub::new(config.relay());
     let router = app(options, Arc::clone(&hub));
-    if let Err(e) = serve(listener, router, hub, shutdown_signal()).await {
+    let result = match tls_acceptor(&config, addr) {
+        Ok(None) => {
+            tracing::info!(?config, "Duet listening on http://{addr}");
+            serve(listener, router, hub, shutdown_signal()).await
+        }
+        Ok(Some(acceptor)) => match TlsListener::new(listener, acceptor) {
+            Ok(listener) => {
+                tracing::info!(?config, "Duet listening on https://{addr}");
+                serve(listener, router, hub, shutdown_signal()).await
+            }
+            Err(e) => Err(e),
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up HTTPS");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = result {
         tracing::error!(error = %e, "server stopped with an error");
+    }
+}
+
+/// The TLS acceptor the configuration asks for, if any; with a self-signed certificate, also
+/// prints where a phone can open the app.
+fn tls_acceptor(config: &Config, addr: SocketAddr) -> Result<Option<tokio_rustls::TlsAcceptor>, TlsError> {
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        return tls::acceptor(cert, key).map(Some);
+    }
+    if !config.tls_self_signed {
+        return Ok(None);
+    }
+    let names = tls::local_names();
+    let (cert, key, fresh) = tls::self_signed(&config.tls_dir, &names)?;
+    tracing::info!(
+        cert = %cert.display(),
+        names = ?names,
+        "{} self-signed certificate",
+        if fresh { "generated a" } else { "reusing the" }
+    );
+    print_phone_urls(addr);
+    tls::acceptor(&cert, &key).map(Some)
+}
+
+/// Tells the person starting the server how to open it on a phone.
+fn print_phone_urls(addr: SocketAddr) {
+    let port = addr.port();
+    if !addr.ip().is_unspecified() {
+        println!("\nDuet: https://{addr}/  (bound to {}: other devices cannot reach it; use --addr 0.0.0.0:{port} for phones)\n", addr.ip());
+        return;
+    }
+    let urls: Vec<String> = tls::lan_addresses()
+        .into_iter()
+        .filter(|ip| ip.is_ipv4() || addr.is_ipv6())
+        .map(|ip| format!("https://{}/", SocketAddr::new(ip, port)))
+        .collect();
+    println!("\nDuet over HTTPS (self-signed: the browser asks once to proceed):");
+    println!("  this machine: https://localhost:{port}/");
+    for url in &urls {
+        println!("  on the LAN:   {url}");
+    }
+    if let Some(code) = urls.first().and_then(|url| tls::qr(url)) {
+        println!("\nScan with the phone's camera to open {}:\n{code}", urls[0]);
     }
 }
 

@@ -290,3 +290,51 @@ test('in-call controls: mute, camera off and on, switch camera; the peer sees it
   await a.page.getByRole('button', { name: 'Hang up' }).click();
   await expect(status(b.page)).toHaveText(`${a.name} hung up`);
 });
+
+/** The on-screen box of `selector` on `page`. */
+async function box(page: import('@playwright/test').Page, selector: string) {
+  const b = await page.locator(selector).boundingBox();
+  expect(b, `${selector} is laid out`).not.toBeNull();
+  return b!;
+}
+
+test('the call view: tap to swap, drag the picture-in-picture to a corner, screen kept on, full screen', async () => {
+  const [a, b] = people;
+  await connectCall(a, b);
+  const page = a.page;
+  const small = async (sel: string, other: string) => {
+    const [s, o] = [await box(page, sel), await box(page, other)];
+    return s.width * s.height < (o.width * o.height) / 4;
+  };
+  expect(await small('#local-video', '#remote-video')).toBe(true);
+
+  // Tap the small picture: the two swap; tap the (now small) remote: back.
+  await page.locator('#local-video').click();
+  await expect.poll(() => small('#remote-video', '#local-video')).toBe(true);
+  await page.locator('#remote-video').click({ position: { x: 20, y: 20 } });
+  await expect.poll(() => small('#local-video', '#remote-video')).toBe(true);
+
+  // Drag it towards the bottom left: it snaps into that corner, and the drag is not a tap.
+  const viewport = page.viewportSize()!;
+  const start = await box(page, '#local-video');
+  await page.mouse.move(start.x + start.width / 2, start.y + start.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(viewport.width * 0.2, viewport.height * 0.6, { steps: 8 });
+  await page.mouse.up();
+  await expect(page.locator('section.stage')).toHaveClass(/pip-bl/);
+  const moved = await box(page, '#local-video');
+  expect(moved.x).toBeLessThan(viewport.width / 2);
+  expect(moved.y).toBeGreaterThan(viewport.height / 2 - moved.height);
+  expect(await small('#local-video', '#remote-video')).toBe(true);
+
+  // The screen stays on during the call.
+  await expect(page.locator('html')).toHaveAttribute('data-wake-lock', 'held');
+
+  await page.getByRole('button', { name: 'Full screen' }).click();
+  await expect.poll(() => page.evaluate(() => document.fullscreenElement !== null)).toBe(true);
+  await page.getByRole('button', { name: 'Full screen' }).click();
+  await expect.poll(() => page.evaluate(() => document.fullscreenElement === null)).toBe(true);
+
+  await page.getByRole('button', { name: 'Hang up' }).click();
+  await expect(page.locator('html')).not.toHaveAttribute('data-wake-lock', /.*/);
+});

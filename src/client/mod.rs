@@ -4,6 +4,7 @@
 mod peer;
 mod socket;
 mod tone;
+mod wake;
 
 use crate::call::{Effect, Event, State};
 use leptos::prelude::*;
@@ -30,6 +31,7 @@ pub fn start(me: &str, state: RwSignal<State>, now: RwSignal<f64>) {
         CLOCK.set(Some(h));
     }
     socket::connect(me, &secret());
+    wake::watch_visibility();
     wasm_bindgen_futures::spawn_local(peer::load_config());
 }
 
@@ -39,6 +41,7 @@ pub fn stop() {
     socket::close();
     peer::teardown();
     tone::play(crate::call::Tone::Silent);
+    wake::hold(false);
     STATE.set(None);
     if let Some(h) = CLOCK.take() {
         h.clear();
@@ -64,6 +67,7 @@ pub fn dispatch(event: Event) {
         };
         let (next, effects) = current.step(event);
         tone::play(next.tone());
+        wake::hold(matches!(next.phase, crate::call::Phase::Live(_)));
         state.set(next);
         effects.into_iter().for_each(run);
     }

@@ -28,6 +28,7 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
     }
 
     let friend = RwSignal::new(friend);
+    let view = StageView::new();
     let live = move || state.with(|s| matches!(s.phase, Phase::Live(_)));
     let share = format!("/call/{}", encode_segment(&me));
 
@@ -42,8 +43,18 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
                     title=move || state.with(|s| text::link(&s.link).to_owned())
                 ></span>
             </header>
-            <section class="stage" aria-label="Video">
-                <video id="remote-video" class="remote" autoplay playsinline></video>
+            <section
+                class=move || format!("stage pip-{}", view.corner.get().class())
+                class:swapped=move || view.swapped.get()
+                aria-label="Video"
+            >
+                <video
+                    id="remote-video"
+                    class="remote"
+                    autoplay
+                    playsinline
+                    on:click=move |_| view.swap_if_small(false)
+                ></video>
                 <video
                     id="local-video"
                     class="local"
@@ -52,6 +63,12 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
                     playsinline
                     muted
                     prop:muted=true
+                    on:click=move |_| view.swap_if_small(true)
+                    on:pointerdown=move |ev| view.drag_start(&ev)
+                    on:pointermove=move |ev| view.drag_move(&ev)
+                    on:pointerup=move |ev| view.drag_end(&ev)
+                    on:pointercancel=move |ev| view.drag_end(&ev)
+                    style:translate=move || view.drag_offset.get().map(|(x, y)| format!("{x}px {y}px"))
                 ></video>
                 {move || peer_flags(state)}
             </section>
@@ -65,6 +82,119 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
             </div>
             {move || incoming(state, dispatch)}
         </div>
+    }
+}
+
+/// Corner of the stage that holds the picture-in-picture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Corner {
+    TopLeft,
+    TopRight,
+    BottomLeft,
+    BottomRight,
+}
+
+impl Corner {
+    fn class(self) -> &'static str {
+        match self {
+            Corner::TopLeft => "tl",
+            Corner::TopRight => "tr",
+            Corner::BottomLeft => "bl",
+            Corner::BottomRight => "br",
+        }
+    }
+
+    /// The corner nearest to a point, as fractions (0..1) of the stage's width and height.
+    fn nearest(x: f64, y: f64) -> Corner {
+        match (x < 0.5, y < 0.5) {
+            (true, true) => Corner::TopLeft,
+            (false, true) => Corner::TopRight,
+            (true, false) => Corner::BottomLeft,
+            (false, false) => Corner::BottomRight,
+        }
+    }
+}
+
+/// How the videos are laid out: which one is small (tap the small one to swap) and where the
+/// small one sits (drag it; it snaps to the nearest corner). View state only, not call state.
+#[derive(Clone, Copy)]
+struct StageView {
+    swapped: RwSignal<bool>,
+    corner: RwSignal<Corner>,
+    /// While dragging: the pointer's start and the current offset in px.
+    drag_from: RwSignal<Option<(f64, f64)>>,
+    drag_offset: RwSignal<Option<(f64, f64)>>,
+    /// A drag that moved must not also count as a tap.
+    dragged: RwSignal<bool>,
+}
+
+/// Pointer travel (px) below which a press counts as a tap.
+const TAP_SLOP: f64 = 8.0;
+
+impl StageView {
+    fn new() -> StageView {
+        StageView {
+            swapped: RwSignal::new(false),
+            corner: RwSignal::new(Corner::TopRight),
+            drag_from: RwSignal::new(None),
+            drag_offset: RwSignal::new(None),
+            dragged: RwSignal::new(false),
+        }
+    }
+
+    /// A tap on a video swaps the two if it is the small one (`local` says which was tapped).
+    fn swap_if_small(self, local: bool) {
+        if self.dragged.get_untracked() {
+            return;
+        }
+        if local != self.swapped.get_untracked() {
+            self.swapped.update(|s| *s = !*s);
+        }
+    }
+
+    fn drag_start(self, ev: &leptos::ev::PointerEvent) {
+        self.dragged.set(false);
+        self.drag_from
+            .set(Some((ev.client_x() as f64, ev.client_y() as f64)));
+        #[cfg(feature = "hydrate")]
+        if let Some(target) = ev
+            .target()
+            .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
+        {
+            let _ = target.set_pointer_capture(ev.pointer_id());
+        }
+    }
+
+    fn drag_move(self, ev: &leptos::ev::PointerEvent) {
+        let Some((x0, y0)) = self.drag_from.get_untracked() else {
+            return;
+        };
+        let (dx, dy) = (ev.client_x() as f64 - x0, ev.client_y() as f64 - y0);
+        if self.dragged.get_untracked() || dx.hypot(dy) > TAP_SLOP {
+            self.dragged.set(true);
+            self.drag_offset.set(Some((dx, dy)));
+        }
+    }
+
+    fn drag_end(self, ev: &leptos::ev::PointerEvent) {
+        self.drag_from.set(None);
+        self.drag_offset.set(None);
+        if !self.dragged.get_untracked() {
+            return;
+        }
+        // Snap to the corner nearest to where the pointer was let go.
+        #[cfg(feature = "hydrate")]
+        {
+            let window = window();
+            let width = window.inner_width().ok().and_then(|w| w.as_f64()).unwrap_or(1.0);
+            let height = window.inner_height().ok().and_then(|h| h.as_f64()).unwrap_or(1.0);
+            self.corner.set(Corner::nearest(
+                ev.client_x() as f64 / width,
+                ev.client_y() as f64 / height,
+            ));
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
     }
 }
 
@@ -166,6 +296,22 @@ fn media_controls(state: RwSignal<State>, dispatch: Callback<Event>) -> impl Int
         >
             <Icon path=|| SWITCH_CAMERA/>
         </button>
+        <button class="round" aria-label="Full screen" title="Full screen" on:click=move |_| toggle_fullscreen()>
+            <Icon path=|| FULLSCREEN/>
+        </button>
+    }
+}
+
+fn toggle_fullscreen() {
+    #[cfg(feature = "hydrate")]
+    {
+        let doc = document();
+        if doc.fullscreen_element().is_some() {
+            doc.exit_fullscreen();
+        } else if let Some(root) = doc.document_element() {
+            // Refused on some phones (iOS allows it for videos only): the call goes on as it is.
+            let _ = root.request_fullscreen();
+        }
     }
 }
 
@@ -189,6 +335,7 @@ const MIC_OFF: &str = "M19 11h-1.7c0 .74-.16 1.43-.43 2.05l1.23 1.23c.56-.98.9-2
 const CAMERA: &str =
     "M17 10.5V7a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-3.5l4 4v-11l-4 4z";
 const CAMERA_OFF: &str = "M21 6.5l-4 4V7a1 1 0 0 0-1-1H9.82L21 17.18V6.5zM3.27 2 2 3.27 4.73 6H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12c.21 0 .39-.08.54-.18L19.73 21 21 19.73 3.27 2z";
+const FULLSCREEN: &str = "M7 14H5v5h5v-2H7v-3zm-2-4h2V7h3V5H5v5zm12 7h-3v2h5v-5h-2v3zM14 5v2h3v3h2V5h-5z";
 const SWITCH_CAMERA: &str = "M20 5h-3.17L15 3H9L7.17 5H4a2 2 0 0 0-2 2v12a2 2 0 0 0 2 2h16a2 2 0 0 0 2-2V7a2 2 0 0 0-2-2zm-5 11.5V14H9v2.5L5.5 13 9 9.5V12h6V9.5l3.5 3.5-3.5 3.5z";
 
 #[component]

@@ -76,3 +76,38 @@ test('camera refused: a clear message and no stuck state', async ({ browser, pla
     await denying.close();
   }
 });
+
+test('install: our button when the browser offers installation, a hint on iPhone', async ({ browser }) => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const errors = watchErrors(page);
+  await page.goto('/');
+  const button = page.getByRole('button', { name: 'Install Duet on this device' });
+  // Chromium offers installation only after engagement heuristics; stand in for its event (with a
+  // prompt() to observe). Repeated until the hydrated page listens.
+  await expect
+    .poll(async () => {
+      await page.evaluate(() => {
+        const offer = new Event('beforeinstallprompt', { cancelable: true });
+        (offer as any).prompt = () => ((window as any).__prompted = true);
+        window.dispatchEvent(offer);
+      });
+      return button.isVisible();
+    })
+    .toBe(true);
+  await button.click();
+  expect(await page.evaluate(() => (window as any).__prompted)).toBe(true);
+  await expect(button).toHaveCount(0);
+  expect(errors).toEqual([]);
+  await ctx.close();
+
+  const iphone = await browser.newContext({
+    userAgent:
+      'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1',
+  });
+  const onIphone = await iphone.newPage();
+  await onIphone.goto('/');
+  await expect(onIphone.getByRole('note')).toContainText('Add to Home Screen');
+  await expect(onIphone.getByRole('button', { name: 'Install Duet on this device' })).toHaveCount(0);
+  await iphone.close();
+});

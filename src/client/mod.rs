@@ -1,6 +1,7 @@
 //! The browser shell (feature `hydrate`): runs the [`Effect`]s of the call state machine through
 //! web-sys and feeds what happens back as [`Event`]s. All logic lives in [`crate::call`].
 
+pub mod install;
 mod peer;
 mod socket;
 mod tone;

@@ -75,6 +75,35 @@ pub fn JoinPage() -> impl IntoView {
                 <p class="error" role="alert">{move || error.get()}</p>
                 <button class="btn primary" type="submit">"Continue"</button>
             </form>
+            <InstallHint/>
         </main>
+    }
+}
+
+/// "Install Duet" when the browser offers installation (it fires `beforeinstallprompt`), and on
+/// iPhone/iPad Safari, which never does, how to add it to the home screen.
+#[component]
+fn InstallHint() -> impl IntoView {
+    // Nothing on the server or at hydration; the browser decides afterwards.
+    let can_install = RwSignal::new(false);
+    let ios = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        ios.set(crate::client::install::ios_needs_hint());
+        crate::client::install::watch(can_install);
+    });
+    let install = move |_| {
+        #[cfg(feature = "hydrate")]
+        crate::client::install::prompt(can_install);
+    };
+    view! {
+        <Show when=move || can_install.get()>
+            <button class="btn install" on:click=install>"Install Duet on this device"</button>
+        </Show>
+        <Show when=move || ios.get()>
+            <p class="hint install-hint" role="note">
+                "To install Duet, tap Share, then “Add to Home Screen”."
+            </p>
+        </Show>
     }
 }

@@ -1,10 +1,9 @@
 //! App installation: keeps the browser's `beforeinstallprompt` event to show it on a click, and
 //! tells iOS Safari users (no such event there) how to add Duet to the home screen.
 
-use js_sys::{Function, Reflect};
+use js_sys::Reflect;
 use leptos::prelude::*;
 use std::cell::{Cell, RefCell};
-use wasm_bindgen::JsCast;
 
 thread_local! {
     /// The deferred `beforeinstallprompt` event, until used.
@@ -33,14 +32,8 @@ pub fn watch(offered: RwSignal<bool>) {
 /// Shows the browser's install dialog (it can be shown once per event).
 pub fn prompt(offered: RwSignal<bool>) {
     offered.set(false);
-    let Some(event) = DEFERRED.with(|d| d.borrow_mut().take()) else {
-        return;
-    };
-    if let Some(prompt) = Reflect::get(&event, &"prompt".into())
-        .ok()
-        .and_then(|f| f.dyn_into::<Function>().ok())
-    {
-        let _ = prompt.call0(&event);
+    if let Some(event) = DEFERRED.with(|d| d.borrow_mut().take()) {
+        super::call_method(&event, "prompt", None);
     }
 }
 

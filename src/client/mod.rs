@@ -12,6 +12,7 @@ use leptos::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::time::Duration;
+use wasm_bindgen::{JsCast, JsValue};
 
 thread_local! {
     static STATE: Cell<Option<RwSignal<State>>> = const { Cell::new(None) };
@@ -73,6 +74,32 @@ pub fn dispatch(event: Event) {
         effects.into_iter().for_each(run);
     }
     DISPATCHING.set(false);
+}
+
+/// Sets (or with `None` removes) a `data-*` attribute on <html>: shell state such as the ringtone
+/// or the wake lock, visible to CSS, to the console and to the e2e suite.
+fn mark_page(attribute: &str, value: Option<&str>) {
+    let Some(root) = document().document_element() else {
+        return;
+    };
+    let _ = match value {
+        Some(v) => root.set_attribute(attribute, v),
+        None => root.remove_attribute(attribute),
+    };
+}
+
+/// Calls `target.method(arg?)` on a JS object known only at run time (APIs web-sys lacks or
+/// marks unstable); `None` if there is no such method or it threw.
+fn call_method(target: &JsValue, method: &str, arg: Option<&JsValue>) -> Option<JsValue> {
+    let f: js_sys::Function = js_sys::Reflect::get(target, &method.into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    match arg {
+        Some(a) => f.call1(target, a),
+        None => f.call0(target),
+    }
+    .ok()
 }
 
 fn run(effect: Effect) {

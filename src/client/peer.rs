@@ -150,12 +150,21 @@ async fn open_media() -> Result<MediaStream, String> {
     if !window.is_secure_context() {
         return Err("Insecure: camera access needs https".into());
     }
-    let devices = window.navigator().media_devices().map_err(describe)?;
     let constraints = MediaStreamConstraints::new();
     constraints.set_video(&JsValue::TRUE);
     constraints.set_audio(&JsValue::TRUE);
+    user_media(&constraints).await
+}
+
+/// getUserMedia; failures as "Name: message".
+async fn user_media(constraints: &MediaStreamConstraints) -> Result<MediaStream, String> {
+    let devices = web_sys::window()
+        .ok_or("Error: no window")?
+        .navigator()
+        .media_devices()
+        .map_err(describe)?;
     let promise = devices
-        .get_user_media_with_constraints(&constraints)
+        .get_user_media_with_constraints(constraints)
         .map_err(describe)?;
     Ok(JsFuture::from(promise).await.map_err(describe)?.unchecked_into())
 }
@@ -374,21 +383,13 @@ pub fn set_camera(on: bool, back: bool) {
 }
 
 async fn open_camera(back: bool) -> Result<MediaStreamTrack, String> {
-    let devices = web_sys::window()
-        .ok_or("Error: no window")?
-        .navigator()
-        .media_devices()
-        .map_err(describe)?;
     let video = js_sys::Object::new();
     let facing = if back { "environment" } else { "user" };
     let _ = Reflect::set(&video, &"facingMode".into(), &JsValue::from_str(facing));
     let constraints = MediaStreamConstraints::new();
     constraints.set_video(&video);
-    let promise = devices
-        .get_user_media_with_constraints(&constraints)
-        .map_err(describe)?;
-    let stream: MediaStream = JsFuture::from(promise).await.map_err(describe)?.unchecked_into();
-    stream
+    user_media(&constraints)
+        .await?
         .get_video_tracks()
         .get(0)
         .dyn_into::<MediaStreamTrack>()

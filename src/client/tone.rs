@@ -39,7 +39,10 @@ pub fn play(tone: Tone) {
     let Ok(repeat) = set_interval_with_handle(move || burst(&for_timer), period) else {
         return;
     };
-    set_marker(Some(tone));
+    super::mark_page(
+        "data-tone",
+        Some(if tone == Tone::Ring { "ring" } else { "ringback" }),
+    );
     PLAYING.with(|p| *p.borrow_mut() = Some(Playing { tone, ctx, repeat }));
 }
 
@@ -51,19 +54,7 @@ fn stop() {
             let _ = window().navigator().vibrate_with_duration(0);
         }
     }
-    set_marker(None);
-}
-
-/// `data-tone` on <html>, so the page's state can be seen (and asserted in e2e) without audio.
-fn set_marker(tone: Option<Tone>) {
-    let Some(root) = document().document_element() else {
-        return;
-    };
-    let _ = match tone {
-        Some(Tone::Ring) => root.set_attribute("data-tone", "ring"),
-        Some(Tone::Ringback) => root.set_attribute("data-tone", "ringback"),
-        _ => root.remove_attribute("data-tone"),
-    };
+    super::mark_page("data-tone", None);
 }
 
 /// A phone-like double ring (two short bursts of a 440 + 480 Hz chord) and a buzz.

@@ -1,10 +1,11 @@
 //! Keeps the screen on during a call (Screen Wake Lock API). Browsers drop the lock whenever the
 //! page is hidden, so it is asked for again when the page comes back. Unsupported browsers: no-op.
 
-use js_sys::{Function, Reflect};
+use super::call_method;
+use js_sys::Reflect;
 use leptos::prelude::*;
 use std::cell::{Cell, RefCell};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 
 thread_local! {
@@ -40,35 +41,26 @@ pub fn watch_visibility() {
     }));
 }
 
-fn call(target: &JsValue, method: &str, arg: Option<&JsValue>) -> Option<JsValue> {
-    let f: Function = Reflect::get(target, &method.into()).ok()?.dyn_into().ok()?;
-    match arg {
-        Some(a) => f.call1(target, a),
-        None => f.call0(target),
-    }
-    .ok()
-}
-
 fn acquire() {
     let lock = Reflect::get(&window().navigator(), &"wakeLock".into()).unwrap_or(JsValue::UNDEFINED);
     if lock.is_undefined() {
         return;
     }
-    let Some(promise) = call(&lock, "request", Some(&"screen".into())) else {
+    let Some(promise) = call_method(&lock, "request", Some(&"screen".into())) else {
         return;
     };
     leptos::task::spawn_local(async move {
         match JsFuture::from(js_sys::Promise::from(promise)).await {
             // The call may have ended while we waited.
             Ok(sentinel) if !WANTED.get() => {
-                let _ = call(&sentinel, "release", None);
+                let _ = call_method(&sentinel, "release", None);
             }
             Ok(sentinel) => {
-                mark(true);
+                super::mark_page("data-wake-lock", Some("held"));
                 // The browser releases it by itself when the page is hidden.
                 let on_release = wasm_bindgen::closure::Closure::<dyn FnMut()>::new(|| {
                     SENTINEL.with(|s| s.borrow_mut().take());
-                    mark(false);
+                    super::mark_page("data-wake-lock", None);
                 });
                 let _ = Reflect::set(&sentinel, &"onrelease".into(), on_release.as_ref());
                 on_release.forget(); // one small closure per acquisition, for the page's life
@@ -81,19 +73,7 @@ fn acquire() {
 
 fn release() {
     if let Some(sentinel) = SENTINEL.with(|s| s.borrow_mut().take()) {
-        let _ = call(&sentinel, "release", None);
+        let _ = call_method(&sentinel, "release", None);
     }
-    mark(false);
-}
-
-/// `data-wake-lock` on <html> while held, so the state is visible (and testable).
-fn mark(held: bool) {
-    let Some(root) = document().document_element() else {
-        return;
-    };
-    let _ = if held {
-        root.set_attribute("data-wake-lock", "held")
-    } else {
-        root.remove_attribute("data-wake-lock")
-    };
+    super::mark_page("data-wake-lock", None);
 }

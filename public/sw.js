@@ -2,7 +2,7 @@
 // Network first, always: online, every page and asset comes fresh (the build's file names carry no
 // content hash, so a cache-first shell would serve stale WASM); offline, the last copy, and for a
 // page never visited, the offline page. Bump CACHE when SHELL changes; activate drops old caches.
-const CACHE = "duet-shell-v1";
+const CACHE = "duet-shell-v2";
 const SHELL = [
   "/",
   "/offline.html",
@@ -15,7 +15,7 @@ const SHELL = [
 ];
 // Live data, never cached: signaling (WebSockets don't pass through fetch anyway), health,
 // metrics, ICE configuration, the join redirect.
-const LIVE = ["/webrtc/", "/healthz", "/metrics", "/config.json", "/go"];
+const LIVE = ["/webrtc/", "/healthz", "/metrics", "/config.json", "/go", "/lang/"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(
@@ -52,5 +52,17 @@ self.addEventListener("fetch", (event) => {
         if (request.mode === "navigate") return caches.match("/offline.html");
         return Response.error();
       }),
+  );
+});
+
+// A tap on the incoming-call notification brings the ringing page to the front (or opens it).
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const url = (event.notification.data && event.notification.data.url) || "/";
+  event.waitUntil(
+    self.clients.matchAll({ type: "window", includeUncontrolled: true }).then((list) => {
+      const page = list.find((c) => c.url === url) || list[0];
+      return page ? page.focus() : self.clients.openWindow(url);
+    }),
   );
 });

@@ -52,15 +52,23 @@ setup_build() {
 
 setup_test() {
   setup_build
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
   if command -v chromium >/dev/null 2>&1; then
     say "ok: chromium"
   else
     say "installing Debian's chromium"
-    export DEBIAN_FRONTEND=noninteractive
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get update
     $sudo apt-get install -y --no-install-recommends chromium
+  fi
+  # A Chinese font, so the zh-CN screenshots of the e2e suite show words, not boxes.
+  if fc-list :lang=zh 2>/dev/null | grep -q .; then
+    say "ok: a Chinese font"
+  else
+    say "installing a Chinese font (fonts-wqy-microhei)"
+    $sudo apt-get install -y --no-install-recommends fonts-wqy-microhei \
+      || { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends fonts-wqy-microhei; }
   fi
 
   # Playwright's own browser download cannot work offline: we use /usr/bin/chromium.

@@ -5,6 +5,9 @@
 
 use crate::components::call_screen::CallScreen;
 use crate::components::join::JoinPage;
+use crate::components::text::{self, Ui};
+use crate::components::{lang, t};
+use crate::i18n::Lang;
 use crate::signal::validate_name;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -18,13 +21,14 @@ const REGISTER_SERVICE_WORKER: &str = "if ('serviceWorker' in navigator) { \
     .catch(function (e) { console.warn('service worker not registered', e); }); }); }";
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let lang = page_lang();
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang=lang.tag()>
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover"/>
-                <meta name="description" content="Private one-to-one video calls"/>
+                <meta name="description" content=text::ui(lang, Ui::Tagline)/>
                 <meta name="theme-color" content="#0f172a"/>
                 <link rel="icon" href="/favicon.ico"/>
                 <link rel="manifest" href="/manifest.webmanifest"/>
@@ -43,9 +47,31 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The page's language. The server decides (cookie, else Accept-Language) and writes it into
+/// `<html lang>`; the browser reads it back from there, so hydration renders the same words.
+fn page_lang() -> Lang {
+    #[cfg(feature = "ssr")]
+    if let Some(req) = use_context::<axum::http::request::Parts>() {
+        let header = |name| req.headers.get(name).and_then(|v| v.to_str().ok());
+        return Lang::for_request(
+            header(axum::http::header::COOKIE),
+            header(axum::http::header::ACCEPT_LANGUAGE),
+        );
+    }
+    #[cfg(feature = "hydrate")]
+    if let Some(tag) = document()
+        .document_element()
+        .and_then(|e| e.get_attribute("lang"))
+    {
+        return Lang::from_tag(&tag).unwrap_or_default();
+    }
+    Lang::default()
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_context(RwSignal::new(page_lang()));
     view! {
         <Stylesheet id="leptos" href="/pkg/duet.css"/>
         <Title text="Duet"/>
@@ -65,13 +91,14 @@ pub fn App() -> impl IntoView {
 fn CallPage() -> impl IntoView {
     let name = use_params_map().with_untracked(|p| p.get("name").unwrap_or_default());
     let friend = use_query_map().with_untracked(|q| q.get("call").unwrap_or_default());
+    let lang = lang();
     match validate_name(&name) {
         Ok(()) => view! { <CallScreen me=name friend/> }.into_any(),
         Err(e) => view! {
             <main class="page message">
-                <h1>"That name won't work"</h1>
-                <p>{format!("“{name}”: {e}.")}</p>
-                <a class="btn primary" href="/">"Choose a name"</a>
+                <h1>{t(Ui::BadNameTitle)}</h1>
+                <p>{move || text::bad_name(lang.get(), &name, &e)}</p>
+                <a class="btn primary" href="/">{t(Ui::ChooseName)}</a>
             </main>
         }
         .into_any(),
@@ -118,7 +145,7 @@ fn OfflineBanner() -> impl IntoView {
     view! {
         <Show when=move || !online.get()>
             <div class="offline-banner" role="status">
-                "You are offline. Calls need a connection; Duet reconnects by itself."
+                {t(Ui::Offline)}
             </div>
         </Show>
     }
@@ -132,8 +159,8 @@ fn NotFound() -> impl IntoView {
     }
     view! {
         <main class="page message">
-            <h1>"Page not found"</h1>
-            <a class="btn primary" href="/">"Open Duet"</a>
+            <h1>{t(Ui::NotFound)}</h1>
+            <a class="btn primary" href="/">{t(Ui::OpenDuet)}</a>
         </main>
     }
 }

@@ -9,7 +9,7 @@
 //! media → caller creates the offer → callee answers → both trickle ICE → `PeerConnected`.
 //! Candidates that arrive before the remote description is set are queued, then applied.
 
-use crate::signal::{validate_name, Code, IceCandidate, Kind, Message, ACCEPT, DECLINE};
+use crate::signal::{validate_name, Code, IceCandidate, Kind, Message, NameError, ACCEPT, DECLINE};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -123,8 +123,32 @@ pub enum Link {
     Online,
     /// Lost; the shell is reconnecting.
     Reconnecting,
-    /// The server refused this name (taken, or opened in another window): do not reconnect.
-    Refused(String),
+    /// The server refused this name (`NameTaken`, or `Replaced` by another window): do not
+    /// reconnect.
+    Refused(Code),
+}
+
+/// A one-off message for the user. Typed, so the UI words it in the user's language.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The name typed to call is not a valid name.
+    BadName {
+        name: String,
+        error: NameError,
+    },
+    CallSelf,
+    /// Turning the camera on (or switching it) failed; the browser's error.
+    CameraFailed(String),
+    /// Free text a classic client sent in a `call_back`.
+    FromPeer {
+        from: String,
+        text: String,
+    },
+    /// A notice from the server, by code (the text is the server's English fallback).
+    Server {
+        code: Option<Code>,
+        text: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -135,7 +159,7 @@ pub struct State {
     pub online: Vec<String>,
     pub link: Link,
     /// A one-off message for the user (server error notices, invalid input).
-    pub notice: Option<String>,
+    pub notice: Option<Notice>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -365,11 +389,14 @@ impl State {
             return;
         }
         if let Err(e) = validate_name(peer) {
-            self.notice = Some(format!("Cannot call “{peer}”: {e}"));
+            self.notice = Some(Notice::BadName {
+                name: peer.to_owned(),
+                error: e,
+            });
             return;
         }
         if peer == self.me {
-            self.notice = Some("You cannot call yourself.".to_owned());
+            self.notice = Some(Notice::CallSelf);
             return;
         }
         self.notice = None;
@@ -496,7 +523,7 @@ impl State {
             }
             Event::CameraFailed(why) => {
                 s.local.video = false;
-                self.notice = Some(format!("The camera could not be turned on ({why})."));
+                self.notice = Some(Notice::CameraFailed(why));
             }
             _ => {}
         }
@@ -551,14 +578,19 @@ impl State {
                 },
                 fx,
             ),
-            _ => self.notice = Some(format!("{from}: {msg}")),
+            _ => {
+                self.notice = Some(Notice::FromPeer {
+                    from: from.to_owned(),
+                    text: msg,
+                })
+            }
         }
     }
 
     fn system_notice(&mut self, m: Message) {
         let text = m.msg.unwrap_or_default();
         match m.code {
-            Some(Code::NameTaken | Code::Replaced) => self.link = Link::Refused(text),
+            Some(code @ (Code::NameTaken | Code::Replaced)) => self.link = Link::Refused(code),
             // Our client only sends call messages within a call; this arrives after races (both
             // sides hanging up at once) and means nothing to the user.
             Some(Code::NotInCall) => {}
@@ -573,7 +605,7 @@ impl State {
                     &mut Vec::new(),
                 );
             }
-            _ => self.notice = Some(text),
+            code => self.notice = Some(Notice::Server { code, text }),
         }
     }
 }
@@ -702,7 +734,10 @@ mod tests {
         let (s, fx) = s.step(Event::CameraFailed("NotReadableError: busy".into()));
         assert_eq!(fx, [Effect::Send(Message::media("bob", true, false))]);
         assert!(!session(&s).local.video);
-        assert!(s.notice.as_deref().unwrap().contains("NotReadableError"));
+        assert_eq!(
+            s.notice,
+            Some(Notice::CameraFailed("NotReadableError: busy".into()))
+        );
         assert!(matches!(s.status(2000.0), Status::InCall { .. }));
     }
 
@@ -1042,7 +1077,13 @@ mod tests {
             }
         ));
         let (s, _) = State::new("alice").step(Event::Received(msg(Kind::CallBack, "bob").with_msg("hi")));
-        assert_eq!(s.notice.as_deref(), Some("bob: hi"));
+        assert_eq!(
+            s.notice,
+            Some(Notice::FromPeer {
+                from: "bob".into(),
+                text: "hi".into()
+            })
+        );
         assert!(s.is_free());
     }
 
@@ -1115,7 +1156,7 @@ mod tests {
         assert_eq!(s.link, Link::Online);
         let taken = Message::notice("bob", Code::NameTaken, "taken");
         let (s, _) = s.step(Event::Received(taken));
-        assert_eq!(s.link, Link::Refused("taken".into()));
+        assert_eq!(s.link, Link::Refused(Code::NameTaken));
         let (_, fx) = s.step(Event::SocketClosed);
         assert!(fx.is_empty());
     }

@@ -1,12 +1,18 @@
 //! Duet: self-hosted one-to-one video calls.
 //!
-//! Shared by both builds: [`signal`] (the wire protocol), [`call`] (the pure call state machine)
+//! Shared by both builds: [`signal`] (the wire protocol), [`call`] (the pure call state machine),
+//! [`quality`] (connection quality from WebRTC stats), [`i18n`] (the UI language)
 //! and [`app`]/[`components`] (the Leptos UI, rendered on the server and hydrated in the browser).
 //! Server-only code lives behind the `ssr` feature, browser-only code behind `hydrate`.
+
+// Leptos view types nest deeply (the call screen); the default limit is too small for them.
+#![recursion_limit = "256"]
 
 pub mod app;
 pub mod call;
 pub mod components;
+pub mod i18n;
+pub mod quality;
 pub mod signal;
 
 #[cfg(feature = "hydrate")]
@@ -26,4 +32,8 @@ pub mod tls;
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(app::App);
+    // For tests and the console: the page is interactive from here on.
+    if let Some(root) = leptos::prelude::document().document_element() {
+        let _ = root.set_attribute("data-hydrated", "");
+    }
 }

@@ -25,7 +25,44 @@ pub fn app(leptos_options: LeptosOptions, hub: Arc<Hub>) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options);
-    relay::router(hub).merge(pages)
+    relay::router(hub)
+        .route("/lang/{tag}", axum::routing::get(set_lang))
+        .merge(pages)
+}
+
+/// `GET /lang/{tag}`: the language toggle without JavaScript. Remembers the choice in a cookie
+/// and sends the browser back to the page it came from (same site only).
+async fn set_lang(
+    axum::extract::Path(tag): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let Some(lang) = crate::i18n::Lang::from_tag(&tag) else {
+        return (StatusCode::NOT_FOUND, "unknown language; use en or zh-CN").into_response();
+    };
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let back = header(header::REFERER)
+        .zip(header(header::HOST))
+        .and_then(|(referer, host)| back_path(referer, host))
+        .unwrap_or("/");
+    let cookie = format!(
+        "{}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+        crate::i18n::COOKIE,
+        lang.tag()
+    );
+    ([(header::SET_COOKIE, cookie)], axum::response::Redirect::to(back)).into_response()
+}
+
+/// The path (and query) of `referer` if it is a page of this site (`host`); never another
+/// site, so the redirect cannot be used to send people elsewhere.
+fn back_path<'a>(referer: &'a str, host: &str) -> Option<&'a str> {
+    let rest = referer
+        .strip_prefix("http://")
+        .or_else(|| referer.strip_prefix("https://"))?;
+    let (authority, path) = rest.split_at(rest.find('/')?);
+    let path = path.split('#').next().unwrap_or(path);
+    (authority.eq_ignore_ascii_case(host) && !path.starts_with("//") && !path.contains('\\')).then_some(path)
 }
 
 /// Serves `router` on `listener` (with client addresses, which the relay's per-IP limit needs)
@@ -187,4 +224,30 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::back_path;
+
+    #[test]
+    fn the_language_toggle_only_sends_people_back_within_the_site() {
+        let host = "duet.example:3000";
+        assert_eq!(
+            back_path("http://duet.example:3000/u/bob?call=x", host),
+            Some("/u/bob?call=x")
+        );
+        assert_eq!(back_path("https://DUET.example:3000/#top", host), Some("/"));
+        for bad in [
+            "http://evil.example/u/bob",
+            "http://duet.example:3000.evil.example/",
+            "http://duet.example:3000//evil.example/",
+            "http://duet.example:3000/\\evil",
+            "javascript:alert(1)",
+            "http://duet.example:3000",
+            "",
+        ] {
+            assert_eq!(back_path(bad, host), None, "{bad}");
+        }
+    }
 }

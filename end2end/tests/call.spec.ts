@@ -135,7 +135,7 @@ test('a name in use cannot be taken over by someone else', async ({ browser }) =
   const thief = await newPerson(browser, a.name);
   people.push(thief);
   await thief.page.goto(`/u/${a.name}`);
-  await expect(thief.page.getByRole('alert')).toContainText('in use by someone else');
+  await expect(thief.page.getByRole('alert')).toContainText('in use in another browser');
   await expect(thief.page.locator('header .link')).toHaveClass(/link-refused/);
   // The owner still gets calls.
   await ring(b, a);
@@ -327,6 +327,29 @@ test('the call view: tap to swap, drag the picture-in-picture to a corner, scree
   expect(moved.y).toBeGreaterThan(viewport.height / 2 - moved.height);
   expect(await small('#local-video', '#remote-video')).toBe(true);
 
+  // After a swap the small one is the remote video, and it drags just the same.
+  await page.locator('#local-video').click();
+  await expect.poll(() => small('#remote-video', '#local-video')).toBe(true);
+  const r = await box(page, '#remote-video');
+  await page.mouse.move(r.x + r.width / 2, r.y + r.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(viewport.width * 0.8, viewport.height * 0.2, { steps: 8 });
+  await page.mouse.up();
+  await expect(page.locator('section.stage')).toHaveClass(/pip-tr/);
+  expect(await small('#remote-video', '#local-video'), 'a drag is not a tap').toBe(true);
+
+  // By keyboard: Enter on the small video swaps (focus moves to the new small one), arrow keys
+  // move it between corners.
+  await page.locator('#remote-video').focus();
+  await page.keyboard.press('Enter');
+  await expect.poll(() => small('#local-video', '#remote-video')).toBe(true);
+  await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('local-video');
+  await expect(page.locator('#local-video')).toHaveAttribute('aria-label', /Swap videos/);
+  await page.keyboard.press('ArrowLeft');
+  await expect(page.locator('section.stage')).toHaveClass(/pip-tl/);
+  await page.keyboard.press('ArrowDown');
+  await expect(page.locator('section.stage')).toHaveClass(/pip-bl/);
+
   // The screen stays on during the call.
   await expect(page.locator('html')).toHaveAttribute('data-wake-lock', 'held');
 
@@ -337,4 +360,57 @@ test('the call view: tap to swap, drag the picture-in-picture to a corner, scree
 
   await page.getByRole('button', { name: 'Hang up' }).click();
   await expect(page.locator('html')).not.toHaveAttribute('data-wake-lock', /.*/);
+});
+
+test('connection quality: bars during the call, figures from getStats on tap', async () => {
+  const [a, b] = people;
+  await connectCall(a, b);
+  const bars = a.page.locator('header button.quality');
+  // One reading a second, figures from the difference of two: bars within a few seconds.
+  await expect(bars).toHaveAttribute('data-bars', /^[1-4]$/);
+  // Loopback: no loss, a round trip of a millisecond or so.
+  await expect(bars).toHaveAttribute('aria-label', 'Connection quality: excellent');
+  await expect(bars).toHaveAttribute('aria-expanded', 'false');
+  await bars.click();
+  await expect(bars).toHaveAttribute('aria-expanded', 'true');
+  const details = a.page.getByRole('dialog', { name: /Connection quality/ });
+  await expect(details).toBeVisible();
+  const value = (label: string) => details.locator('dt', { hasText: label }).locator('xpath=following-sibling::dd[1]');
+  await expect(value('Round trip')).toHaveText(/^(\d+|< 1) ms$/);
+  await expect(value('Packet loss')).toHaveText(/^\d+\.\d %$/);
+  await expect(value('Incoming bitrate')).toHaveText(/^\d+ kbit\/s$/);
+  await expect(value('Incoming video')).toHaveText(/^\d+×\d+( · \d+ fps)?$/);
+  // The figures are live: the bitrate is that of a playing video, not zero.
+  await expect.poll(async () => parseInt((await value('Incoming bitrate').textContent()) ?? '0')).toBeGreaterThan(50);
+  await details.getByRole('button', { name: 'Close' }).click();
+  await expect(details).toHaveCount(0);
+  await a.page.getByRole('button', { name: 'Hang up' }).click();
+  await expect(bars).toHaveCount(0);
+});
+
+test('an incoming call in a background page shows a system notification, gone when it stops ringing', async () => {
+  const [a, b] = people;
+  // Never asked yet: the call screen offers notifications (the prompt comes only from a tap).
+  await expect(b.page.getByRole('button', { name: /Notify me of calls/ })).toBeVisible();
+  await b.ctx.grantPermissions(['notifications']);
+  await b.page.reload();
+  await expectOnline(b.page);
+  await expect(b.page.getByRole('button', { name: /Notify me of calls/ })).toHaveCount(0);
+  // Notifications go through the service worker (the only way on Android).
+  await b.page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+  const shown = () =>
+    b.page.evaluate(async () => {
+      const reg = await navigator.serviceWorker.ready;
+      return (await reg.getNotifications({ tag: 'duet-call' })).map((n) => `${n.title} | ${n.body}`);
+    });
+  // Headless pages are always "visible": make b's page report what a background tab reports.
+  await b.page.evaluate(() => {
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+  });
+  await ring(a, b);
+  await expect.poll(shown).toEqual([`Incoming video call | ${a.name} is calling you`]);
+  await a.page.getByRole('button', { name: 'Cancel' }).click();
+  await expect(status(b.page)).toHaveText(`Missed call from ${a.name}`);
+  await expect.poll(shown).toEqual([]);
 });

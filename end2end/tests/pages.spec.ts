@@ -39,6 +39,27 @@ test('the join form works before the app has loaded (no JavaScript)', async ({ b
   await ctx.close();
 });
 
+test('what is typed while the app is still loading is kept when it takes over', async ({ page }) => {
+  const errors = watchErrors(page);
+  const me = uniqueName('early');
+  // Hold the WASM back, as a slow phone network would, while the person types.
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  await page.route('**/pkg/duet*.wasm', async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.goto('/');
+  await page.getByLabel('Your name').fill(me);
+  release();
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', '');
+  await expect(page.getByLabel('Your name')).toHaveValue(me);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page).toHaveURL(new RegExp(`/u/${me}$`));
+  await expectOnline(page);
+  expect(errors).toEqual([]);
+});
+
 test('a call link opens the app ready to call that person, Unicode names work', async ({ page }) => {
   const errors = watchErrors(page);
   const me = uniqueName('张伟');

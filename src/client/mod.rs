@@ -2,12 +2,16 @@
 //! web-sys and feeds what happens back as [`Event`]s. All logic lives in [`crate::call`].
 
 pub mod install;
+pub mod notify;
 mod peer;
 mod socket;
+mod stats;
 mod tone;
 mod wake;
 
-use crate::call::{Effect, Event, State};
+use crate::call::{Effect, Event, Phase, State};
+use crate::i18n::Lang;
+use crate::quality::Quality;
 use leptos::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -16,6 +20,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 thread_local! {
     static STATE: Cell<Option<RwSignal<State>>> = const { Cell::new(None) };
+    static LANG: Cell<Option<RwSignal<Lang>>> = const { Cell::new(None) };
     static QUEUE: RefCell<VecDeque<Event>> = const { RefCell::new(VecDeque::new()) };
     static DISPATCHING: Cell<bool> = const { Cell::new(false) };
     static CLOCK: Cell<Option<IntervalHandle>> = const { Cell::new(None) };
@@ -24,12 +29,26 @@ thread_local! {
 const NAME_KEY: &str = "duet.name";
 const SECRET_KEY: &str = "duet.key";
 
-/// Starts the shell for `me`: remembers the name, opens the signaling socket, runs the clock.
-pub fn start(me: &str, state: RwSignal<State>, now: RwSignal<f64>) {
+/// Starts the shell for `me`: remembers the name, opens the signaling socket, runs the clock
+/// (the call timer and, during a connected call, the connection-quality readings).
+pub fn start(
+    me: &str,
+    state: RwSignal<State>,
+    now: RwSignal<f64>,
+    quality: RwSignal<Option<Quality>>,
+    lang: RwSignal<Lang>,
+) {
     save(NAME_KEY, me);
     STATE.set(Some(state));
+    LANG.set(Some(lang));
     now.set(js_sys::Date::now());
-    if let Ok(h) = set_interval_with_handle(move || now.set(js_sys::Date::now()), Duration::from_secs(1)) {
+    let tick = move || {
+        now.set(js_sys::Date::now());
+        let connected = state
+            .with_untracked(|s| matches!(&s.phase, Phase::Live(session) if session.connected_at.is_some()));
+        stats::tick(quality, connected);
+    };
+    if let Ok(h) = set_interval_with_handle(tick, Duration::from_secs(1)) {
         CLOCK.set(Some(h));
     }
     socket::connect(me, &secret());
@@ -44,7 +63,9 @@ pub fn stop() {
     peer::teardown();
     tone::play(crate::call::Tone::Silent);
     wake::hold(false);
+    notify::ringing(None, Lang::default());
     STATE.set(None);
+    LANG.set(None);
     if let Some(h) = CLOCK.take() {
         h.clear();
     }
@@ -69,14 +90,22 @@ pub fn dispatch(event: Event) {
         };
         let (next, effects) = current.step(event);
         tone::play(next.tone());
-        wake::hold(matches!(next.phase, crate::call::Phase::Live(_)));
+        wake::hold(matches!(next.phase, Phase::Live(_)));
+        let lang = LANG.get().and_then(|l| l.try_get_untracked()).unwrap_or_default();
+        notify::ringing(
+            match &next.phase {
+                Phase::Ringing { peer } => Some(peer),
+                _ => None,
+            },
+            lang,
+        );
         state.set(next);
         effects.into_iter().for_each(run);
     }
     DISPATCHING.set(false);
 }
 
-/// Sets (or with `None` removes) a `data-*` attribute on <html>: shell state such as the ringtone
+/// Sets (or with `None` removes) an attribute on <html>: shell state such as the ringtone
 /// or the wake lock, visible to CSS, to the console and to the e2e suite.
 fn mark_page(attribute: &str, value: Option<&str>) {
     let Some(root) = document().document_element() else {
@@ -100,6 +129,18 @@ fn call_method(target: &JsValue, method: &str, arg: Option<&JsValue>) -> Option<
         None => f.call0(target),
     }
     .ok()
+}
+
+/// Keeps the toggle's choice: `<html lang>` for this page (screen readers, fonts), a cookie for
+/// the server's next pages.
+pub fn remember_lang(lang: Lang) {
+    mark_page("lang", Some(lang.tag()));
+    let cookie = format!(
+        "{}={}; path=/; max-age=31536000; samesite=lax",
+        crate::i18n::COOKIE,
+        lang.tag()
+    );
+    let _ = js_sys::Reflect::set(&document(), &"cookie".into(), &cookie.into());
 }
 
 fn run(effect: Effect) {

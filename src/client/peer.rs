@@ -82,7 +82,7 @@ fn generation() -> u32 {
     PEER.with(|p| p.borrow().generation)
 }
 
-fn connection() -> Option<RtcPeerConnection> {
+pub(super) fn connection() -> Option<RtcPeerConnection> {
     PEER.with(|p| p.borrow().pc.clone())
 }
 

@@ -2,8 +2,11 @@
 //! and the controls for the current phase. Renders [`State`]; every button dispatches an
 //! [`Event`].
 
-use super::{encode_segment, text};
-use crate::call::{Event, Link, Phase, Session, State};
+use super::text::{self, Ui};
+use super::{encode_segment, lang, t, typed_before_hydration, LangToggle};
+use crate::call::{Av, Event, Link, Notice, Phase, Session, State};
+use crate::quality::Quality;
+use crate::signal::Code;
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -13,6 +16,9 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
     let state = RwSignal::new(State::new(&me));
     // Wall clock in ms, ticking during a call for the timer (the browser shell drives it).
     let now = RwSignal::new(0.0_f64);
+    // The latest connection figures while a call is connected (the browser shell measures).
+    let quality = RwSignal::new(None::<Quality>);
+    let lang = lang();
     let dispatch = Callback::new(move |ev: Event| {
         #[cfg(feature = "hydrate")]
         crate::client::dispatch(ev);
@@ -23,64 +29,76 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         let me = me.clone();
-        Effect::new(move |_| crate::client::start(&me, state, now));
+        Effect::new(move |_| crate::client::start(&me, state, now, quality, lang));
         on_cleanup(crate::client::stop);
     }
 
-    let friend = RwSignal::new(friend);
+    let friend = RwSignal::new(typed_before_hydration("friend").unwrap_or(friend));
     let view = StageView::new();
     let live = move || state.with(|s| matches!(s.phase, Phase::Live(_)));
     let share = format!("/call/{}", encode_segment(&me));
+    // Each part re-renders only when what it shows changes, not on every state update: that
+    // keeps keyboard focus, typed text and open panels across presence and ICE traffic.
+    let mode = Memo::new(move |_| state.with(|s| Controls::of(&s.phase)));
+    let is_connected = Memo::new(move |_| connected(state));
+    let flags = Memo::new(move |_| {
+        state.with(|s| match &s.phase {
+            Phase::Live(session) if session.connected_at.is_some() => {
+                Some((session.peer.clone(), session.remote))
+            }
+            _ => None,
+        })
+    });
+    let refused_by = Memo::new(move |_| {
+        state.with(|s| match s.link {
+            Link::Refused(code) => Some(code),
+            _ => None,
+        })
+    });
+    let shown_notice = Memo::new(move |_| state.with(|s| s.notice.clone()));
+    let ringing = Memo::new(move |_| {
+        state.with(|s| match &s.phase {
+            Phase::Ringing { peer } => Some(peer.clone()),
+            _ => None,
+        })
+    });
 
     view! {
         <Title text=format!("Duet · {me}")/>
         <div class="call" class:live=live>
             <header class="topbar">
                 <a class="brand" href="/">"Duet"</a>
-                <span class="me" title="Your name">{me.clone()}</span>
+                <span class="me" title=t(Ui::YourName)>{me.clone()}</span>
+                {move || is_connected.get().then(|| view! { <QualityBars quality/> })}
                 <span
                     class=move || state.with(|s| format!("link link-{}", link_class(&s.link)))
-                    title=move || state.with(|s| text::link(&s.link).to_owned())
+                    role="img"
+                    aria-label=move || state.with(|s| text::link(lang.get(), &s.link))
+                    title=move || state.with(|s| text::link(lang.get(), &s.link))
                 ></span>
+                <LangToggle/>
             </header>
             <section
-                class=move || format!("stage pip-{}", view.corner.get().class())
-                class:swapped=move || view.swapped.get()
-                aria-label="Video"
+                // One class string: a reactive `class` would wipe a separate `class:swapped`.
+                class=move || {
+                    let swapped = if view.swapped.get() { " swapped" } else { "" };
+                    format!("stage pip-{}{swapped}", view.corner.get().class())
+                }
+                aria-label=t(Ui::Video)
             >
-                <video
-                    id="remote-video"
-                    class="remote"
-                    autoplay
-                    playsinline
-                    on:click=move |_| view.swap_if_small(false)
-                ></video>
-                <video
-                    id="local-video"
-                    class="local"
-                    class:camera-off=move || session_flag(state, |s| !s.local.video)
-                    autoplay
-                    playsinline
-                    muted
-                    prop:muted=true
-                    on:click=move |_| view.swap_if_small(true)
-                    on:pointerdown=move |ev| view.drag_start(&ev)
-                    on:pointermove=move |ev| view.drag_move(&ev)
-                    on:pointerup=move |ev| view.drag_end(&ev)
-                    on:pointercancel=move |ev| view.drag_end(&ev)
-                    style:translate=move || view.drag_offset.get().map(|(x, y)| format!("{x}px {y}px"))
-                ></video>
-                {move || peer_flags(state)}
+                {stage_video(view, false, || false)}
+                {stage_video(view, true, move || session_flag(state, |s| !s.local.video))}
+                {move || peer_flags(flags.get())}
             </section>
             <div class="panel">
                 <p class="status" role="status" aria-live="polite">
-                    {move || state.with(|s| text::status(&s.status(now.get())))}
+                    {move || state.with(|s| text::status(lang.get(), &s.status(now.get())))}
                 </p>
-                {move || refused(state)}
-                {move || notice(state, dispatch)}
-                {move || controls(state, dispatch, friend, share.clone())}
+                {move || refused_by.get().map(refused)}
+                {move || shown_notice.get().map(|n| notice(n, dispatch))}
+                {move || controls(mode.get(), state, dispatch, friend, share.clone())}
             </div>
-            {move || incoming(state, dispatch)}
+            {move || ringing.get().map(|peer| incoming(peer, dispatch))}
         </div>
     }
 }
@@ -102,6 +120,22 @@ impl Corner {
             Corner::BottomLeft => "bl",
             Corner::BottomRight => "br",
         }
+    }
+
+    /// The corner an arrow key moves to (keyboard alternative to dragging).
+    fn moved(self, key: &str) -> Corner {
+        let (left, top) = (
+            matches!(self, Corner::TopLeft | Corner::BottomLeft),
+            matches!(self, Corner::TopLeft | Corner::TopRight),
+        );
+        let (left, top) = match key {
+            "ArrowLeft" => (true, top),
+            "ArrowRight" => (false, top),
+            "ArrowUp" => (left, true),
+            "ArrowDown" => (left, false),
+            _ => (left, top),
+        };
+        Corner::nearest(if left { 0.0 } else { 1.0 }, if top { 0.0 } else { 1.0 })
     }
 
     /// The corner nearest to a point, as fractions (0..1) of the stage's width and height.
@@ -142,6 +176,11 @@ impl StageView {
         }
     }
 
+    /// Whether this video (`local` or remote) is the picture-in-picture.
+    fn small(self, local: bool) -> bool {
+        local != self.swapped.get()
+    }
+
     /// A tap on a video swaps the two if it is the small one (`local` says which was tapped).
     fn swap_if_small(self, local: bool) {
         if self.dragged.get_untracked() {
@@ -152,7 +191,45 @@ impl StageView {
         }
     }
 
-    fn drag_start(self, ev: &leptos::ev::PointerEvent) {
+    /// The keyboard on the small video: Enter or Space swaps (and keeps focus on the new small
+    /// one), arrow keys move it to another corner.
+    fn key(self, local: bool, ev: &leptos::ev::KeyboardEvent) {
+        if !self.small(local) {
+            return;
+        }
+        match ev.key().as_str() {
+            "Enter" | " " => {
+                ev.prevent_default();
+                self.swapped.update(|s| *s = !*s);
+                #[cfg(feature = "hydrate")]
+                request_animation_frame(move || {
+                    let other = if local { "remote-video" } else { "local-video" };
+                    if let Some(el) = document()
+                        .get_element_by_id(other)
+                        .and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok())
+                    {
+                        let _ = el.focus();
+                    }
+                });
+            }
+            key @ ("ArrowLeft" | "ArrowRight" | "ArrowUp" | "ArrowDown") => {
+                ev.prevent_default();
+                self.corner.update(|c| *c = c.moved(key));
+            }
+            _ => {}
+        }
+    }
+
+    /// The drag offset for this video while it is the small one being dragged.
+    fn offset(self, local: bool) -> Option<String> {
+        let (x, y) = self.drag_offset.get()?;
+        self.small(local).then(|| format!("{x}px {y}px"))
+    }
+
+    fn drag_start(self, local: bool, ev: &leptos::ev::PointerEvent) {
+        if !self.small(local) {
+            return;
+        }
         self.dragged.set(false);
         self.drag_from
             .set(Some((ev.client_x() as f64, ev.client_y() as f64)));
@@ -198,6 +275,37 @@ impl StageView {
     }
 }
 
+/// One of the two videos (`local`: our camera, muted and mirrored). Whichever is small can be
+/// tapped (swap), dragged or moved by keyboard; the other just fills the stage.
+fn stage_video(
+    view: StageView,
+    local: bool,
+    camera_off: impl Fn() -> bool + Send + Sync + 'static,
+) -> impl IntoView {
+    view! {
+        <video
+            id=if local { "local-video" } else { "remote-video" }
+            class=if local { "local" } else { "remote" }
+            class:camera-off=camera_off
+            autoplay
+            playsinline
+            // Our own sound must never play back to us.
+            muted=local
+            prop:muted=local
+            tabindex=move || view.small(local).then_some("0")
+            role=move || view.small(local).then_some("button")
+            aria-label=move || view.small(local).then(t(Ui::SwapVideos))
+            on:click=move |_| view.swap_if_small(local)
+            on:keydown=move |ev| view.key(local, &ev)
+            on:pointerdown=move |ev| view.drag_start(local, &ev)
+            on:pointermove=move |ev| view.drag_move(&ev)
+            on:pointerup=move |ev| view.drag_end(&ev)
+            on:pointercancel=move |ev| view.drag_end(&ev)
+            style:translate=move || view.offset(local)
+        ></video>
+    }
+}
+
 fn link_class(link: &Link) -> &'static str {
     match link {
         Link::Connecting => "connecting",
@@ -207,51 +315,131 @@ fn link_class(link: &Link) -> &'static str {
     }
 }
 
-fn refused(state: RwSignal<State>) -> Option<impl IntoView> {
-    let Link::Refused(why) = state.with(|s| s.link.clone()) else {
-        return None;
-    };
-    Some(view! {
+fn refused(code: Code) -> impl IntoView {
+    let lang = lang();
+    view! {
         <div class="banner" role="alert">
-            <p>{why}</p>
-            <a class="btn primary" href="/">"Choose another name"</a>
+            <p>{move || text::refused(lang.get(), code)}</p>
+            <a class="btn primary" href="/">{t(Ui::ChooseAnotherName)}</a>
         </div>
-    })
+    }
 }
 
-fn notice(state: RwSignal<State>, dispatch: Callback<Event>) -> Option<impl IntoView> {
-    let text = state.with(|s| s.notice.clone())?;
-    Some(view! {
+fn notice(notice: Notice, dispatch: Callback<Event>) -> impl IntoView {
+    let lang = lang();
+    view! {
         <div class="toast" role="alert">
-            <span>{text}</span>
-            <button class="icon" aria-label="Dismiss" on:click=move |_| dispatch.run(Event::DismissNotice)>"×"</button>
+            <span>{move || text::notice(lang.get(), &notice)}</span>
+            <button class="icon" aria-label=t(Ui::Dismiss) title=t(Ui::Dismiss) on:click=move |_| dispatch.run(Event::DismissNotice)>"×"</button>
         </div>
-    })
+    }
+}
+
+/// Which controls the panel shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Controls {
+    Dialer,
+    Cancel,
+    /// Mute, camera, switch, full screen and hang up, once the camera is open.
+    InCall,
+    HangUp,
+    None,
+}
+
+impl Controls {
+    fn of(phase: &Phase) -> Controls {
+        match phase {
+            Phase::Idle | Phase::Ended { .. } => Controls::Dialer,
+            Phase::Calling { .. } => Controls::Cancel,
+            Phase::Live(s) if s.media_ready => Controls::InCall,
+            Phase::Live(_) => Controls::HangUp,
+            Phase::Ringing { .. } => Controls::None,
+        }
+    }
 }
 
 fn controls(
+    mode: Controls,
     state: RwSignal<State>,
     dispatch: Callback<Event>,
     friend: RwSignal<String>,
     share: String,
 ) -> AnyView {
-    let hang_up = move |label: &'static str| {
+    let hang_up = move |label: Ui| {
         view! {
-            <button class="btn hangup" on:click=move |_| dispatch.run(Event::HangUp)>{label}</button>
+            <button class="btn hangup" on:click=move |_| dispatch.run(Event::HangUp)>{t(label)}</button>
         }
     };
-    match state.with(|s| s.phase.clone()) {
-        Phase::Idle | Phase::Ended { .. } => dialer(state, dispatch, friend, share).into_any(),
-        Phase::Calling { .. } => hang_up("Cancel").into_any(),
-        Phase::Live(s) if s.media_ready => view! {
-            <div class="incall" role="group" aria-label="Call controls">
+    match mode {
+        Controls::Dialer => dialer(state, dispatch, friend, share).into_any(),
+        Controls::Cancel => hang_up(Ui::Cancel).into_any(),
+        Controls::InCall => view! {
+            <div class="incall" role="group" aria-label=t(Ui::CallControls)>
                 {media_controls(state, dispatch)}
-                {hang_up("Hang up")}
+                {hang_up(Ui::HangUp)}
             </div>
         }
         .into_any(),
-        Phase::Live(_) => hang_up("Hang up").into_any(),
-        Phase::Ringing { .. } => ().into_any(),
+        Controls::HangUp => hang_up(Ui::HangUp).into_any(),
+        Controls::None => ().into_any(),
+    }
+}
+
+/// True once the peer-to-peer connection of the current call is up.
+fn connected(state: RwSignal<State>) -> bool {
+    session_flag(state, |s| s.connected_at.is_some())
+}
+
+/// Signal-strength bars from the connection figures; a tap opens the figures themselves.
+#[component]
+fn QualityBars(quality: RwSignal<Option<Quality>>) -> impl IntoView {
+    let lang = lang();
+    let open = RwSignal::new(false);
+    let bars = move || quality.with(|q| q.map_or(0, |q| q.grade().bars()));
+    let label = move || quality.with(|q| text::quality_label(lang.get(), q.as_ref()));
+    view! {
+        <button
+            class="quality"
+            data-bars=move || bars().to_string()
+            aria-label=label
+            title=label
+            aria-expanded=move || open.get().to_string()
+            aria-controls="quality-details"
+            on:click=move |_| open.update(|o| *o = !*o)
+        >
+            <svg viewBox="0 0 20 16" width="22" height="18" aria-hidden="true">
+                {(1..=4u8)
+                    .map(move |i| {
+                        let h = 4 * i;
+                        view! {
+                            <rect
+                                x=(i - 1) * 5
+                                y=16 - h
+                                width="3.5"
+                                height=h
+                                rx="1"
+                                class=move || { if bars() >= i { "lit" } else { "" } }
+                            ></rect>
+                        }
+                    })
+                    .collect_view()}
+            </svg>
+        </button>
+        <Show when=move || open.get()>
+            <div class="quality-details" id="quality-details" role="dialog" aria-labelledby="quality-title">
+                <h2 id="quality-title">{move || text::quality_label(lang.get(), quality.get().as_ref())}</h2>
+                <dl>
+                    {move || {
+                        let q = quality.get().unwrap_or_default();
+                        text::quality_rows(lang.get(), &q)
+                            .into_iter()
+                            .map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> })
+                            .collect_view()
+                    }}
+                </dl>
+                <button class="btn small" on:click=move |_| open.set(false)>{t(Ui::Close)}</button>
+            </div>
+        </Show>
     }
 }
 
@@ -267,13 +455,16 @@ fn session_flag(state: RwSignal<State>, f: impl Fn(&Session) -> bool) -> bool {
 fn media_controls(state: RwSignal<State>, dispatch: Callback<Event>) -> impl IntoView {
     let mic_off = move || session_flag(state, |s| !s.local.audio);
     let cam_off = move || session_flag(state, |s| !s.local.video);
+    let lang = lang();
+    let mic_label = move || text::ui(lang.get(), if mic_off() { Ui::UnmuteMic } else { Ui::MuteMic });
+    let cam_label = move || text::ui(lang.get(), if cam_off() { Ui::CameraOn } else { Ui::CameraOff });
     view! {
         <button
             class="round"
             class:off=mic_off
             aria-pressed=move || mic_off().to_string()
-            aria-label=move || if mic_off() { "Unmute microphone" } else { "Mute microphone" }
-            title=move || if mic_off() { "Unmute microphone" } else { "Mute microphone" }
+            aria-label=mic_label
+            title=mic_label
             on:click=move |_| dispatch.run(Event::ToggleMic)
         >
             <Icon path=move || if mic_off() { MIC_OFF } else { MIC }/>
@@ -282,21 +473,21 @@ fn media_controls(state: RwSignal<State>, dispatch: Callback<Event>) -> impl Int
             class="round"
             class:off=cam_off
             aria-pressed=move || cam_off().to_string()
-            aria-label=move || if cam_off() { "Turn camera on" } else { "Turn camera off" }
-            title=move || if cam_off() { "Turn camera on" } else { "Turn camera off" }
+            aria-label=cam_label
+            title=cam_label
             on:click=move |_| dispatch.run(Event::ToggleCamera)
         >
             <Icon path=move || if cam_off() { CAMERA_OFF } else { CAMERA }/>
         </button>
         <button
             class="round"
-            aria-label="Switch camera"
-            title="Switch camera"
+            aria-label=t(Ui::SwitchCamera)
+            title=t(Ui::SwitchCamera)
             on:click=move |_| dispatch.run(Event::SwitchCamera)
         >
             <Icon path=|| SWITCH_CAMERA/>
         </button>
-        <button class="round" aria-label="Full screen" title="Full screen" on:click=move |_| toggle_fullscreen()>
+        <button class="round" aria-label=t(Ui::FullScreen) title=t(Ui::FullScreen) on:click=move |_| toggle_fullscreen()>
             <Icon path=|| FULLSCREEN/>
         </button>
     }
@@ -316,16 +507,15 @@ fn toggle_fullscreen() {
 }
 
 /// What the peer has turned off, over their video.
-fn peer_flags(state: RwSignal<State>) -> Option<impl IntoView> {
-    let (peer, remote) = state.with(|s| match &s.phase {
-        Phase::Live(session) if session.connected_at.is_some() => {
-            Some((session.peer.clone(), session.remote))
-        }
-        _ => None,
-    })?;
-    let muted = (!remote.audio).then(|| view! { <span class="flag">{format!("{peer} is muted")}</span> });
-    let no_video =
-        (!remote.video).then(|| view! { <span class="flag">{format!("{peer}'s camera is off")}</span> });
+fn peer_flags(flags: Option<(String, Av)>) -> Option<impl IntoView> {
+    let (peer, remote) = flags?;
+    let lang = lang();
+    let muted = (!remote.audio).then(|| {
+        let peer = peer.clone();
+        view! { <span class="flag">{move || text::peer_muted(lang.get(), &peer)}</span> }
+    });
+    let no_video = (!remote.video)
+        .then(|| view! { <span class="flag">{move || text::peer_camera_off(lang.get(), &peer)}</span> });
     Some(view! { <div class="peer-flags" role="status">{muted}{no_video}</div> })
 }
 
@@ -358,9 +548,10 @@ fn dialer(
         dispatch.run(Event::Dial(friend.get_untracked()));
     };
     let online = move || state.with(|s| s.online.clone());
+    let lang = lang();
     view! {
         <form class="dial" on:submit=submit>
-            <label for="friend">"Friend's name"</label>
+            <label for="friend">{t(Ui::FriendsName)}</label>
             <div class="dial-row">
                 <input
                     id="friend"
@@ -369,20 +560,20 @@ fn dialer(
                     autocomplete="off"
                     autocapitalize="off"
                     spellcheck="false"
-                    placeholder="e.g. bob"
+                    placeholder=t(Ui::FriendPlaceholder)
                     // The attribute for the server-rendered page, the property once hydrated.
                     value=friend.get_untracked()
                     prop:value=move || friend.get()
                     on:input=move |ev| friend.set(event_target_value(&ev))
                 />
-                <button class="btn call-btn" type="submit">"Call"</button>
+                <button class="btn call-btn" type="submit">{t(Ui::Call)}</button>
             </div>
         </form>
-        <section class="online" aria-label="Online now">
-            <h2>"Online now"</h2>
+        <section class="online" aria-labelledby="online-heading">
+            <h2 id="online-heading">{t(Ui::OnlineNow)}</h2>
             <Show
                 when=move || !online().is_empty()
-                fallback=|| view! { <p class="empty">"Nobody else is online yet. Share your link:"</p> }
+                fallback=|| view! { <p class="empty">{t(Ui::NobodyOnline)}</p> }
             >
                 <ul>
                     <For
@@ -394,7 +585,10 @@ fn dialer(
                                 <li>
                                     <button
                                         class="person"
-                                        aria-label=format!("Call {name}")
+                                        aria-label={
+                                            let name = name.clone();
+                                            move || text::call_person(lang.get(), &name)
+                                        }
                                         on:click=move |_| dispatch.run(Event::Dial(callee.clone()))
                                     >
                                         <span class="avatar" aria-hidden="true">{initial(&name)}</span>
@@ -407,8 +601,30 @@ fn dialer(
                     />
                 </ul>
             </Show>
-            <a class="share" href=share>"Your call link"</a>
+            <a class="share" href=share>{t(Ui::YourCallLink)}</a>
         </section>
+        <NotifyOffer/>
+    }
+}
+
+/// Offers call notifications while the browser has not been asked yet: the permission prompt
+/// comes only from this tap, never by itself.
+#[component]
+fn NotifyOffer() -> impl IntoView {
+    // Unknown on the server and at hydration; the browser tells afterwards.
+    let permission = RwSignal::new(None::<String>);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| permission.set(crate::client::notify::permission()));
+    let ask = move |_| {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            permission.set(crate::client::notify::request().await);
+        });
+    };
+    view! {
+        <Show when=move || permission.with(|p| p.as_deref() == Some("default"))>
+            <button class="btn subtle notify-offer" on:click=ask>{t(Ui::NotifyMe)}</button>
+        </Show>
     }
 }
 
@@ -432,21 +648,57 @@ fn initial(name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn incoming(state: RwSignal<State>, dispatch: Callback<Event>) -> Option<impl IntoView> {
-    let Phase::Ringing { peer } = state.with(|s| s.phase.clone()) else {
-        return None;
-    };
-    Some(view! {
+fn incoming(peer: String, dispatch: Callback<Event>) -> impl IntoView {
+    // Focus goes to the sheet itself, not to a button: a screen reader announces the call, and a
+    // key pressed for something else (Enter in the friend field) answers nothing.
+    let sheet = NodeRef::<leptos::html::Div>::new();
+    Effect::new(move |_| {
+        if let Some(el) = sheet.get() {
+            let _ = el.focus();
+        }
+    });
+    view! {
         <div class="sheet-backdrop">
-            <div class="sheet" role="alertdialog" aria-modal="true" aria-labelledby="incoming-name">
-                <p class="kicker">"Incoming video call"</p>
+            <div
+                class="sheet"
+                role="alertdialog"
+                aria-modal="true"
+                aria-labelledby="incoming-name"
+                tabindex="-1"
+                node_ref=sheet
+            >
+                <p class="kicker">{t(Ui::IncomingCall)}</p>
                 <span class="avatar big" aria-hidden="true">{initial(&peer)}</span>
                 <h2 id="incoming-name">{peer}</h2>
                 <div class="sheet-actions">
-                    <button class="btn decline" on:click=move |_| dispatch.run(Event::Decline)>"Decline"</button>
-                    <button class="btn accept" on:click=move |_| dispatch.run(Event::Accept)>"Accept"</button>
+                    <button class="btn decline" on:click=move |_| dispatch.run(Event::Decline)>{t(Ui::Decline)}</button>
+                    <button class="btn accept" on:click=move |_| dispatch.run(Event::Accept)>{t(Ui::Accept)}</button>
                 </div>
             </div>
         </div>
-    })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrow_keys_move_the_picture_in_picture_between_corners() {
+        let c = Corner::TopRight;
+        assert_eq!(c.moved("ArrowLeft"), Corner::TopLeft);
+        assert_eq!(c.moved("ArrowDown"), Corner::BottomRight);
+        assert_eq!(c.moved("ArrowRight"), Corner::TopRight, "already there");
+        assert_eq!(Corner::BottomLeft.moved("ArrowUp"), Corner::TopLeft);
+        assert_eq!(Corner::BottomLeft.moved("x"), Corner::BottomLeft);
+    }
+
+    #[test]
+    fn controls_follow_the_phase() {
+        let (s, _) = State::new("alice").step(Event::Dial("bob".into()));
+        assert_eq!(Controls::of(&s.phase), Controls::Cancel);
+        assert_eq!(Controls::of(&Phase::Idle), Controls::Dialer);
+        let ringing = Phase::Ringing { peer: "bob".into() };
+        assert_eq!(Controls::of(&ringing), Controls::None);
+    }
 }

@@ -1,8 +1,9 @@
 //! `/` and `/call/{peer}`: choose your name (remembered in this browser), then continue to the
 //! call screen.
 
-use super::encode_segment;
-use crate::signal::validate_name;
+use super::text::{self, Ui};
+use super::{encode_segment, lang, t, typed_before_hydration, LangToggle};
+use crate::signal::{validate_name, NameError};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_params_map};
@@ -12,8 +13,9 @@ pub fn JoinPage() -> impl IntoView {
     let peer = use_params_map()
         .with_untracked(|p| p.get("peer"))
         .filter(|p| validate_name(p).is_ok());
-    let name = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
+    let name = RwSignal::new(typed_before_hydration("name").unwrap_or_default());
+    let error = RwSignal::new(None::<NameError>);
+    let lang = lang();
 
     // The remembered name is only known in the browser, after hydration; never overwrite what
     // the user typed meanwhile.
@@ -32,7 +34,7 @@ pub fn JoinPage() -> impl IntoView {
         ev.prevent_default();
         let me = name.get_untracked().trim().to_owned();
         if let Err(e) = validate_name(&me) {
-            error.set(Some(format!("{e}.")));
+            error.set(Some(e));
             return;
         }
         let url = match &target {
@@ -42,20 +44,21 @@ pub fn JoinPage() -> impl IntoView {
         navigate(&url, Default::default());
     };
 
-    let heading = match &peer {
-        Some(p) => format!("Call {p} on Duet"),
-        None => "Duet".to_owned(),
+    let heading = {
+        let peer = peer.clone();
+        move || text::join_heading(lang.get(), peer.as_deref())
     };
     view! {
         <main class="page join">
+            <LangToggle/>
             <div class="logo" aria-hidden="true"></div>
             <h1>{heading}</h1>
-            <p class="tagline">"Private one-to-one video calls, straight from browser to browser."</p>
+            <p class="tagline">{t(Ui::Tagline)}</p>
             // Without JavaScript (or before the WASM has loaded) the form still works: the server
             // answers GET /go with a redirect to the call screen.
             <form class="join-form" method="get" action="/go" on:submit=submit>
                 {peer.clone().map(|p| view! { <input type="hidden" name="call" value=p/> })}
-                <label for="name">"Your name"</label>
+                <label for="name">{t(Ui::YourName)}</label>
                 <input
                     id="name"
                     name="name"
@@ -64,16 +67,19 @@ pub fn JoinPage() -> impl IntoView {
                     autocapitalize="off"
                     spellcheck="false"
                     required
-                    placeholder="e.g. alice"
+                    placeholder=t(Ui::NamePlaceholder)
+                    aria-describedby="name-hint name-error"
                     prop:value=move || name.get()
                     on:input=move |ev| {
                         name.set(event_target_value(&ev));
                         error.set(None);
                     }
                 />
-                <p class="hint">"Letters, digits, “_”, “-” or “.”, up to 32 characters."</p>
-                <p class="error" role="alert">{move || error.get()}</p>
-                <button class="btn primary" type="submit">"Continue"</button>
+                <p class="hint" id="name-hint">{t(Ui::NameHint)}</p>
+                <p class="error" id="name-error" role="alert">
+                    {move || error.get().map(|e| text::name_error_sentence(lang.get(), &e))}
+                </p>
+                <button class="btn primary" type="submit">{t(Ui::Continue)}</button>
             </form>
             <InstallHint/>
         </main>
@@ -98,11 +104,11 @@ fn InstallHint() -> impl IntoView {
     };
     view! {
         <Show when=move || can_install.get()>
-            <button class="btn install" on:click=install>"Install Duet on this device"</button>
+            <button class="btn install" on:click=install>{t(Ui::Install)}</button>
         </Show>
         <Show when=move || ios.get()>
             <p class="hint install-hint" role="note">
-                "To install Duet, tap Share, then “Add to Home Screen”."
+                {t(Ui::IosInstallHint)}
             </p>
         </Show>
     }

@@ -5,6 +5,69 @@ pub mod call_screen;
 pub mod join;
 pub mod text;
 
+use crate::i18n::Lang;
+use leptos::prelude::*;
+use text::Ui;
+
+/// What the user typed into the input `id` of the server-rendered page before the WASM took
+/// over: hydration sets the input's value from its signal and would wipe it (slow phones).
+pub fn typed_before_hydration(id: &str) -> Option<String> {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let input = document()
+            .get_element_by_id(id)?
+            .dyn_into::<web_sys::HtmlInputElement>()
+            .ok()?;
+        Some(input.value()).filter(|v| !v.is_empty())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = id;
+        None
+    }
+}
+
+/// The UI language, provided by [`crate::app::App`]; the toggle changes it in place.
+pub fn lang() -> RwSignal<Lang> {
+    use_context().unwrap_or_else(|| RwSignal::new(Lang::default()))
+}
+
+/// A fixed string that follows the language.
+pub fn t(key: Ui) -> impl Fn() -> &'static str + Copy + Send + Sync + 'static {
+    let lang = lang();
+    move || text::ui(lang.get(), key)
+}
+
+/// Switches between English and 中文. A link, so it works before hydration too (the server sets
+/// the cookie and sends the page back); once hydrated it switches in place, without a reload,
+/// so a call goes on.
+#[component]
+pub fn LangToggle() -> impl IntoView {
+    let lang = lang();
+    // Without JavaScript the server sets the cookie and sends the browser back (Referer).
+    let href = move || format!("/lang/{}", lang.get().other().tag());
+    view! {
+        <a
+            class="lang-toggle"
+            href=href
+            hreflang=move || lang.get().other().tag()
+            lang=move || lang.get().other().tag()
+            aria-label=move || text::ui(lang.get(), Ui::SwitchLanguage)
+            title=move || text::ui(lang.get(), Ui::SwitchLanguage)
+            on:click=move |ev| {
+                ev.prevent_default();
+                let next = lang.get_untracked().other();
+                lang.set(next);
+                #[cfg(feature = "hydrate")]
+                crate::client::remember_lang(next);
+            }
+        >
+            {move || lang.get().other().native_name()}
+        </a>
+    }
+}
+
 /// Percent-encodes a path segment (names may be non-ASCII, e.g. 张伟).
 pub fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

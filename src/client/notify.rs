@@ -1,0 +1,130 @@
+//! A system notification of an incoming call while the page is in the background (another tab,
+//! the phone's home screen). Through the service worker's `showNotification` where there is
+//! one (Android Chrome allows nothing else), else `new Notification`. Permission is asked only
+//! when the user taps the offer on the call screen: browsers block prompts without a gesture,
+//! and people refuse prompts they did not ask for.
+
+use super::call_method;
+use crate::components::text;
+use crate::i18n::Lang;
+use js_sys::{Object, Reflect};
+use leptos::prelude::*;
+use std::cell::RefCell;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+/// One notification per incoming call; a new one replaces it (same tag).
+const TAG: &str = "duet-call";
+
+thread_local! {
+    /// The caller we notified about, while their call rings.
+    static SHOWN: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The fallback `Notification` object, to close it (service-worker ones are found by tag).
+    static FALLBACK: RefCell<Option<JsValue>> = const { RefCell::new(None) };
+}
+
+fn api() -> Option<JsValue> {
+    Reflect::get(&js_sys::global(), &"Notification".into())
+        .ok()
+        .filter(|n| n.is_function())
+}
+
+/// `"default"`, `"granted"` or `"denied"`; `None` where there are no notifications (iOS Safari
+/// outside an installed app, insecure pages).
+pub fn permission() -> Option<String> {
+    Reflect::get(&api()?, &"permission".into()).ok()?.as_string()
+}
+
+/// Asks for permission (call it from a tap) and returns the answer.
+pub async fn request() -> Option<String> {
+    let promise = call_method(&api()?, "requestPermission", None)?;
+    JsFuture::from(js_sys::Promise::from(promise))
+        .await
+        .ok()?
+        .as_string()
+}
+
+/// Follows the call state: `Some(peer)` while `peer`'s call rings, `None` otherwise. Notifies
+/// once per ringing call, only when the page is hidden; closes the notification when the
+/// ringing stops (answered here, declined, cancelled, missed).
+pub fn ringing(peer: Option<&str>, lang: Lang) {
+    let shown = SHOWN.with(|s| s.borrow().clone());
+    if shown.as_deref() == peer {
+        return;
+    }
+    if shown.is_some() {
+        close();
+    }
+    let Some(peer) = peer else { return };
+    let hidden = document().visibility_state() == web_sys::VisibilityState::Hidden;
+    if !hidden || permission().as_deref() != Some("granted") {
+        return;
+    }
+    SHOWN.with(|s| *s.borrow_mut() = Some(peer.to_owned()));
+    let (title, body) = text::incoming_notification(lang, peer);
+    let options = Object::new();
+    let url = window().location().href().unwrap_or_default();
+    for (k, v) in [
+        ("body", body.as_str()),
+        ("tag", TAG),
+        ("icon", "/icons/icon-192.png"),
+        ("lang", lang.tag()),
+    ] {
+        let _ = Reflect::set(&options, &k.into(), &v.into());
+    }
+    let _ = Reflect::set(&options, &"requireInteraction".into(), &true.into());
+    let _ = Reflect::set(&options, &"renotify".into(), &true.into());
+    let data = Object::new();
+    let _ = Reflect::set(&data, &"url".into(), &url.into());
+    let _ = Reflect::set(&options, &"data".into(), &data);
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Some(reg) = registration().await {
+            let title = JsValue::from_str(&title);
+            let shown = Reflect::get(&reg, &"showNotification".into())
+                .ok()
+                .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+                .and_then(|f| f.call2(&reg, &title, &options).ok());
+            if shown.is_some() {
+                return;
+            }
+        }
+        let Some(ctor) = api().and_then(|a| a.dyn_into::<js_sys::Function>().ok()) else {
+            return;
+        };
+        let args = js_sys::Array::of2(&title.into(), &options);
+        if let Ok(n) = Reflect::construct(&ctor, &args) {
+            FALLBACK.with(|f| *f.borrow_mut() = Some(n));
+        }
+    });
+}
+
+/// The active service worker registration, if a worker controls this page.
+async fn registration() -> Option<JsValue> {
+    let container = Reflect::get(&window().navigator(), &"serviceWorker".into()).ok()?;
+    if container.is_undefined() || Reflect::get(&container, &"controller".into()).ok()?.is_null() {
+        return None;
+    }
+    let ready = Reflect::get(&container, &"ready".into()).ok()?;
+    JsFuture::from(js_sys::Promise::from(ready)).await.ok()
+}
+
+fn close() {
+    SHOWN.with(|s| *s.borrow_mut() = None);
+    if let Some(n) = FALLBACK.with(|f| f.borrow_mut().take()) {
+        call_method(&n, "close", None);
+    }
+    wasm_bindgen_futures::spawn_local(async {
+        let Some(reg) = registration().await else { return };
+        let filter = Object::new();
+        let _ = Reflect::set(&filter, &"tag".into(), &TAG.into());
+        let Some(list) = call_method(&reg, "getNotifications", Some(&filter)) else {
+            return;
+        };
+        let Ok(list) = JsFuture::from(js_sys::Promise::from(list)).await else {
+            return;
+        };
+        for n in js_sys::Array::from(&list).iter() {
+            call_method(&n, "close", None);
+        }
+    });
+}

@@ -404,12 +404,22 @@ test('an incoming call in a background page shows a system notification, gone wh
       return (await reg.getNotifications({ tag: 'duet-call' })).map((n) => `${n.title} | ${n.body}`);
     });
   // Headless pages are always "visible": make b's page report what a background tab reports.
-  await b.page.evaluate(() => {
-    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
-    Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
-  });
+  const setHidden = (hidden: boolean) =>
+    b.page.evaluate((hidden) => {
+      const state = hidden ? 'hidden' : 'visible';
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state });
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+      document.dispatchEvent(new Event('visibilitychange', { bubbles: true }));
+    }, hidden);
+  await setHidden(true);
   await ring(a, b);
-  await expect.poll(shown).toEqual([`Incoming video call | ${a.name} is calling you`]);
+  const notification = `Incoming video call | ${a.name} is calling you`;
+  await expect.poll(shown).toEqual([notification]);
+  // Looked at: the sheet is there, the notification goes; hidden again while it still rings: back.
+  await setHidden(false);
+  await expect.poll(shown).toEqual([]);
+  await setHidden(true);
+  await expect.poll(shown).toEqual([notification]);
   await a.page.getByRole('button', { name: 'Cancel' }).click();
   await expect(status(b.page)).toHaveText(`Missed call from ${a.name}`);
   await expect.poll(shown).toEqual([]);

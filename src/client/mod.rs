@@ -53,7 +53,22 @@ pub fn start(
     }
     socket::connect(me, &secret());
     wake::watch_visibility();
+    watch_visibility_for_ringing();
     wasm_bindgen_futures::spawn_local(peer::load_config());
+}
+
+/// A call that started ringing while the page was in view gets its notification when the page
+/// is hidden, and loses it when the page is shown. One listener for the page's life.
+fn watch_visibility_for_ringing() {
+    thread_local!(static WATCHING: Cell<bool> = const { Cell::new(false) });
+    if WATCHING.replace(true) {
+        return;
+    }
+    std::mem::forget(window_event_listener_untyped("visibilitychange", |_| {
+        if let Some(state) = STATE.get().and_then(|s| s.try_get_untracked()) {
+            follow_ringing(&state);
+        }
+    }));
 }
 
 /// Leaves the call screen: ends any call, closes the socket, stops the clock.
@@ -91,18 +106,21 @@ pub fn dispatch(event: Event) {
         let (next, effects) = current.step(event);
         tone::play(next.tone());
         wake::hold(matches!(next.phase, Phase::Live(_)));
-        let lang = LANG.get().and_then(|l| l.try_get_untracked()).unwrap_or_default();
-        notify::ringing(
-            match &next.phase {
-                Phase::Ringing { peer } => Some(peer),
-                _ => None,
-            },
-            lang,
-        );
+        follow_ringing(&next);
         state.set(next);
         effects.into_iter().for_each(run);
     }
     DISPATCHING.set(false);
+}
+
+/// Keeps the incoming-call notification in step with the state (see [`notify::ringing`]).
+fn follow_ringing(state: &State) {
+    let lang = LANG.get().and_then(|l| l.try_get_untracked()).unwrap_or_default();
+    let peer = match &state.phase {
+        Phase::Ringing { peer } => Some(peer.as_str()),
+        _ => None,
+    };
+    notify::ringing(peer, lang);
 }
 
 /// Sets (or with `None` removes) an attribute on <html>: shell state such as the ringtone

@@ -44,20 +44,22 @@ pub async fn request() -> Option<String> {
         .as_string()
 }
 
-/// Follows the call state: `Some(peer)` while `peer`'s call rings, `None` otherwise. Notifies
-/// once per ringing call, only when the page is hidden; closes the notification when the
-/// ringing stops (answered here, declined, cancelled, missed).
+/// Follows the call state and the page's visibility: `Some(peer)` while `peer`'s call rings.
+/// A notification is up exactly while a call rings and the page is hidden: shown once per call
+/// (also when the page is hidden during the ringing), closed when the ringing stops (answered,
+/// declined, cancelled, missed) or the page is looked at again.
 pub fn ringing(peer: Option<&str>, lang: Lang) {
+    let hidden = document().visibility_state() == web_sys::VisibilityState::Hidden;
+    let wanted = peer.filter(|_| hidden);
     let shown = SHOWN.with(|s| s.borrow().clone());
-    if shown.as_deref() == peer {
+    if shown.as_deref() == wanted {
         return;
     }
     if shown.is_some() {
         close();
     }
-    let Some(peer) = peer else { return };
-    let hidden = document().visibility_state() == web_sys::VisibilityState::Hidden;
-    if !hidden || permission().as_deref() != Some("granted") {
+    let Some(peer) = wanted else { return };
+    if permission().as_deref() != Some("granted") {
         return;
     }
     SHOWN.with(|s| *s.borrow_mut() = Some(peer.to_owned()));

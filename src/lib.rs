@@ -15,6 +15,8 @@ pub mod i18n;
 pub mod quality;
 pub mod signal;
 
+#[cfg(feature = "ssr")]
+pub mod assets;
 #[cfg(feature = "hydrate")]
 pub mod client;
 #[cfg(feature = "ssr")]

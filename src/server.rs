@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 /// The whole application router. Tests build the same one.
 pub fn app(leptos_options: LeptosOptions, hub: Arc<Hub>) -> Router {
     let routes = generate_route_list(App);
+    let pkg = std::path::Path::new(&*leptos_options.site_root).join(&*leptos_options.site_pkg_dir);
     let pages = Router::new()
         .leptos_routes(&leptos_options, routes, {
             let options = leptos_options.clone();
@@ -27,6 +28,7 @@ pub fn app(leptos_options: LeptosOptions, hub: Arc<Hub>) -> Router {
         .with_state(leptos_options);
     relay::router(hub)
         .route("/lang/{tag}", axum::routing::get(set_lang))
+        .nest("/pkg", crate::assets::router(pkg))
         .merge(pages)
 }
 

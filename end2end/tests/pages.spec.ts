@@ -11,6 +11,16 @@ test('@smoke pages hydrate without errors', async ({ page }) => {
   expect(errors).toEqual([]);
 });
 
+test('@smoke release: the WASM, JS and CSS arrive compressed', async ({ request }) => {
+  test.skip(!process.env.DUET_E2E_SMOKE, 'only the release build is precompressed (-P)');
+  for (const file of ['duet.wasm', 'duet.js', 'duet.css']) {
+    const r = await request.get(`/pkg/${file}`, { headers: { 'Accept-Encoding': 'br, gzip' } });
+    expect(r.status(), file).toBe(200);
+    expect(r.headers()['content-encoding'], file).toBe('br');
+    expect(r.headers()['vary'], file).toBe('accept-encoding');
+  }
+});
+
 test('join: choose a name, continue, and the name is remembered', async ({ page }) => {
   const errors = watchErrors(page);
   const name = uniqueName('joiner');

@@ -395,26 +395,39 @@ pub fn quality_rows(lang: Lang, q: &Quality) -> [(&'static str, String); 4] {
                 if v < 1.0 {
                     "< 1 ms".to_owned()
                 } else {
-                    format!("{v:.0} ms")
+                    format!("{} ms", whole(v))
                 }
             }),
         ),
         (
             ui(lang, Ui::PacketLoss),
-            q.loss_pct.map_or_else(unknown, |v| format!("{v:.1} %")),
+            q.loss_pct.map_or_else(unknown, |v| format!("{} %", tenths(v))),
         ),
         (
             ui(lang, Ui::Bitrate),
-            q.kbps.map_or_else(unknown, |v| format!("{v:.0} kbit/s")),
+            q.kbps.map_or_else(unknown, |v| format!("{} kbit/s", whole(v))),
         ),
         (
             ui(lang, Ui::Resolution),
             q.resolution.map_or_else(unknown, |(w, h)| match q.fps {
-                Some(fps) => format!("{w}×{h} · {fps:.0} fps"),
+                Some(fps) => format!("{w}×{h} · {} fps", whole(fps)),
                 None => format!("{w}×{h}"),
             }),
         ),
     ]
+}
+
+/// Rounded to a whole number. Integer formatting: `{:.0}` on floats pulls ~7 KiB of exact
+/// float formatting into the WASM.
+fn whole(v: f64) -> i64 {
+    v.round() as i64
+}
+
+/// One decimal, e.g. `2.5` (see [`whole`]).
+fn tenths(v: f64) -> String {
+    let t = (v * 10.0).round() as i64;
+    let sign = if t < 0 { "-" } else { "" };
+    format!("{sign}{}.{}", (t / 10).abs(), (t % 10).abs())
 }
 
 #[cfg(test)]
@@ -483,6 +496,23 @@ mod tests {
             text: "missing \"type\"".into(),
         };
         assert_eq!(notice(Lang::Zh, &unknown), "missing \"type\"");
+    }
+
+    #[test]
+    fn quality_figures_are_rounded_for_reading() {
+        let q = Quality {
+            rtt_ms: Some(0.4),
+            loss_pct: Some(2.46),
+            kbps: Some(1234.5),
+            resolution: Some((640, 480)),
+            fps: Some(29.6),
+        };
+        let rows = quality_rows(Lang::En, &q).map(|(_, v)| v);
+        assert_eq!(rows, ["< 1 ms", "2.5 %", "1235 kbit/s", "640×480 · 30 fps"]);
+        assert_eq!(tenths(0.04), "0.0");
+        assert_eq!(tenths(-0.35), "-0.4");
+        let unknown = quality_rows(Lang::Zh, &Quality::default()).map(|(_, v)| v);
+        assert_eq!(unknown, ["–", "–", "–", "–"]);
     }
 
     #[test]

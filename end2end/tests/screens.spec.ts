@@ -86,6 +86,9 @@ for (const { id, options, phone } of layouts) {
     await connectCall(me, other);
     await expect(page.locator('header button.quality')).toHaveAttribute('data-bars', /^[1-4]$/);
     await screen(page, info, id, '5-in-call', phone);
+    // The timer ticks outside the live region: screen readers hear the status once, not every second.
+    await expect(page.locator('p.status [role=status]')).toHaveText(`In call with ${other.name}`);
+    await expect(status(page)).toHaveText(new RegExp(`^In call with ${other.name} · \\d\\d:\\d\\d$`));
     // The own video is the small one, the remote one fills the screen.
     const [local, remote] = [await page.locator('#local-video').boundingBox(), await page.locator('#remote-video').boundingBox()];
     expect(local!.width * local!.height).toBeLessThan((remote!.width * remote!.height) / 4);
@@ -132,15 +135,17 @@ for (const { id, options, phone } of layouts) {
   });
 }
 
-test('colours follow the system: light and dark', async ({ browser }) => {
+test('colours follow the system: light and dark', async ({ browser }, info) => {
   for (const [scheme, background] of [
     ['light', 'rgb(248, 250, 252)'],
     ['dark', 'rgb(15, 23, 42)'],
   ] as const) {
-    const ctx = await browser.newContext({ colorScheme: scheme });
+    const ctx = await browser.newContext({ ...devices['Pixel 7'], colorScheme: scheme });
     const page = await ctx.newPage();
-    await page.goto('/');
+    await page.goto(`/u/${uniqueName('dusk')}`);
+    await expectOnline(page);
     expect(await page.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe(background);
+    await screen(page, info, 'pixel7', `idle-${scheme}`, true);
     await ctx.close();
   }
 });

@@ -56,6 +56,8 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
         })
     });
     let shown_notice = Memo::new(move |_| state.with(|s| s.notice.clone()));
+    // Changes with the phase, not with the clock: the live region speaks only when it means it.
+    let words = Memo::new(move |_| state.with(|s| text::status(lang.get(), &s.status(now.get()))));
     let ringing = Memo::new(move |_| {
         state.with(|s| match &s.phase {
             Phase::Ringing { peer } => Some(peer.clone()),
@@ -91,8 +93,9 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
                 {move || peer_flags(flags.get())}
             </section>
             <div class="panel">
-                <p class="status" role="status" aria-live="polite">
-                    {move || state.with(|s| text::status(lang.get(), &s.status(now.get())))}
+                <p class="status">
+                    <span role="status" aria-live="polite">{move || words.get()}</span>
+                    <span class="timer">{move || state.with(|s| text::call_timer(&s.status(now.get())))}</span>
                 </p>
                 {move || refused_by.get().map(refused)}
                 {move || shown_notice.get().map(|n| notice(n, dispatch))}

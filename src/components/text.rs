@@ -143,13 +143,19 @@ pub fn status(lang: Lang, s: &Status) -> String {
         (Lang::Zh, Status::Ringing(p)) => format!("{p} 正在呼叫你"),
         (Lang::En, Status::Connecting(p)) => format!("Connecting to {p}…"),
         (Lang::Zh, Status::Connecting(p)) => format!("正在连接 {p}…"),
-        (Lang::En, Status::InCall { peer, seconds }) => {
-            format!("In call with {peer} · {}", clock(*seconds))
-        }
-        (Lang::Zh, Status::InCall { peer, seconds }) => {
-            format!("与 {peer} 通话中 · {}", clock(*seconds))
-        }
+        // The timer is shown next to it (see `call_timer`), outside the live region: a screen
+        // reader must not read the status out every second.
+        (Lang::En, Status::InCall { peer, .. }) => format!("In call with {peer}"),
+        (Lang::Zh, Status::InCall { peer, .. }) => format!("与 {peer} 通话中"),
         (_, Status::Ended { peer, reason }) => ended(lang, peer, reason),
+    }
+}
+
+/// " · 12:34" after the status while in a call.
+pub fn call_timer(s: &Status) -> Option<String> {
+    match s {
+        Status::InCall { seconds, .. } => Some(format!(" · {}", clock(*seconds))),
+        _ => None,
     }
 }
 
@@ -464,8 +470,10 @@ mod tests {
             peer: "张伟".into(),
             seconds: 3725,
         };
-        assert_eq!(status(Lang::En, &s), "In call with 张伟 · 1:02:05");
-        assert_eq!(status(Lang::Zh, &s), "与 张伟 通话中 · 1:02:05");
+        assert_eq!(status(Lang::En, &s), "In call with 张伟");
+        assert_eq!(status(Lang::Zh, &s), "与 张伟 通话中");
+        assert_eq!(call_timer(&s).as_deref(), Some(" · 1:02:05"));
+        assert_eq!(call_timer(&Status::Idle), None);
         let busy = EndReason::Unavailable {
             code: Some(Code::Busy),
             text: "bob is busy".into(),

@@ -52,19 +52,20 @@ pub fn start(
         CLOCK.set(Some(h));
     }
     socket::connect(me, &secret());
-    wake::watch_visibility();
-    watch_visibility_for_ringing();
+    watch_visibility();
     wasm_bindgen_futures::spawn_local(peer::load_config());
 }
 
-/// A call that started ringing while the page was in view gets its notification when the page
-/// is hidden, and loses it when the page is shown. One listener for the page's life.
-fn watch_visibility_for_ringing() {
+/// The page was hidden or shown: the wake lock comes back, and a ringing call's notification
+/// appears or goes (see [`notify::ringing`]). One listener for the page's life, however often
+/// the call screen is opened.
+fn watch_visibility() {
     thread_local!(static WATCHING: Cell<bool> = const { Cell::new(false) });
     if WATCHING.replace(true) {
         return;
     }
     std::mem::forget(window_event_listener_untyped("visibilitychange", |_| {
+        wake::visibility_changed();
         if let Some(state) = STATE.get().and_then(|s| s.try_get_untracked()) {
             follow_ringing(&state);
         }

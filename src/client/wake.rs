@@ -10,7 +10,6 @@ use wasm_bindgen_futures::JsFuture;
 
 thread_local! {
     static WANTED: Cell<bool> = const { Cell::new(false) };
-    static WATCHING: Cell<bool> = const { Cell::new(false) };
     /// The WakeLockSentinel while held.
     static SENTINEL: RefCell<Option<JsValue>> = const { RefCell::new(None) };
 }
@@ -27,18 +26,13 @@ pub fn hold(wanted: bool) {
     }
 }
 
-/// When the page becomes visible again, a lock we want but lost (pages lose it when hidden)
-/// comes back. Installs one listener for the page's life, however often it is called.
-pub fn watch_visibility() {
-    if WATCHING.replace(true) {
-        return;
+/// Called when the page's visibility changed: a lock we want but lost (pages lose it when
+/// hidden) comes back once the page is visible again.
+pub fn visibility_changed() {
+    let visible = document().visibility_state() == web_sys::VisibilityState::Visible;
+    if visible && WANTED.get() && SENTINEL.with(|s| s.borrow().is_none()) {
+        acquire();
     }
-    std::mem::forget(window_event_listener_untyped("visibilitychange", |_| {
-        let visible = document().visibility_state() == web_sys::VisibilityState::Visible;
-        if visible && WANTED.get() && SENTINEL.with(|s| s.borrow().is_none()) {
-            acquire();
-        }
-    }));
 }
 
 fn acquire() {

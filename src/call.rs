@@ -231,6 +231,15 @@ pub enum Tone {
     Ringback,
 }
 
+/// See [`State::alert`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Alert {
+    /// This person is calling now.
+    Incoming(String),
+    /// This person called and gave up (or rang out) before we answered.
+    Missed(String),
+}
+
 /// What the status line says, derived from [`State`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Status {
@@ -285,6 +294,19 @@ impl State {
             Phase::Ringing { .. } => Tone::Ring,
             Phase::Calling { .. } => Tone::Ringback,
             _ => Tone::Silent,
+        }
+    }
+
+    /// What a system notification should tell a user who is not looking at the page: an
+    /// incoming call while it rings, then a missed one until the next call.
+    pub fn alert(&self) -> Option<Alert> {
+        match &self.phase {
+            Phase::Ringing { peer } => Some(Alert::Incoming(peer.clone())),
+            Phase::Ended {
+                peer,
+                reason: EndReason::Missed,
+            } => Some(Alert::Missed(peer.clone())),
+            _ => None,
         }
     }
 
@@ -1181,5 +1203,19 @@ mod tests {
             assert!(fx.is_empty());
             assert_eq!(s2.phase, s.phase);
         }
+    }
+
+    #[test]
+    fn an_alert_while_ringing_then_a_missed_call_until_the_next_call() {
+        let ring = msg(Kind::CallStart, "bob");
+        let (s, _) = State::new("me").step(Event::Received(ring.clone()));
+        assert_eq!(s.alert(), Some(Alert::Incoming("bob".into())));
+        let (s, _) = s.step(Event::Received(msg(Kind::Hangup, "bob")));
+        assert_eq!(s.alert(), Some(Alert::Missed("bob".into())));
+        let (s, _) = s.step(Event::Received(ring));
+        let (s, _) = s.step(Event::Decline);
+        assert_eq!(s.alert(), None, "declined is not missed");
+        let (s, _) = s.step(Event::Dial("carol".into()));
+        assert_eq!(s.alert(), None);
     }
 }

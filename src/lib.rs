@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 pub mod app;
+pub mod background;
 pub mod call;
 pub mod components;
 pub mod i18n;

@@ -388,7 +388,7 @@ test('connection quality: bars during the call, figures from getStats on tap', a
   await expect(bars).toHaveCount(0);
 });
 
-test('an incoming call in a background page shows a system notification, gone when it stops ringing', async () => {
+test('an incoming call in a background page shows a system notification, then a missed-call one', async () => {
   const [a, b] = people;
   // Never asked yet: the call screen offers notifications (the prompt comes only from a tap).
   await expect(b.page.getByRole('button', { name: /Notify me of calls/ })).toBeVisible();
@@ -420,7 +420,11 @@ test('an incoming call in a background page shows a system notification, gone wh
   await expect.poll(shown).toEqual([]);
   await setHidden(true);
   await expect.poll(shown).toEqual([notification]);
+  // The caller gives up: the ringing notification becomes a missed-call one, which goes once the
+  // page is looked at.
   await a.page.getByRole('button', { name: 'Cancel' }).click();
   await expect(status(b.page)).toHaveText(`Missed call from ${a.name}`);
+  await expect.poll(shown).toEqual([`Missed call | Missed call from ${a.name}`]);
+  await setHidden(false);
   await expect.poll(shown).toEqual([]);
 });

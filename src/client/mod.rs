@@ -56,8 +56,8 @@ pub fn start(
     wasm_bindgen_futures::spawn_local(peer::load_config());
 }
 
-/// The page was hidden or shown: the wake lock comes back, and a ringing call's notification
-/// appears or goes (see [`notify::ringing`]). One listener for the page's life, however often
+/// The page was hidden or shown: the wake lock comes back, and a call's notification appears
+/// or goes (see [`notify::follow`]). One listener for the page's life, however often
 /// the call screen is opened.
 fn watch_visibility() {
     thread_local!(static WATCHING: Cell<bool> = const { Cell::new(false) });
@@ -67,7 +67,7 @@ fn watch_visibility() {
     std::mem::forget(window_event_listener_untyped("visibilitychange", |_| {
         wake::visibility_changed();
         if let Some(state) = STATE.get().and_then(|s| s.try_get_untracked()) {
-            follow_ringing(&state);
+            follow_alert(&state);
         }
     }));
 }
@@ -79,7 +79,7 @@ pub fn stop() {
     peer::teardown();
     tone::play(crate::call::Tone::Silent);
     wake::hold(false);
-    notify::ringing(None, Lang::default());
+    notify::follow(None, Lang::default());
     STATE.set(None);
     LANG.set(None);
     if let Some(h) = CLOCK.take() {
@@ -107,21 +107,17 @@ pub fn dispatch(event: Event) {
         let (next, effects) = current.step(event);
         tone::play(next.tone());
         wake::hold(matches!(next.phase, Phase::Live(_)));
-        follow_ringing(&next);
+        follow_alert(&next);
         state.set(next);
         effects.into_iter().for_each(run);
     }
     DISPATCHING.set(false);
 }
 
-/// Keeps the incoming-call notification in step with the state (see [`notify::ringing`]).
-fn follow_ringing(state: &State) {
+/// Keeps the call notification in step with the state (see [`notify::follow`]).
+fn follow_alert(state: &State) {
     let lang = LANG.get().and_then(|l| l.try_get_untracked()).unwrap_or_default();
-    let peer = match &state.phase {
-        Phase::Ringing { peer } => Some(peer.as_str()),
-        _ => None,
-    };
-    notify::ringing(peer, lang);
+    notify::follow(state.alert(), lang);
 }
 
 /// Sets (or with `None` removes) an attribute on <html>: shell state such as the ringtone

@@ -1,10 +1,12 @@
-//! A system notification of an incoming call while the page is in the background (another tab,
-//! the phone's home screen). Through the service worker's `showNotification` where there is
+//! A system notification of an incoming (then missed) call while the page is in the background
+//! (another tab, the phone's home screen). Through the service worker's `showNotification` where there is
 //! one (Android Chrome allows nothing else), else `new Notification`. Permission is asked only
 //! when the user taps the offer on the call screen: browsers block prompts without a gesture,
 //! and people refuse prompts they did not ask for.
 
 use super::call_method;
+use crate::background::{Change, Notifier};
+use crate::call::Alert;
 use crate::components::text;
 use crate::i18n::Lang;
 use js_sys::{Object, Reflect};
@@ -13,12 +15,11 @@ use std::cell::RefCell;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-/// One notification per incoming call; a new one replaces it (same tag).
+/// One notification at a time; a new one replaces it (same tag).
 const TAG: &str = "duet-call";
 
 thread_local! {
-    /// The caller we notified about, while their call rings.
-    static SHOWN: RefCell<Option<String>> = const { RefCell::new(None) };
+    static NOTIFIER: RefCell<Notifier> = RefCell::new(Notifier::default());
     /// The fallback `Notification` object, to close it (service-worker ones are found by tag).
     static FALLBACK: RefCell<Option<JsValue>> = const { RefCell::new(None) };
 }
@@ -44,26 +45,28 @@ pub async fn request() -> Option<String> {
         .as_string()
 }
 
-/// Follows the call state and the page's visibility: `Some(peer)` while `peer`'s call rings.
-/// A notification is up exactly while a call rings and the page is hidden: shown once per call
-/// (also when the page is hidden during the ringing), closed when the ringing stops (answered,
-/// declined, cancelled, missed) or the page is looked at again.
-pub fn ringing(peer: Option<&str>, lang: Lang) {
+/// Follows the call's [`Alert`] and the page's visibility (the policy is
+/// [`Notifier::update`]).
+pub fn follow(alert: Option<Alert>, lang: Lang) {
     let hidden = document().visibility_state() == web_sys::VisibilityState::Hidden;
-    let wanted = peer.filter(|_| hidden);
-    let shown = SHOWN.with(|s| s.borrow().clone());
-    if shown.as_deref() == wanted {
-        return;
+    match NOTIFIER.with(|n| n.borrow_mut().update(alert, hidden)) {
+        Change::Keep => {}
+        Change::Close => close(),
+        // Same tag: the new one replaces a service-worker notification already up (closing it
+        // first would race with showing the new one).
+        Change::Show(alert) => {
+            close_fallback();
+            show(&alert, lang);
+        }
     }
-    if shown.is_some() {
-        close();
-    }
-    let Some(peer) = wanted else { return };
+}
+
+fn show(alert: &Alert, lang: Lang) {
     if permission().as_deref() != Some("granted") {
         return;
     }
-    SHOWN.with(|s| *s.borrow_mut() = Some(peer.to_owned()));
-    let (title, body) = text::incoming_notification(lang, peer);
+    let (title, body) = text::notification(lang, alert);
+    let ringing = matches!(alert, Alert::Incoming(_));
     let options = Object::new();
     let url = window().location().href().unwrap_or_default();
     for (k, v) in [
@@ -74,8 +77,9 @@ pub fn ringing(peer: Option<&str>, lang: Lang) {
     ] {
         let _ = Reflect::set(&options, &k.into(), &v.into());
     }
-    let _ = Reflect::set(&options, &"requireInteraction".into(), &true.into());
-    let _ = Reflect::set(&options, &"renotify".into(), &true.into());
+    // A ringing call stays up and sounds again; a missed one is a quiet note.
+    let _ = Reflect::set(&options, &"requireInteraction".into(), &ringing.into());
+    let _ = Reflect::set(&options, &"renotify".into(), &ringing.into());
     let data = Object::new();
     let _ = Reflect::set(&data, &"url".into(), &url.into());
     let _ = Reflect::set(&options, &"data".into(), &data);
@@ -110,11 +114,14 @@ async fn registration() -> Option<JsValue> {
     JsFuture::from(js_sys::Promise::from(ready)).await.ok()
 }
 
-fn close() {
-    SHOWN.with(|s| *s.borrow_mut() = None);
+fn close_fallback() {
     if let Some(n) = FALLBACK.with(|f| f.borrow_mut().take()) {
         call_method(&n, "close", None);
     }
+}
+
+fn close() {
+    close_fallback();
     wasm_bindgen_futures::spawn_local(async {
         let Some(reg) = registration().await else { return };
         let filter = Object::new();
@@ -125,6 +132,10 @@ fn close() {
         let Ok(list) = JsFuture::from(js_sys::Promise::from(list)).await else {
             return;
         };
+        // A newer notification may have been shown meanwhile (same tag): leave it.
+        if NOTIFIER.with(|n| n.borrow().showing()) {
+            return;
+        }
         for n in js_sys::Array::from(&list).iter() {
             call_method(&n, "close", None);
         }

@@ -1,7 +1,7 @@
 //! Every user-visible word, in English and Simplified Chinese, in one place. Components ask for
 //! a [`Ui`] key or call a function with the values to put in; nothing else holds UI text.
 
-use crate::call::{EndReason, Link, Notice, Status};
+use crate::call::{Alert, EndReason, Link, Notice, Status};
 use crate::i18n::Lang;
 use crate::quality::{Grade, Quality};
 use crate::signal::{Code, NameError, MAX_NAME_CHARS};
@@ -41,6 +41,7 @@ pub enum Ui {
     NobodyOnline,
     YourCallLink,
     IncomingCall,
+    MissedCall,
     Decline,
     Accept,
     SwitchLanguage,
@@ -107,6 +108,7 @@ pub fn ui(lang: Lang, key: Ui) -> &'static str {
         ),
         Ui::YourCallLink => ("Your call link", "你的通话链接"),
         Ui::IncomingCall => ("Incoming video call", "视频来电"),
+        Ui::MissedCall => ("Missed call", "未接来电"),
         Ui::Decline => ("Decline", "拒绝"),
         Ui::Accept => ("Accept", "接听"),
         Ui::SwitchLanguage => ("Switch the language to Chinese", "把界面语言切换为英文"),
@@ -363,12 +365,18 @@ pub fn peer_camera_off(lang: Lang, peer: &str) -> String {
     )
 }
 
-/// The system notification of an incoming call: title and body.
-pub fn incoming_notification(lang: Lang, peer: &str) -> (String, String) {
-    (
-        ui(lang, Ui::IncomingCall).to_owned(),
-        status(lang, &Status::Ringing(peer.to_owned())),
-    )
+/// The system notification of an incoming or missed call: title and body.
+pub fn notification(lang: Lang, alert: &Alert) -> (String, String) {
+    match alert {
+        Alert::Incoming(peer) => (
+            ui(lang, Ui::IncomingCall).to_owned(),
+            status(lang, &Status::Ringing(peer.clone())),
+        ),
+        Alert::Missed(peer) => (
+            ui(lang, Ui::MissedCall).to_owned(),
+            ended(lang, peer, &EndReason::Missed),
+        ),
+    }
 }
 
 pub fn grade(lang: Lang, g: Grade) -> &'static str {

@@ -1,4 +1,4 @@
-import { test, expect } from '@playwright/test';
+import { test, expect, devices } from '@playwright/test';
 import {
   Person,
   connectCall,
@@ -241,8 +241,22 @@ async function remoteFrames(page: import('@playwright/test').Page): Promise<numb
   );
 }
 
-test('in-call controls: mute, camera off and on, switch camera; the peer sees it', async () => {
-  const [a, b] = people;
+for (const layout of ['desktop', 'Pixel 7'] as const) {
+  test(`in-call controls (${layout}): mute, camera off and on, switch camera; the peer sees it`, async ({ browser }) => {
+    let [a, b] = people;
+    if (layout !== 'desktop') {
+      // The one who taps the controls is on a phone.
+      const ctx = await browser.newContext({ ...devices[layout] });
+      const page = await ctx.newPage();
+      a = { name: uniqueName('phone'), ctx, page, errors: watchErrors(page) };
+      people.push(a);
+      await goOnline(a);
+    }
+    await inCallControls(a, b);
+  });
+}
+
+async function inCallControls(a: Person, b: Person) {
   await connectCall(a, b);
   const mute = a.page.getByRole('button', { name: 'Mute microphone' });
   await expect.poll(() => audioEnergyOver(b.page, 1500), { message: 'a is heard' }).toBeGreaterThan(0);
@@ -289,7 +303,7 @@ test('in-call controls: mute, camera off and on, switch camera; the peer sees it
 
   await a.page.getByRole('button', { name: 'Hang up' }).click();
   await expect(status(b.page)).toHaveText(`${a.name} hung up`);
-});
+}
 
 /** The on-screen box of `selector` on `page`. */
 async function box(page: import('@playwright/test').Page, selector: string) {

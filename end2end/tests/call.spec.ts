@@ -372,8 +372,14 @@ test('the call view: tap to swap, drag the picture-in-picture to a corner, scree
   await page.getByRole('button', { name: 'Full screen' }).click();
   await expect.poll(() => page.evaluate(() => document.fullscreenElement === null)).toBe(true);
 
+  // Hang up while swapped: the next call starts the usual way round, in the corner chosen.
+  await page.locator('#local-video').click();
+  await expect.poll(() => small('#remote-video', '#local-video')).toBe(true);
   await page.getByRole('button', { name: 'Hang up' }).click();
   await expect(page.locator('html')).not.toHaveAttribute('data-wake-lock', /.*/);
+  await connectCall(a, b);
+  expect(await small('#local-video', '#remote-video')).toBe(true);
+  await expect(page.locator('section.stage')).toHaveClass(/pip-bl/);
 });
 
 test('connection quality: bars during the call, figures from getStats on tap', async () => {

@@ -36,6 +36,12 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
     let friend = RwSignal::new(typed_before_hydration("friend").unwrap_or(friend));
     let view = StageView::new();
     let live = move || state.with(|s| matches!(s.phase, Phase::Live(_)));
+    // Every call starts with the own video small; the corner the user chose is kept.
+    Effect::new(move |_| {
+        if !live() {
+            view.swapped.set(false);
+        }
+    });
     let share = format!("/call/{}", encode_segment(&me));
     // Each part re-renders only when what it shows changes, not on every state update: that
     // keeps keyboard focus, typed text and open panels across presence and ICE traffic.

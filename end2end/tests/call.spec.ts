@@ -411,11 +411,11 @@ test('connection quality: bars during the call, figures from getStats on tap', a
 test('an incoming call in a background page shows a system notification, then a missed-call one', async () => {
   const [a, b] = people;
   // Never asked yet: the call screen offers notifications (the prompt comes only from a tap).
-  await expect(b.page.getByRole('button', { name: /Notify me of calls/ })).toBeVisible();
+  await expect(b.page.getByRole('button', { name: /Notify me of incoming calls/ })).toBeVisible();
   await b.ctx.grantPermissions(['notifications']);
   await b.page.reload();
   await expectOnline(b.page);
-  await expect(b.page.getByRole('button', { name: /Notify me of calls/ })).toHaveCount(0);
+  await expect(b.page.getByRole('button', { name: /Notify me of incoming calls/ })).toHaveCount(0);
   // Notifications go through the service worker (the only way on Android).
   await b.page.waitForFunction(() => navigator.serviceWorker.controller !== null);
   const shown = () =>

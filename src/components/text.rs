@@ -112,10 +112,7 @@ pub fn ui(lang: Lang, key: Ui) -> &'static str {
         Ui::Decline => ("Decline", "拒绝"),
         Ui::Accept => ("Accept", "接听"),
         Ui::SwitchLanguage => ("Switch the language to Chinese", "把界面语言切换为英文"),
-        Ui::NotifyMe => (
-            "Notify me of calls while Duet is in the background",
-            "Duet 在后台时用通知提醒我来电",
-        ),
+        Ui::NotifyMe => ("Notify me of incoming calls", "有来电时通知我"),
         Ui::Quality => ("Connection quality", "连接质量"),
         Ui::QualityDetails => ("Connection details", "连接详情"),
         Ui::RoundTrip => ("Round trip", "往返延迟"),

@@ -52,11 +52,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 fn page_lang() -> Lang {
     #[cfg(feature = "ssr")]
     if let Some(req) = use_context::<axum::http::request::Parts>() {
-        let header = |name| req.headers.get(name).and_then(|v| v.to_str().ok());
-        return Lang::for_request(
-            header(axum::http::header::COOKIE),
-            header(axum::http::header::ACCEPT_LANGUAGE),
-        );
+        return Lang::from_headers(&req.headers);
     }
     #[cfg(feature = "hydrate")]
     if let Some(tag) = document()

@@ -297,6 +297,14 @@ impl State {
         }
     }
 
+    /// The current call once its peer-to-peer connection is up.
+    pub fn connected_call(&self) -> Option<&Session> {
+        match &self.phase {
+            Phase::Live(session) if session.connected_at.is_some() => Some(session),
+            _ => None,
+        }
+    }
+
     /// What a system notification should tell a user who is not looking at the page: an
     /// incoming call while it rings, then a missed one until the next call.
     pub fn alert(&self) -> Option<Alert> {

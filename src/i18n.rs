@@ -83,6 +83,19 @@ impl Lang {
         })
     }
 
+    /// The `Set-Cookie` / `document.cookie` value that remembers this choice for a year.
+    pub fn cookie(self) -> String {
+        format!("{COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax", self.tag())
+    }
+
+    /// The language for a request's headers (see [`Lang::for_request`]).
+    #[cfg(feature = "ssr")]
+    pub fn from_headers(headers: &axum::http::HeaderMap) -> Lang {
+        use axum::http::header::{ACCEPT_LANGUAGE, COOKIE as COOKIE_HEADER};
+        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        Lang::for_request(header(COOKIE_HEADER), header(ACCEPT_LANGUAGE))
+    }
+
     /// The language for a request: the remembered choice, else the browser's preference.
     pub fn for_request(cookie: Option<&str>, accept_language: Option<&str>) -> Lang {
         cookie
@@ -135,6 +148,10 @@ mod tests {
         for lang in Lang::ALL {
             assert_eq!(Lang::from_tag(lang.tag()), Some(lang));
             assert_eq!(lang.other().other(), lang);
+            // What the toggle stores, the server reads back.
+            let stored = lang.cookie();
+            let pair = stored.split(';').next().unwrap();
+            assert_eq!(Lang::from_cookie_header(&format!("x=1; {pair}")), Some(lang));
         }
     }
 }

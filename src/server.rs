@@ -48,12 +48,11 @@ async fn set_lang(
         .zip(header(header::HOST))
         .and_then(|(referer, host)| back_path(referer, host))
         .unwrap_or("/");
-    let cookie = format!(
-        "{}={}; Path=/; Max-Age=31536000; SameSite=Lax",
-        crate::i18n::COOKIE,
-        lang.tag()
-    );
-    ([(header::SET_COOKIE, cookie)], axum::response::Redirect::to(back)).into_response()
+    (
+        [(header::SET_COOKIE, lang.cookie())],
+        axum::response::Redirect::to(back),
+    )
+        .into_response()
 }
 
 /// The path (and query) of `referer` if it is a page of this site (`host`); never another

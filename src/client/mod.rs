@@ -44,8 +44,7 @@ pub fn start(
     now.set(js_sys::Date::now());
     let tick = move || {
         now.set(js_sys::Date::now());
-        let connected = state
-            .with_untracked(|s| matches!(&s.phase, Phase::Live(session) if session.connected_at.is_some()));
+        let connected = state.with_untracked(|s| s.connected_call().is_some());
         stats::tick(quality, connected);
     };
     if let Ok(h) = set_interval_with_handle(tick, Duration::from_secs(1)) {
@@ -150,12 +149,7 @@ fn call_method(target: &JsValue, method: &str, arg: Option<&JsValue>) -> Option<
 /// the server's next pages.
 pub fn remember_lang(lang: Lang) {
     mark_page("lang", Some(lang.tag()));
-    let cookie = format!(
-        "{}={}; path=/; max-age=31536000; samesite=lax",
-        crate::i18n::COOKIE,
-        lang.tag()
-    );
-    let _ = js_sys::Reflect::set(&document(), &"cookie".into(), &cookie.into());
+    let _ = js_sys::Reflect::set(&document(), &"cookie".into(), &lang.cookie().into());
 }
 
 fn run(effect: Effect) {

@@ -46,15 +46,8 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
     // Each part re-renders only when what it shows changes, not on every state update: that
     // keeps keyboard focus, typed text and open panels across presence and ICE traffic.
     let mode = Memo::new(move |_| state.with(|s| Controls::of(&s.phase)));
-    let is_connected = Memo::new(move |_| connected(state));
-    let flags = Memo::new(move |_| {
-        state.with(|s| match &s.phase {
-            Phase::Live(session) if session.connected_at.is_some() => {
-                Some((session.peer.clone(), session.remote))
-            }
-            _ => None,
-        })
-    });
+    let is_connected = Memo::new(move |_| state.with(|s| s.connected_call().is_some()));
+    let flags = Memo::new(move |_| state.with(|s| s.connected_call().map(|c| (c.peer.clone(), c.remote))));
     let refused_by = Memo::new(move |_| {
         state.with(|s| match s.link {
             Link::Refused(code) => Some(code),
@@ -62,8 +55,9 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
         })
     });
     let shown_notice = Memo::new(move |_| state.with(|s| s.notice.clone()));
+    let status = Memo::new(move |_| state.with(|s| s.status(now.get())));
     // Changes with the phase, not with the clock: the live region speaks only when it means it.
-    let words = Memo::new(move |_| state.with(|s| text::status(lang.get(), &s.status(now.get()))));
+    let words = Memo::new(move |_| status.with(|s| text::status(lang.get(), s)));
     let ringing = Memo::new(move |_| {
         state.with(|s| match &s.phase {
             Phase::Ringing { peer } => Some(peer.clone()),
@@ -101,7 +95,7 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
             <div class="panel">
                 <p class="status">
                     <span role="status" aria-live="polite">{move || words.get()}</span>
-                    <span class="timer">{move || state.with(|s| text::call_timer(&s.status(now.get())))}</span>
+                    <span class="timer">{move || status.with(text::call_timer)}</span>
                 </p>
                 {move || refused_by.get().map(refused)}
                 {move || shown_notice.get().map(|n| notice(n, dispatch))}
@@ -392,11 +386,6 @@ fn controls(
         Controls::HangUp => hang_up(Ui::HangUp).into_any(),
         Controls::None => ().into_any(),
     }
-}
-
-/// True once the peer-to-peer connection of the current call is up.
-fn connected(state: RwSignal<State>) -> bool {
-    session_flag(state, |s| s.connected_at.is_some())
 }
 
 /// Signal-strength bars from the connection figures; a tap opens the figures themselves.

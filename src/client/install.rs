@@ -33,7 +33,7 @@ pub fn watch(offered: RwSignal<bool>) {
 pub fn prompt(offered: RwSignal<bool>) {
     offered.set(false);
     if let Some(event) = DEFERRED.with(|d| d.borrow_mut().take()) {
-        super::call_method(&event, "prompt", None);
+        super::call_method(&event, "prompt", &[]);
     }
 }
 

@@ -131,18 +131,15 @@ fn mark_page(attribute: &str, value: Option<&str>) {
     };
 }
 
-/// Calls `target.method(arg?)` on a JS object known only at run time (APIs web-sys lacks or
+/// Calls `target.method(...args)` on a JS object known only at run time (APIs web-sys lacks or
 /// marks unstable); `None` if there is no such method or it threw.
-fn call_method(target: &JsValue, method: &str, arg: Option<&JsValue>) -> Option<JsValue> {
+fn call_method(target: &JsValue, method: &str, args: &[&JsValue]) -> Option<JsValue> {
     let f: js_sys::Function = js_sys::Reflect::get(target, &method.into())
         .ok()?
         .dyn_into()
         .ok()?;
-    match arg {
-        Some(a) => f.call1(target, a),
-        None => f.call0(target),
-    }
-    .ok()
+    let args: js_sys::Array = args.iter().copied().collect();
+    f.apply(target, &args).ok()
 }
 
 /// Keeps the toggle's choice: `<html lang>` for this page (screen readers, fonts), a cookie for

@@ -38,7 +38,7 @@ pub fn permission() -> Option<String> {
 
 /// Asks for permission (call it from a tap) and returns the answer.
 pub async fn request() -> Option<String> {
-    let promise = call_method(&api()?, "requestPermission", None)?;
+    let promise = call_method(&api()?, "requestPermission", &[])?;
     JsFuture::from(js_sys::Promise::from(promise))
         .await
         .ok()?
@@ -84,20 +84,16 @@ fn show(alert: &Alert, lang: Lang) {
     let _ = Reflect::set(&data, &"url".into(), &url.into());
     let _ = Reflect::set(&options, &"data".into(), &data);
     wasm_bindgen_futures::spawn_local(async move {
+        let title = JsValue::from_str(&title);
         if let Some(reg) = registration().await {
-            let title = JsValue::from_str(&title);
-            let shown = Reflect::get(&reg, &"showNotification".into())
-                .ok()
-                .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
-                .and_then(|f| f.call2(&reg, &title, &options).ok());
-            if shown.is_some() {
+            if call_method(&reg, "showNotification", &[&title, &options]).is_some() {
                 return;
             }
         }
         let Some(ctor) = api().and_then(|a| a.dyn_into::<js_sys::Function>().ok()) else {
             return;
         };
-        let args = js_sys::Array::of2(&title.into(), &options);
+        let args = js_sys::Array::of2(&title, &options);
         if let Ok(n) = Reflect::construct(&ctor, &args) {
             FALLBACK.with(|f| *f.borrow_mut() = Some(n));
         }
@@ -116,7 +112,7 @@ async fn registration() -> Option<JsValue> {
 
 fn close_fallback() {
     if let Some(n) = FALLBACK.with(|f| f.borrow_mut().take()) {
-        call_method(&n, "close", None);
+        call_method(&n, "close", &[]);
     }
 }
 
@@ -126,7 +122,7 @@ fn close() {
         let Some(reg) = registration().await else { return };
         let filter = Object::new();
         let _ = Reflect::set(&filter, &"tag".into(), &TAG.into());
-        let Some(list) = call_method(&reg, "getNotifications", Some(&filter)) else {
+        let Some(list) = call_method(&reg, "getNotifications", &[&filter]) else {
             return;
         };
         let Ok(list) = JsFuture::from(js_sys::Promise::from(list)).await else {
@@ -137,7 +133,7 @@ fn close() {
             return;
         }
         for n in js_sys::Array::from(&list).iter() {
-            call_method(&n, "close", None);
+            call_method(&n, "close", &[]);
         }
     });
 }

@@ -46,7 +46,7 @@ fn read(report: &JsValue) -> Sample {
         at_ms: js_sys::Date::now(),
         ..Sample::default()
     };
-    let stats: Vec<JsValue> = call_method(report, "values", None)
+    let stats: Vec<JsValue> = call_method(report, "values", &[])
         .and_then(|it| js_sys::try_iter(&it).ok().flatten())
         .map(|it| it.filter_map(Result::ok).collect())
         .unwrap_or_default();

@@ -40,14 +40,14 @@ fn acquire() {
     if lock.is_undefined() {
         return;
     }
-    let Some(promise) = call_method(&lock, "request", Some(&"screen".into())) else {
+    let Some(promise) = call_method(&lock, "request", &[&"screen".into()]) else {
         return;
     };
     leptos::task::spawn_local(async move {
         match JsFuture::from(js_sys::Promise::from(promise)).await {
             // The call may have ended while we waited.
             Ok(sentinel) if !WANTED.get() => {
-                let _ = call_method(&sentinel, "release", None);
+                let _ = call_method(&sentinel, "release", &[]);
             }
             Ok(sentinel) => {
                 super::mark_page("data-wake-lock", Some("held"));
@@ -67,7 +67,7 @@ fn acquire() {
 
 fn release() {
     if let Some(sentinel) = SENTINEL.with(|s| s.borrow_mut().take()) {
-        let _ = call_method(&sentinel, "release", None);
+        let _ = call_method(&sentinel, "release", &[]);
     }
     super::mark_page("data-wake-lock", None);
 }

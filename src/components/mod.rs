@@ -52,9 +52,9 @@ pub fn LangToggle() -> impl IntoView {
             class="lang-toggle"
             href=href
             hreflang=move || lang.get().other().tag()
-            lang=move || lang.get().other().tag()
-            aria-label=move || text::ui(lang.get(), Ui::SwitchLanguage)
-            title=move || text::ui(lang.get(), Ui::SwitchLanguage)
+            // The label is in the page's language; only the language's own name is in its own.
+            aria-label=t(Ui::SwitchLanguage)
+            title=t(Ui::SwitchLanguage)
             on:click=move |ev| {
                 ev.prevent_default();
                 let next = lang.get_untracked().other();
@@ -63,7 +63,7 @@ pub fn LangToggle() -> impl IntoView {
                 crate::client::remember_lang(next);
             }
         >
-            {move || lang.get().other().native_name()}
+            <span lang=move || lang.get().other().tag()>{move || lang.get().other().native_name()}</span>
         </a>
     }
 }

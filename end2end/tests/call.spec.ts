@@ -402,6 +402,12 @@ test('connection quality: bars during the call, figures from getStats on tap', a
   await expect(value('Incoming video')).toHaveText(/^\d+×\d+( · \d+ fps)?$/);
   // The figures are live: the bitrate is that of a playing video, not zero.
   await expect.poll(async () => parseInt((await value('Incoming bitrate').textContent()) ?? '0')).toBeGreaterThan(50);
+  // Keyboard: focus is in the dialog; Escape closes it and focus returns to the bars.
+  await expect(details.getByRole('button', { name: 'Close' })).toBeFocused();
+  await a.page.keyboard.press('Escape');
+  await expect(details).toHaveCount(0);
+  await expect(bars).toBeFocused();
+  await bars.click();
   await details.getByRole('button', { name: 'Close' }).click();
   await expect(details).toHaveCount(0);
   await a.page.getByRole('button', { name: 'Hang up' }).click();

@@ -395,9 +395,31 @@ fn QualityBars(quality: RwSignal<Option<Quality>>) -> impl IntoView {
     let open = RwSignal::new(false);
     let bars = move || quality.with(|q| q.map_or(0, |q| q.grade().bars()));
     let label = move || quality.with(|q| text::quality_label(lang.get(), q.as_ref()));
+    // A dialog for the keyboard too: focus moves into it, Escape or Close ends it and focus goes
+    // back to the bars.
+    let toggle = NodeRef::<leptos::html::Button>::new();
+    let close_button = NodeRef::<leptos::html::Button>::new();
+    let close = move || {
+        open.set(false);
+        if let Some(b) = toggle.get_untracked() {
+            let _ = b.focus();
+        }
+    };
+    Effect::new(move |_| {
+        if let Some(b) = close_button.get() {
+            let _ = b.focus();
+        }
+    });
+    let escape = window_event_listener(leptos::ev::keydown, move |ev| {
+        if ev.key() == "Escape" && open.get_untracked() {
+            close();
+        }
+    });
+    on_cleanup(move || escape.remove());
     view! {
         <button
             class="quality"
+            node_ref=toggle
             data-bars=move || bars().to_string()
             aria-label=label
             title=label
@@ -435,7 +457,9 @@ fn QualityBars(quality: RwSignal<Option<Quality>>) -> impl IntoView {
                             .collect_view()
                     }}
                 </dl>
-                <button class="btn small" on:click=move |_| open.set(false)>{t(Ui::Close)}</button>
+                <button class="btn small" node_ref=close_button on:click=move |_| close()>
+                    {t(Ui::Close)}
+                </button>
             </div>
         </Show>
     }

@@ -11,15 +11,20 @@ use crate::components::text;
 use crate::i18n::Lang;
 use js_sys::{Object, Reflect};
 use leptos::prelude::*;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-/// One notification at a time; a new one replaces it (same tag).
+/// Prefix of our notifications' tags. Each notification gets a tag of its own: Chrome reuses
+/// the id of a same-tag notification, so a close still on its way for the old one would close
+/// the new one too.
 const TAG: &str = "duet-call";
 
 thread_local! {
     static NOTIFIER: RefCell<Notifier> = RefCell::new(Notifier::default());
+    /// The tag of the notification that should be up, if any, and a counter for new tags.
+    static CURRENT: RefCell<Option<String>> = const { RefCell::new(None) };
+    static SERIAL: Cell<u32> = const { Cell::new(0) };
     /// The fallback `Notification` object, to close it (service-worker ones are found by tag).
     static FALLBACK: RefCell<Option<JsValue>> = const { RefCell::new(None) };
 }
@@ -51,17 +56,22 @@ pub fn follow(alert: Option<Alert>, lang: Lang) {
     let hidden = document().visibility_state() == web_sys::VisibilityState::Hidden;
     match NOTIFIER.with(|n| n.borrow_mut().update(alert, hidden)) {
         Change::Keep => {}
-        Change::Close => close(),
-        // Same tag: the new one replaces a service-worker notification already up (closing it
-        // first would race with showing the new one).
+        Change::Close => {
+            CURRENT.with(|c| c.borrow_mut().take());
+            close_others();
+        }
         Change::Show(alert) => {
-            close_fallback();
-            show(&alert, lang);
+            let serial = SERIAL.get().wrapping_add(1);
+            SERIAL.set(serial);
+            let tag = format!("{TAG}-{serial}");
+            CURRENT.with(|c| *c.borrow_mut() = Some(tag.clone()));
+            close_others();
+            show(&alert, &tag, lang);
         }
     }
 }
 
-fn show(alert: &Alert, lang: Lang) {
+fn show(alert: &Alert, tag: &str, lang: Lang) {
     if permission().as_deref() != Some("granted") {
         return;
     }
@@ -71,7 +81,7 @@ fn show(alert: &Alert, lang: Lang) {
     let url = window().location().href().unwrap_or_default();
     for (k, v) in [
         ("body", body.as_str()),
-        ("tag", TAG),
+        ("tag", tag),
         ("icon", "/icons/icon-192.png"),
         ("lang", lang.tag()),
     ] {
@@ -110,30 +120,26 @@ async fn registration() -> Option<JsValue> {
     JsFuture::from(js_sys::Promise::from(ready)).await.ok()
 }
 
-fn close_fallback() {
+/// Closes our notifications other than the current one (see [`TAG`]).
+fn close_others() {
     if let Some(n) = FALLBACK.with(|f| f.borrow_mut().take()) {
         call_method(&n, "close", &[]);
     }
-}
-
-fn close() {
-    close_fallback();
     wasm_bindgen_futures::spawn_local(async {
         let Some(reg) = registration().await else { return };
-        let filter = Object::new();
-        let _ = Reflect::set(&filter, &"tag".into(), &TAG.into());
-        let Some(list) = call_method(&reg, "getNotifications", &[&filter]) else {
+        let Some(list) = call_method(&reg, "getNotifications", &[]) else {
             return;
         };
         let Ok(list) = JsFuture::from(js_sys::Promise::from(list)).await else {
             return;
         };
-        // A newer notification may have been shown meanwhile (same tag): leave it.
-        if NOTIFIER.with(|n| n.borrow().showing()) {
-            return;
-        }
+        // Read after the waits: a notification shown meanwhile is the current one.
+        let current = CURRENT.with(|c| c.borrow().clone());
         for n in js_sys::Array::from(&list).iter() {
-            call_method(&n, "close", &[]);
+            let tag = Reflect::get(&n, &"tag".into()).ok().and_then(|t| t.as_string());
+            if tag.is_some_and(|t| t.starts_with(TAG) && Some(&t) != current.as_ref()) {
+                call_method(&n, "close", &[]);
+            }
         }
     });
 }

@@ -23,11 +23,6 @@ pub enum Change {
 }
 
 impl Notifier {
-    /// Whether a notification should be on screen now.
-    pub fn showing(&self) -> bool {
-        self.shown.is_some()
-    }
-
     /// A notification is up while there is an alert and the page is hidden: an incoming call
     /// (also when the page is hidden during the ringing) until it stops ringing, then a missed
     /// call until the page is looked at. A missed call once seen is not notified again.

@@ -447,7 +447,7 @@ fn QualityBars(quality: RwSignal<Option<Quality>>) -> impl IntoView {
         </button>
         <Show when=move || open.get()>
             <div class="quality-details" id="quality-details" role="dialog" aria-labelledby="quality-title">
-                <h2 id="quality-title">{move || text::quality_label(lang.get(), quality.get().as_ref())}</h2>
+                <h2 id="quality-title">{label}</h2>
                 <dl>
                     {move || {
                         let q = quality.get().unwrap_or_default();

@@ -8,8 +8,32 @@
 //! caller `Dial` → `call_start` → callee `Ringing` → `Accept` → `call_back "1"` → both start
 //! media → caller creates the offer → callee answers → both trickle ICE → `PeerConnected`.
 //! Candidates that arrive before the remote description is set are queued, then applied.
+//!
+//! The network may change under a call: when the peer-to-peer path is `disconnected` for
+//! [`ICE_GRACE_MS`] or `failed`, the caller (only the caller, so two restarts never cross)
+//! restarts ICE with a fresh offer; an offer whose answer does not come back within
+//! [`ANSWER_MS`] is sent again the same way. Deadlines are timers the shell runs
+//! ([`Effect::After`]) and reports back ([`Event::Timeout`]); each carries an id, so a timer of
+//! an older deadline never acts on a newer one.
 
-use crate::signal::{validate_name, Code, IceCandidate, Kind, Message, NameError, ACCEPT, DECLINE};
+use crate::signal::{
+    validate_name, Code, IceCandidate, IceServer, Kind, Message, NameError, ACCEPT, DECLINE,
+};
+
+/// An unanswered call gives up on the client too (the server's ring timeout is 30 s by
+/// default; this is the backstop when the server's notice is lost).
+pub const RING_MS: u32 = 60_000;
+/// An accepted call that has not connected peer to peer by then has failed (both sides give
+/// up within 15 s of the Accept). Also the time a broken call has to come back.
+pub const CONNECT_MS: u32 = 12_000;
+/// How long the path may be `disconnected` before the caller restarts ICE.
+pub const ICE_GRACE_MS: u32 = 2_000;
+/// How long the caller waits for the answer to an offer before sending a new one.
+pub const ANSWER_MS: u32 = 5_000;
+/// ICE restarts within one call before it is given up.
+pub const MAX_RESTARTS: u8 = 6;
+/// ICE candidates kept while the remote description is not set yet; more are dropped.
+pub const MAX_PENDING_ICE: usize = 200;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -32,6 +56,18 @@ pub struct Session {
     pub pending_offer: Option<String>,
     /// When media started flowing (ms, shell clock); `None` while connecting.
     pub connected_at: Option<f64>,
+    /// Caller: an offer is out (or about to be) and its answer not applied yet.
+    pub negotiating: bool,
+    /// Caller: a restart waits for fresh ICE servers (TURN credentials) from the relay.
+    pub restart_pending: bool,
+    /// The peer-to-peer path was up and is now disconnected or failed: recovering.
+    pub disrupted: bool,
+    /// ICE restarts so far in this call.
+    pub restarts: u8,
+    /// Ids of the deadlines in force (see [`Timer`]); a timeout with another id is stale.
+    pub connect_timer: u32,
+    pub ice_timer: u32,
+    pub answer_timer: u32,
     /// Our microphone and camera, as the user set them.
     pub local: Av,
     /// Which camera we use (phones have two).
@@ -64,6 +100,13 @@ impl Session {
             pending_ice: Vec::new(),
             pending_offer: None,
             connected_at: None,
+            negotiating: false,
+            restart_pending: false,
+            disrupted: false,
+            restarts: 0,
+            connect_timer: 0,
+            ice_timer: 0,
+            answer_timer: 0,
             local: Av::ON,
             back_camera: false,
             remote: Av::ON,
@@ -112,8 +155,12 @@ pub enum EndReason {
     PeerDisconnected,
     /// Camera or microphone could not be opened.
     MediaFailed(String),
-    /// The peer-to-peer connection failed.
-    ConnectionFailed,
+    /// The peer-to-peer connection could not be made or was lost for good. `needs_relay`: it
+    /// never connected and no TURN server is configured, which is what symmetric NATs (many
+    /// mobile networks) need.
+    ConnectionFailed { needs_relay: bool },
+    /// The server no longer knows of the call (it restarted): the call cannot be signaled.
+    CallLost,
 }
 
 /// The signaling connection as the user should understand it.
@@ -160,6 +207,12 @@ pub struct State {
     pub link: Link,
     /// A one-off message for the user (server error notices, invalid input).
     pub notice: Option<Notice>,
+    /// The relay configured a TURN server for us (see [`EndReason::ConnectionFailed`]).
+    pub turn: bool,
+    /// Last timer id handed out.
+    pub timers: u32,
+    /// Id of the ring deadline in force (calling or ringing).
+    pub ring_timer: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -187,7 +240,12 @@ pub enum Event {
     PeerConnected {
         at_ms: f64,
     },
+    /// The peer-to-peer path is `disconnected` (it may come back by itself).
+    PeerDisconnected,
+    /// The path `failed`, or a WebRTC step failed.
     PeerFailed,
+    /// A deadline set with [`Effect::After`] passed.
+    Timeout(Timer, u32),
     /// Turning the camera on (or switching it) failed; the call goes on without video.
     CameraFailed(String),
 }
@@ -219,6 +277,29 @@ pub enum Effect {
         on: bool,
         back: bool,
     },
+    /// Use these STUN/TURN servers from now on (new gathering, e.g. the next ICE restart).
+    IceServers(Vec<IceServer>),
+    /// Create an offer with `iceRestart`, set it, report `LocalOffer`.
+    RestartIce,
+    /// Report `Timeout(timer, id)` after `ms` milliseconds.
+    After {
+        ms: u32,
+        timer: Timer,
+        id: u32,
+    },
+}
+
+/// The deadlines of a call; see [`Effect::After`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// Calling or ringing for [`RING_MS`].
+    Ring,
+    /// Not connected (or not reconnected) within [`CONNECT_MS`].
+    Connect,
+    /// Disconnected for [`ICE_GRACE_MS`].
+    Ice,
+    /// No answer to our offer within [`ANSWER_MS`].
+    Answer,
 }
 
 /// See [`State::tone`].
@@ -247,8 +328,16 @@ pub enum Status {
     Calling(String),
     Ringing(String),
     Connecting(String),
-    InCall { peer: String, seconds: u64 },
-    Ended { peer: String, reason: EndReason },
+    InCall {
+        peer: String,
+        seconds: u64,
+    },
+    /// In a call whose path broke; ICE is being restarted.
+    Reconnecting(String),
+    Ended {
+        peer: String,
+        reason: EndReason,
+    },
 }
 
 impl State {
@@ -259,6 +348,9 @@ impl State {
             online: Vec::new(),
             link: Link::Connecting,
             notice: None,
+            turn: false,
+            timers: 0,
+            ring_timer: 0,
         }
     }
 
@@ -276,6 +368,7 @@ impl State {
             Phase::Ringing { peer } => Status::Ringing(peer.clone()),
             Phase::Live(s) => match s.connected_at {
                 None => Status::Connecting(s.peer.clone()),
+                Some(_) if s.disrupted => Status::Reconnecting(s.peer.clone()),
                 Some(t) => Status::InCall {
                     peer: s.peer.clone(),
                     seconds: ((now_ms - t).max(0.0) / 1000.0) as u64,
@@ -355,9 +448,9 @@ impl State {
             Event::Dial(peer) => self.dial(peer.trim(), fx),
             Event::Accept => {
                 if let Phase::Ringing { peer } = &self.phase {
-                    fx.push(Effect::Send(Message::to(Kind::CallBack, peer).with_msg(ACCEPT)));
-                    fx.push(Effect::StartMedia);
-                    self.phase = Phase::Live(Session::new(peer, Role::Callee));
+                    let peer = peer.clone();
+                    fx.push(Effect::Send(Message::to(Kind::CallBack, &peer).with_msg(ACCEPT)));
+                    self.go_live(&peer, Role::Callee, fx);
                 }
             }
             Event::Decline => self.decline(fx),
@@ -370,7 +463,18 @@ impl State {
             Event::ToggleMic | Event::ToggleCamera | Event::SwitchCamera | Event::CameraFailed(_) => {
                 self.media_control(event, fx)
             }
-            Event::SocketOpen => self.link = Link::Online,
+            Event::SocketOpen => {
+                self.link = Link::Online;
+                // Tells the peer our media state again, and asks the relay whether it still
+                // knows the call: after a relay restart the answer is `not_in_call`.
+                if let Phase::Live(s) = &self.phase {
+                    fx.push(Effect::Send(Message::media(
+                        &s.peer,
+                        s.local.audio,
+                        s.local.video,
+                    )));
+                }
+            }
             Event::SocketClosed => {
                 if !matches!(self.link, Link::Refused(_)) {
                     self.link = Link::Reconnecting;
@@ -382,7 +486,11 @@ impl State {
                 if let Phase::Live(s) = &mut self.phase {
                     s.media_ready = true;
                     match s.role {
-                        Role::Caller => fx.push(Effect::CreateOffer),
+                        Role::Caller => {
+                            fx.push(Effect::CreateOffer);
+                            s.negotiating = true;
+                            s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
+                        }
                         Role::Callee => fx.extend(s.pending_offer.take().map(Effect::AnswerOffer)),
                     }
                 }
@@ -404,13 +512,102 @@ impl State {
             Event::PeerConnected { at_ms } => {
                 if let Phase::Live(s) = &mut self.phase {
                     s.connected_at.get_or_insert(at_ms);
+                    s.disrupted = false;
                 }
             }
-            Event::PeerFailed => {
-                if matches!(self.phase, Phase::Live(_)) {
-                    self.hang_up(EndReason::ConnectionFailed, fx);
+            Event::PeerDisconnected => self.disrupted(false, fx),
+            Event::PeerFailed => self.disrupted(true, fx),
+            Event::Timeout(timer, id) => self.timeout(timer, id, fx),
+        }
+    }
+
+    /// Accepted: open the camera and give the connection [`CONNECT_MS`] to come up.
+    fn go_live(&mut self, peer: &str, role: Role, fx: &mut Vec<Effect>) {
+        let mut s = Session::new(peer, role);
+        s.connect_timer = arm(&mut self.timers, Timer::Connect, CONNECT_MS, fx);
+        fx.push(Effect::StartMedia);
+        self.phase = Phase::Live(s);
+    }
+
+    /// The peer-to-peer path went `disconnected` (`failed`: true). Before the call ever
+    /// connected a failure is final; afterwards the call has [`CONNECT_MS`] to come back, and
+    /// the caller restarts ICE (at once when failed, after [`ICE_GRACE_MS`] when disconnected).
+    fn disrupted(&mut self, failed: bool, fx: &mut Vec<Effect>) {
+        let Phase::Live(s) = &mut self.phase else { return };
+        if s.connected_at.is_none() {
+            if failed {
+                let needs_relay = !self.turn;
+                self.hang_up(EndReason::ConnectionFailed { needs_relay }, fx);
+            }
+            return;
+        }
+        if !s.disrupted {
+            s.disrupted = true;
+            s.connect_timer = arm(&mut self.timers, Timer::Connect, CONNECT_MS, fx);
+        }
+        if failed {
+            if !s.negotiating {
+                self.restart(fx);
+            }
+        } else {
+            s.ice_timer = arm(&mut self.timers, Timer::Ice, ICE_GRACE_MS, fx);
+        }
+    }
+
+    /// Caller: a new offer with fresh ICE credentials, after asking the relay for fresh ICE
+    /// servers (TURN credentials expire); the relay's `config` answer releases it.
+    fn restart(&mut self, fx: &mut Vec<Effect>) {
+        let Phase::Live(s) = &mut self.phase else { return };
+        if s.role != Role::Caller || !s.media_ready {
+            return;
+        }
+        if s.restarts >= MAX_RESTARTS {
+            return self.hang_up(EndReason::ConnectionFailed { needs_relay: false }, fx);
+        }
+        s.restarts += 1;
+        s.negotiating = true;
+        s.restart_pending = true;
+        // Candidates of the new ICE generation must wait for the new answer.
+        s.remote_set = false;
+        s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
+        fx.push(Effect::Send(Message::config_request()));
+    }
+
+    fn timeout(&mut self, timer: Timer, id: u32, fx: &mut Vec<Effect>) {
+        match (&mut self.phase, timer) {
+            (Phase::Calling { .. }, Timer::Ring) if id == self.ring_timer => {
+                let reason = EndReason::Unavailable {
+                    code: Some(Code::NoAnswer),
+                    text: String::new(),
+                };
+                self.hang_up(reason, fx);
+            }
+            (Phase::Ringing { .. }, Timer::Ring) if id == self.ring_timer => self.end(EndReason::Missed, fx),
+            (Phase::Live(s), Timer::Connect)
+                if id == s.connect_timer && (s.connected_at.is_none() || s.disrupted) =>
+            {
+                let needs_relay = s.connected_at.is_none() && !self.turn;
+                self.hang_up(EndReason::ConnectionFailed { needs_relay }, fx);
+            }
+            (Phase::Live(s), Timer::Ice) if id == s.ice_timer && s.disrupted && !s.negotiating => {
+                self.restart(fx)
+            }
+            (Phase::Live(s), Timer::Answer) if id == s.answer_timer => {
+                if !s.negotiating {
+                    return;
+                }
+                if s.restart_pending {
+                    // No fresh servers came: restart with the ones we have.
+                    s.restart_pending = false;
+                    s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
+                    fx.push(Effect::RestartIce);
+                } else {
+                    // The offer or its answer was lost: offer again.
+                    s.negotiating = false;
+                    self.restart(fx);
                 }
             }
+            _ => {}
         }
     }
 
@@ -431,6 +628,7 @@ impl State {
         }
         self.notice = None;
         fx.push(Effect::Send(Message::to(Kind::CallStart, peer)));
+        self.ring_timer = arm(&mut self.timers, Timer::Ring, RING_MS, fx);
         self.phase = Phase::Calling {
             peer: peer.to_owned(),
         };
@@ -458,6 +656,17 @@ impl State {
     }
 
     fn receive(&mut self, m: Message, fx: &mut Vec<Effect>) {
+        if m.kind == Kind::Config && m.is_from_system() {
+            let servers = m.ice_servers.unwrap_or_default();
+            self.turn = servers.iter().any(IceServer::is_turn);
+            fx.push(Effect::IceServers(servers));
+            if let Phase::Live(s) = &mut self.phase {
+                if std::mem::take(&mut s.restart_pending) {
+                    fx.push(Effect::RestartIce);
+                }
+            }
+            return;
+        }
         if m.kind == Kind::Presence {
             let me = &self.me;
             self.online = m
@@ -469,7 +678,7 @@ impl State {
             return;
         }
         if m.is_from_system() {
-            return self.system_notice(m);
+            return self.system_notice(m, fx);
         }
         let Some(from) = m.from_user.clone() else { return };
         match m.kind {
@@ -478,6 +687,8 @@ impl State {
             Kind::Offer => {
                 if let (Some(s), Some(sdp)) = (self.session_with(&from), m.sdp) {
                     if s.role == Role::Callee {
+                        // A new offer (an ICE restart): its candidates wait for it.
+                        s.remote_set = false;
                         if s.media_ready {
                             fx.push(Effect::AnswerOffer(sdp));
                         } else {
@@ -488,7 +699,8 @@ impl State {
             }
             Kind::Answer => {
                 if let (Some(s), Some(sdp)) = (self.session_with(&from), m.sdp) {
-                    if s.role == Role::Caller && !s.remote_set {
+                    if s.role == Role::Caller && s.negotiating && !s.restart_pending {
+                        s.negotiating = false;
                         fx.push(Effect::AcceptAnswer(sdp));
                     }
                 }
@@ -497,7 +709,7 @@ impl State {
                 if let (Some(s), Some(c)) = (self.session_with(&from), m.ice_candidate) {
                     if s.remote_set {
                         fx.push(Effect::AddIce(c));
-                    } else {
+                    } else if s.pending_ice.len() < MAX_PENDING_ICE {
                         s.pending_ice.push(c);
                     }
                 }
@@ -520,7 +732,7 @@ impl State {
                     };
                 }
             }
-            Kind::Presence => {}
+            Kind::Presence | Kind::Config => {}
         }
     }
 
@@ -570,6 +782,7 @@ impl State {
     fn incoming(&mut self, from: &str, fx: &mut Vec<Effect>) {
         match &self.phase {
             Phase::Idle | Phase::Ended { .. } => {
+                self.ring_timer = arm(&mut self.timers, Timer::Ring, RING_MS, fx);
                 self.phase = Phase::Ringing {
                     peer: from.to_owned(),
                 };
@@ -579,8 +792,7 @@ impl State {
             Phase::Calling { peer } if peer == from => {
                 if self.me.as_str() > from {
                     fx.push(Effect::Send(Message::to(Kind::CallBack, from).with_msg(ACCEPT)));
-                    fx.push(Effect::StartMedia);
-                    self.phase = Phase::Live(Session::new(from, Role::Callee));
+                    self.go_live(from, Role::Callee, fx);
                 }
             }
             Phase::Ringing { peer } if peer == from => {}
@@ -595,10 +807,7 @@ impl State {
     fn call_back(&mut self, from: &str, msg: String, fx: &mut Vec<Effect>) {
         let calling_them = matches!(&self.phase, Phase::Calling { peer } if peer == from);
         match msg.as_str() {
-            ACCEPT if calling_them => {
-                fx.push(Effect::StartMedia);
-                self.phase = Phase::Live(Session::new(from, Role::Caller));
-            }
+            ACCEPT if calling_them => self.go_live(from, Role::Caller, fx),
             DECLINE if calling_them => self.end(EndReason::Declined, fx),
             ACCEPT | DECLINE => {}
             _ if calling_them => self.end(
@@ -617,12 +826,17 @@ impl State {
         }
     }
 
-    fn system_notice(&mut self, m: Message) {
+    fn system_notice(&mut self, m: Message, fx: &mut Vec<Effect>) {
         let text = m.msg.unwrap_or_default();
         match m.code {
             Some(code @ (Code::NameTaken | Code::Replaced)) => self.link = Link::Refused(code),
-            // Our client only sends call messages within a call; this arrives after races (both
-            // sides hanging up at once) and means nothing to the user.
+            // In a call, the relay no longer links us with the peer (it restarted, or the peer's
+            // hang-up crossed our message): nothing more can be signaled, so the call is over.
+            Some(Code::NotInCall) if matches!(self.phase, Phase::Live(_)) => {
+                self.end(EndReason::CallLost, fx)
+            }
+            // Outside a call this arrives after races (both sides hanging up at once) and means
+            // nothing to the user.
             Some(Code::NotInCall) => {}
             Some(code @ (Code::Offline | Code::Busy | Code::NotOnline | Code::NoAnswer))
                 if matches!(self.phase, Phase::Calling { .. }) =>
@@ -638,6 +852,17 @@ impl State {
             code => self.notice = Some(Notice::Server { code, text }),
         }
     }
+}
+
+/// Hands out the next timer id and starts that timer.
+fn arm(timers: &mut u32, timer: Timer, ms: u32, fx: &mut Vec<Effect>) -> u32 {
+    *timers = timers.wrapping_add(1);
+    fx.push(Effect::After {
+        ms,
+        timer,
+        id: *timers,
+    });
+    *timers
 }
 
 #[cfg(test)]
@@ -667,9 +892,17 @@ mod tests {
     fn sent(fx: &[Effect]) -> Vec<(Kind, String, Option<String>)> {
         fx.iter()
             .filter_map(|e| match e {
-                Effect::Send(m) => Some((m.kind, m.to_user.clone().unwrap(), m.msg.clone())),
+                Effect::Send(m) => Some((m.kind, m.to_user.clone().unwrap_or_default(), m.msg.clone())),
                 _ => None,
             })
+            .collect()
+    }
+
+    /// The effects without the timers (most tests are not about deadlines).
+    fn untimed(fx: &[Effect]) -> Vec<Effect> {
+        fx.iter()
+            .filter(|e| !matches!(e, Effect::After { .. }))
+            .cloned()
             .collect()
     }
 
@@ -830,11 +1063,11 @@ mod tests {
         assert_eq!(s.status(0.0), Status::Calling("bob".into()));
 
         let (s, fx) = s.step(Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)));
-        assert_eq!(fx, [Effect::StartMedia]);
+        assert_eq!(untimed(&fx), [Effect::StartMedia]);
         assert_eq!(s.status(0.0), Status::Connecting("bob".into()));
 
         let (s, fx) = s.step(Event::MediaReady);
-        assert_eq!(fx, [Effect::CreateOffer]);
+        assert_eq!(untimed(&fx), [Effect::CreateOffer]);
         let (s, fx) = s.step(Event::LocalOffer("o".into()));
         assert!(
             matches!(&fx[..], [Effect::Send(m)] if m.kind == Kind::Offer && m.sdp.as_deref() == Some("o"))
@@ -860,7 +1093,7 @@ mod tests {
     #[test]
     fn callee_happy_path_with_offer_before_media() {
         let (s, fx) = State::new("bob").step(recv(Kind::CallStart, "alice"));
-        assert!(fx.is_empty());
+        assert!(untimed(&fx).is_empty());
         assert_eq!(s.status(0.0), Status::Ringing("alice".into()));
 
         let (s, fx) = s.step(Event::Accept);
@@ -932,7 +1165,7 @@ mod tests {
                 Event::Received(msg(Kind::CallBack, "bob").with_msg(DECLINE)),
             ],
         );
-        assert_eq!(fx.len(), 1, "only the call_start: {fx:?}");
+        assert_eq!(untimed(&fx).len(), 1, "only the call_start: {fx:?}");
         assert_eq!(
             s.status(0.0),
             Status::Ended {
@@ -996,7 +1229,7 @@ mod tests {
             [recv(Kind::CallStart, "alice"), recv(Kind::Hangup, "alice")],
         );
         assert!(
-            fx.is_empty(),
+            untimed(&fx).is_empty(),
             "no media was started, nothing to tear down: {fx:?}"
         );
         assert_eq!(
@@ -1047,17 +1280,264 @@ mod tests {
         assert_eq!(s2, s);
     }
 
+    /// The id of the last timer of this kind that `fx` starts.
+    fn timer(fx: &[Effect], kind: Timer) -> u32 {
+        fx.iter()
+            .rev()
+            .find_map(|e| match e {
+                Effect::After { timer, id, .. } if *timer == kind => Some(*id),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no {kind:?} timer in {fx:?}"))
+    }
+
+    fn config(turn: bool) -> Event {
+        let url = if turn {
+            "turn:198.18.0.1:3478"
+        } else {
+            "stun:198.18.0.1:3479"
+        };
+        Event::Received(Message::config(
+            "alice",
+            vec![IceServer {
+                urls: vec![url.into()],
+                ..IceServer::default()
+            }],
+        ))
+    }
+
+    fn ended_with(s: &State) -> &EndReason {
+        match &s.phase {
+            Phase::Ended { reason, .. } => reason,
+            other => panic!("not ended: {other:?}"),
+        }
+    }
+
+    /// The caller, accepted and with media: its offer is out, not answered.
+    fn caller_negotiating() -> (State, Vec<Effect>) {
+        run(
+            State::new("alice"),
+            [
+                Event::Dial("bob".into()),
+                Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)),
+                Event::MediaReady,
+            ],
+        )
+    }
+
     #[test]
-    fn peer_connection_failure_ends_the_call() {
-        let (s, fx) = caller_in_call().step(Event::PeerFailed);
+    fn a_path_that_fails_before_connecting_ends_the_call_and_says_whether_turn_is_needed() {
+        let (s, fx) = caller_negotiating().0.step(Event::PeerFailed);
         assert!(fx.contains(&Effect::Teardown));
+        assert_eq!(sent(&fx), [(Kind::Hangup, "bob".into(), None)]);
+        assert_eq!(ended_with(&s), &EndReason::ConnectionFailed { needs_relay: true });
+        // With a TURN server configured the advice would be wrong: just "could not connect".
+        let with_turn = run(State::new("alice"), [config(true)]).0;
+        assert!(with_turn.turn);
+        let (s, _) = run(
+            with_turn,
+            [
+                Event::Dial("bob".into()),
+                Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)),
+                Event::PeerFailed,
+            ],
+        );
+        assert_eq!(
+            ended_with(&s),
+            &EndReason::ConnectionFailed { needs_relay: false }
+        );
+    }
+
+    #[test]
+    fn a_call_that_never_connects_ends_at_its_deadline_on_both_sides() {
+        let (caller, fx) = caller_negotiating();
+        let deadline = timer(&fx, Timer::Connect);
+        assert!(fx.contains(&Effect::After {
+            ms: CONNECT_MS,
+            timer: Timer::Connect,
+            id: deadline
+        }));
+        let (s, fx) = caller.step(Event::Timeout(Timer::Connect, deadline));
+        assert!(fx.contains(&Effect::Teardown));
+        assert_eq!(ended_with(&s), &EndReason::ConnectionFailed { needs_relay: true });
+        let (callee, fx) = run(State::new("bob"), [recv(Kind::CallStart, "alice"), Event::Accept]);
+        let (s, _) = callee.step(Event::Timeout(Timer::Connect, timer(&fx, Timer::Connect)));
+        assert_eq!(ended_with(&s), &EndReason::ConnectionFailed { needs_relay: true });
+        // Once connected, the same deadline does nothing.
+        let (s, fx) = caller_in_call().step(Event::Timeout(Timer::Connect, 2));
+        assert!(fx.is_empty());
+        assert!(s.connected_call().is_some());
+    }
+
+    #[test]
+    fn a_path_disconnected_for_two_seconds_makes_the_caller_restart_ice_with_fresh_servers() {
+        let (s, fx) = caller_in_call().step(Event::PeerDisconnected);
+        assert_eq!(s.status(2000.0), Status::Reconnecting("bob".into()));
+        assert!(sent(&fx).is_empty(), "a blip may heal by itself");
+        let check = timer(&fx, Timer::Ice);
+        assert!(fx.contains(&Effect::After {
+            ms: ICE_GRACE_MS,
+            timer: Timer::Ice,
+            id: check
+        }));
+        // Two seconds later: ask the relay for fresh ICE servers first.
+        let (s, fx) = s.step(Event::Timeout(Timer::Ice, check));
+        assert_eq!(sent(&fx), [(Kind::Config, String::new(), None)]);
+        assert!(!fx.contains(&Effect::RestartIce));
+        let (s, fx) = s.step(config(true));
+        assert!(matches!(&fx[..], [Effect::IceServers(v), Effect::RestartIce] if v[0].is_turn()));
+        let (s, fx) = s.step(Event::LocalOffer("restart-offer".into()));
+        assert_eq!(sent(&fx), [(Kind::Offer, "bob".into(), None)]);
+        // The new generation's candidates wait for the new answer.
+        let (s, fx) = s.step(Event::Received(msg(Kind::Ice, "bob").with_ice(ice(9))));
+        assert!(fx.is_empty());
+        let (s, fx) = s.step(Event::Received(msg(Kind::Answer, "bob").with_sdp("a2".into())));
+        assert_eq!(fx, [Effect::AcceptAnswer("a2".into())]);
+        let (s, fx) = s.step(Event::RemoteDescriptionSet);
+        assert_eq!(fx, [Effect::AddIce(ice(9))]);
+        let (s, _) = s.step(Event::PeerConnected { at_ms: 9000.0 });
+        assert_eq!(
+            s.status(10_000.0),
+            Status::InCall {
+                peer: "bob".into(),
+                seconds: 9
+            },
+            "the same call, its timer running since the first connect"
+        );
+        assert_eq!(session(&s).restarts, 1);
+    }
+
+    #[test]
+    fn a_path_that_heals_by_itself_needs_no_restart() {
+        let (s, fx) = caller_in_call().step(Event::PeerDisconnected);
+        let check = timer(&fx, Timer::Ice);
+        let (s, _) = s.step(Event::PeerConnected { at_ms: 3000.0 });
+        let (s, fx) = s.step(Event::Timeout(Timer::Ice, check));
+        assert!(fx.is_empty());
+        assert_eq!(session(&s).restarts, 0);
+    }
+
+    #[test]
+    fn a_failed_path_restarts_at_once_and_two_failures_make_one_restart() {
+        let (s, fx) = caller_in_call().step(Event::PeerFailed);
+        assert_eq!(sent(&fx), [(Kind::Config, String::new(), None)]);
+        // Glare of restarts: another failure or disconnect, or an older check, while the first
+        // restart is under way starts no second one.
+        let (s, fx) = run(s, [Event::PeerFailed, Event::PeerDisconnected]);
+        let check = timer(&fx, Timer::Ice);
+        assert!(sent(&fx).is_empty());
+        let (s, fx) = s.step(Event::Timeout(Timer::Ice, check));
+        assert!(fx.is_empty());
+        assert_eq!(session(&s).restarts, 1);
+        // The relay's configuration releases exactly one offer.
+        let (_, fx) = run(s, [config(false), config(false)]);
+        assert_eq!(fx.iter().filter(|e| **e == Effect::RestartIce).count(), 1);
+    }
+
+    #[test]
+    fn the_callee_never_restarts_but_answers_the_callers_restart() {
+        let (callee, _) = run(
+            State::new("bob"),
+            [
+                recv(Kind::CallStart, "alice"),
+                Event::Accept,
+                Event::MediaReady,
+                Event::Received(msg(Kind::Offer, "alice").with_sdp("o1".into())),
+                Event::RemoteDescriptionSet,
+                Event::PeerConnected { at_ms: 1.0 },
+            ],
+        );
+        let (s, fx) = callee.step(Event::PeerFailed);
+        assert!(sent(&fx).is_empty() && !fx.contains(&Effect::RestartIce));
+        let (s, fx) = s.step(Event::Timeout(Timer::Ice, u32::MAX));
+        assert!(fx.is_empty());
+        let (s, fx) = s.step(Event::Received(msg(Kind::Offer, "alice").with_sdp("o2".into())));
+        assert_eq!(fx, [Effect::AnswerOffer("o2".into())]);
+        let (s, fx) = s.step(Event::Received(msg(Kind::Ice, "alice").with_ice(ice(3))));
+        assert!(fx.is_empty(), "queued until the restart offer is applied");
+        let (_, fx) = s.step(Event::RemoteDescriptionSet);
+        assert_eq!(fx, [Effect::AddIce(ice(3))]);
+    }
+
+    #[test]
+    fn an_unanswered_offer_is_offered_again_and_restarts_are_bounded() {
+        let (mut s, fx) = caller_negotiating();
+        assert!(fx.contains(&Effect::CreateOffer));
+        let mut answer = timer(&fx, Timer::Answer);
+        for round in 1..=MAX_RESTARTS {
+            let (next, fx) = s.step(Event::Timeout(Timer::Answer, answer));
+            assert_eq!(sent(&fx), [(Kind::Config, String::new(), None)], "round {round}");
+            // No configuration comes back either: restart with what we have.
+            let (next, fx) = next.step(Event::Timeout(Timer::Answer, timer(&fx, Timer::Answer)));
+            assert!(fx.contains(&Effect::RestartIce));
+            answer = timer(&fx, Timer::Answer);
+            s = next;
+        }
+        let (s, fx) = s.step(Event::Timeout(Timer::Answer, answer));
+        assert!(fx.contains(&Effect::Teardown));
+        assert_eq!(
+            ended_with(&s),
+            &EndReason::ConnectionFailed { needs_relay: false }
+        );
+    }
+
+    #[test]
+    fn a_broken_call_that_does_not_come_back_ends() {
+        let (s, fx) = caller_in_call().step(Event::PeerDisconnected);
+        let deadline = timer(&fx, Timer::Connect);
+        let (s, fx) = s.step(Event::Timeout(Timer::Connect, deadline));
+        assert!(fx.contains(&Effect::Teardown));
+        assert_eq!(
+            ended_with(&s),
+            &EndReason::ConnectionFailed { needs_relay: false }
+        );
+    }
+
+    #[test]
+    fn calls_ring_out_on_the_client_too() {
+        let (s, fx) = State::new("alice").step(Event::Dial("bob".into()));
+        let ring = timer(&fx, Timer::Ring);
+        assert!(fx.contains(&Effect::After {
+            ms: RING_MS,
+            timer: Timer::Ring,
+            id: ring
+        }));
+        assert!(
+            s.clone().step(Event::Timeout(Timer::Ring, ring + 1)).1.is_empty(),
+            "stale"
+        );
+        let (s, fx) = s.step(Event::Timeout(Timer::Ring, ring));
+        assert_eq!(sent(&fx), [(Kind::Hangup, "bob".into(), None)]);
         assert!(matches!(
-            s.phase,
-            Phase::Ended {
-                reason: EndReason::ConnectionFailed,
+            ended_with(&s),
+            EndReason::Unavailable {
+                code: Some(Code::NoAnswer),
                 ..
             }
         ));
+        let (s, fx) = State::new("bob").step(recv(Kind::CallStart, "alice"));
+        let (s, _) = s.step(Event::Timeout(Timer::Ring, timer(&fx, Timer::Ring)));
+        assert_eq!(ended_with(&s), &EndReason::Missed);
+    }
+
+    #[test]
+    fn candidates_before_the_remote_description_are_capped() {
+        let (mut s, _) = caller_negotiating();
+        for n in 0..(MAX_PENDING_ICE as u16 + 50) {
+            s = s.step(Event::Received(msg(Kind::Ice, "bob").with_ice(ice(n)))).0;
+        }
+        assert_eq!(session(&s).pending_ice.len(), MAX_PENDING_ICE);
+    }
+
+    #[test]
+    fn after_a_reconnect_the_relay_is_asked_about_the_call_and_a_lost_call_ends() {
+        let (s, fx) = run(caller_in_call(), [Event::SocketClosed, Event::SocketOpen]);
+        assert_eq!(sent(&fx), [(Kind::Media, "bob".into(), None)]);
+        // A restarted relay knows no call.
+        let n = Message::notice("alice", Code::NotInCall, "you are not in a call with bob");
+        let (s, fx) = s.step(Event::Received(n));
+        assert!(fx.contains(&Effect::Teardown));
+        assert_eq!(ended_with(&s), &EndReason::CallLost);
     }
 
     #[test]
@@ -1151,7 +1631,7 @@ mod tests {
         assert!(sent(&fb).contains(&(Kind::CallBack, "alice".into(), Some("1".into()))));
         // bob's accept reaches alice: she proceeds as caller.
         let (a, fx) = a.step(Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)));
-        assert_eq!(fx, [Effect::StartMedia]);
+        assert_eq!(untimed(&fx), [Effect::StartMedia]);
         assert!(matches!(&a.phase, Phase::Live(s) if s.role == Role::Caller));
     }
 

@@ -1,11 +1,36 @@
 //! Server configuration: command-line flags, each also settable by an environment variable.
 //! `duet --help` lists them with their defaults; the README has the same table.
 
+use crate::relay::ice::IceSettings;
 use crate::relay::{RelayConfig, Timing};
-use crate::signal::{ClientConfig, IceServer};
 use clap::{Parser, ValueEnum};
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+/// A secret from the command line or the environment: `Debug` (and so every log of the
+/// configuration) shows `<redacted>`, never the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -62,15 +87,31 @@ pub struct Config {
     pub presence_max: usize,
     /// STUN or TURN server URL handed to browsers (e.g. `stun:stun.example.org:3478`,
     /// `turn:turn.example.org:3478?transport=udp`). Repeat the flag, or comma-separate.
-    /// Without any, calls connect only where both sides reach each other directly (one LAN).
+    /// Without any (and without --stun-addr), calls connect only where both sides reach each
+    /// other directly (one LAN).
     #[arg(long = "ice-server", env = "DUET_ICE_SERVERS", value_delimiter = ',')]
     pub ice_servers: Vec<String>,
-    /// Username for the `turn:`/`turns:` servers.
+    /// Answer STUN Binding requests on this UDP address (e.g. `0.0.0.0:3478`), and hand
+    /// browsers `stun:{the host they used}:{port}`: enough for calls across most home routers.
+    #[arg(long, env = "DUET_STUN_ADDR")]
+    pub stun_addr: Option<SocketAddr>,
+    /// TURN server URL (`turn:host:3478?transport=udp`, `turns:host:5349?transport=tcp`).
+    /// Repeat the flag, or comma-separate.
+    #[arg(long = "turn-url", env = "DUET_TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+    /// coturn's `static-auth-secret` (with `use-auth-secret`): each signed-in person gets their
+    /// own credential, valid for --turn-ttl-secs, over the WebSocket only.
+    #[arg(long, env = "DUET_TURN_SECRET")]
+    pub turn_secret: Option<Secret>,
+    /// Lifetime of a TURN credential made with --turn-secret.
+    #[arg(long, env = "DUET_TURN_TTL_SECS", default_value_t = 3600)]
+    pub turn_ttl_secs: u64,
+    /// Username for TURN servers without a shared secret (one for everyone: prefer --turn-secret).
     #[arg(long, env = "DUET_TURN_USERNAME")]
     pub turn_username: Option<String>,
-    /// Credential for the `turn:`/`turns:` servers.
+    /// Credential for TURN servers without a shared secret.
     #[arg(long, env = "DUET_TURN_CREDENTIAL")]
-    pub turn_credential: Option<String>,
+    pub turn_credential: Option<Secret>,
     /// HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(
         long,
@@ -95,29 +136,31 @@ pub struct Config {
 }
 
 impl Config {
-    /// What browsers get at `/config.json`: STUN servers as they are, TURN servers with the
-    /// credentials.
-    pub fn client(&self) -> ClientConfig {
+    /// The ICE servers: `--ice-server` URLs sorted into STUN and TURN, `--turn-url`s, the
+    /// credentials and the embedded STUN server's port.
+    pub fn ice(&self) -> IceSettings {
         let (turn, stun): (Vec<String>, Vec<String>) = self
             .ice_servers
             .iter()
             .cloned()
             .partition(|u| u.starts_with("turn:") || u.starts_with("turns:"));
-        let mut ice_servers = Vec::new();
-        if !stun.is_empty() {
-            ice_servers.push(IceServer {
-                urls: stun,
-                ..IceServer::default()
-            });
+        IceSettings {
+            stun_urls: stun,
+            turn_urls: turn.into_iter().chain(self.turn_urls.iter().cloned()).collect(),
+            turn_secret: self.turn_secret.as_ref().map(|s| s.expose().to_owned()),
+            turn_ttl_secs: self.turn_ttl_secs,
+            turn_username: self.turn_username.clone(),
+            turn_credential: self.turn_credential.as_ref().map(|s| s.expose().to_owned()),
+            stun_port: self.stun_addr.map(|a| a.port()),
         }
-        if !turn.is_empty() {
-            ice_servers.push(IceServer {
-                urls: turn,
-                username: self.turn_username.clone(),
-                credential: self.turn_credential.clone(),
-            });
-        }
-        ClientConfig { ice_servers }
+    }
+
+    /// A word of warning for the log about the configuration, if it deserves one.
+    pub fn warning(&self) -> Option<&'static str> {
+        (self.turn_secret.is_none() && self.turn_credential.is_some()).then_some(
+            "--turn-username/--turn-credential are one TURN password shared with every visitor \
+             (anyone can use the TURN server as a relay): prefer coturn's --turn-secret",
+        )
     }
 
     pub fn relay(&self) -> RelayConfig {
@@ -137,7 +180,7 @@ impl Config {
             outbox: self.outbox.max(1),
             allowed_origins: self.allowed_origins.clone(),
             presence_max: self.presence_max,
-            client: self.client(),
+            ice: self.ice(),
         }
     }
 }
@@ -190,7 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn ice_servers_reach_the_client_config_with_turn_credentials() {
+    fn ice_servers_with_static_turn_credentials() {
         let cfg = Config::try_parse_from([
             "duet",
             "--ice-server",
@@ -201,17 +244,49 @@ mod tests {
             "p",
         ])
         .unwrap();
-        let json = serde_json::to_value(cfg.client()).unwrap();
+        let json = serde_json::to_value(cfg.ice().servers_for("bob", None, 0)).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"iceServers": [
+            serde_json::json!([
                 {"urls": ["stun:stun.example.org:3478"]},
                 {"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": "p"},
-            ]})
+            ])
+        );
+        assert!(
+            cfg.warning().is_some(),
+            "a shared TURN password is worth a warning"
         );
         assert_eq!(
-            Config::try_parse_from(["duet"]).unwrap().client(),
-            ClientConfig::default()
+            Config::try_parse_from(["duet"]).unwrap().ice(),
+            IceSettings {
+                turn_ttl_secs: 3600,
+                ..IceSettings::default()
+            }
         );
+    }
+
+    #[test]
+    fn turn_secret_and_embedded_stun() {
+        let cfg = Config::try_parse_from([
+            "duet",
+            "--stun-addr",
+            "0.0.0.0:3479",
+            "--turn-url",
+            "turn:198.18.0.1:3478?transport=udp",
+            "--turn-secret",
+            "north-secret",
+            "--turn-ttl-secs",
+            "60",
+        ])
+        .unwrap();
+        let ice = cfg.ice();
+        assert_eq!((ice.stun_port, ice.turn_ttl_secs), (Some(3479), 60));
+        let servers = ice.servers_for("bob", Some("198.18.0.1:3000"), 1000);
+        assert_eq!(servers[0].urls, ["stun:198.18.0.1:3479"]);
+        assert_eq!(servers[1].username.as_deref(), Some("1060:bob"));
+        assert!(cfg.warning().is_none());
+        // The configuration is logged at start: no secret in its Debug form.
+        let shown = format!("{cfg:?} {:?}", cfg.relay());
+        assert!(!shown.contains("north-secret"), "{shown}");
     }
 }

@@ -27,6 +27,8 @@ pub mod relay;
 #[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
+pub mod stun;
+#[cfg(feature = "ssr")]
 pub mod tls;
 
 /// Browser entry point, called by the JS glue cargo-leptos generates.

@@ -17,6 +17,33 @@ pub struct Sample {
     /// Inbound video, as decoded.
     pub frame_size: Option<(u32, u32)>,
     pub fps: Option<f64>,
+    /// The way the media takes, from the selected pair's candidate types.
+    pub path: Option<Path>,
+}
+
+/// How the media travels between the two browsers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// Host candidates on both ends: same network (or public addresses).
+    Direct,
+    /// Through a NAT, found with STUN (server- or peer-reflexive candidates).
+    Stun,
+    /// Through a TURN relay server.
+    Relay,
+}
+
+impl Path {
+    /// From the `candidateType`s of the selected pair's local and remote candidates.
+    pub fn of(local: &str, remote: &str) -> Path {
+        let types = [local, remote];
+        if types.contains(&"relay") {
+            Path::Relay
+        } else if types.iter().any(|t| matches!(*t, "srflx" | "prflx")) {
+            Path::Stun
+        } else {
+            Path::Direct
+        }
+    }
 }
 
 /// What the details view shows; `None` where the browser has not reported it (yet).
@@ -29,6 +56,7 @@ pub struct Quality {
     pub kbps: Option<f64>,
     pub resolution: Option<(u32, u32)>,
     pub fps: Option<f64>,
+    pub path: Option<Path>,
 }
 
 /// Four steps, shown as 4..1 bars.
@@ -64,6 +92,7 @@ impl Quality {
                 .then(|| bytes * 8.0 / 1000.0 / seconds),
             resolution: now.frame_size.filter(|(w, h)| *w > 0 && *h > 0),
             fps: now.fps.filter(|f| f.is_finite() && *f >= 0.0),
+            path: now.path,
         }
     }
 
@@ -100,7 +129,17 @@ mod tests {
             bytes_received: bytes,
             frame_size: Some((640, 480)),
             fps: Some(30.0),
+            path: Some(Path::Stun),
         }
+    }
+
+    #[test]
+    fn the_path_is_the_most_indirect_end_of_the_pair() {
+        assert_eq!(Path::of("host", "host"), Path::Direct);
+        assert_eq!(Path::of("srflx", "host"), Path::Stun);
+        assert_eq!(Path::of("host", "prflx"), Path::Stun);
+        assert_eq!(Path::of("srflx", "relay"), Path::Relay);
+        assert_eq!(Path::of("relay", "relay"), Path::Relay);
     }
 
     #[test]
@@ -110,6 +149,7 @@ mod tests {
         assert_eq!(q.loss_pct, Some(5.0));
         assert_eq!(q.kbps, Some(1000.0));
         assert_eq!(q.resolution, Some((640, 480)));
+        assert_eq!(q.path, Some(Path::Stun));
         assert_eq!(q.grade(), Grade::Fair);
         assert_eq!(q.grade().bars(), 2);
     }

@@ -143,6 +143,25 @@ pub async fn main() {
             std::process::exit(2);
         }
     };
+    // With port 0 the kernel picks one: log the real address.
+    let addr = listener.local_addr().unwrap_or(addr);
+    if let Some(warning) = config.warning() {
+        tracing::warn!("{warning}");
+    }
+    // Lives as long as the process: dropped (and closed) only at exit.
+    let _stun = match config.stun_addr {
+        Some(stun_addr) => match tokio::net::UdpSocket::bind(stun_addr).await {
+            Ok(socket) => {
+                tracing::info!(%stun_addr, "STUN server listening (UDP)");
+                Some(tokio::spawn(crate::stun::serve(socket)))
+            }
+            Err(e) => {
+                tracing::error!(%stun_addr, error = %e, "cannot listen for STUN");
+                std::process::exit(2);
+            }
+        },
+        None => None,
+    };
     let hub = Hub::new(config.relay());
     let router = app(options, Arc::clone(&hub));
     let result = match tls_acceptor(&config, addr) {

@@ -49,6 +49,11 @@ pub enum Kind {
     /// Duet addition, between call parties: the sender's microphone/camera state.
     #[serde(rename = "media")]
     Media,
+    /// Duet addition. Server → client: the ICE servers (STUN, TURN with credentials) for this
+    /// name holder, after every join and on request. Client → server (no `toUser`): a request
+    /// for fresh ones (TURN credentials expire).
+    #[serde(rename = "config")]
+    Config,
 }
 
 impl Kind {
@@ -62,6 +67,7 @@ impl Kind {
             Kind::Hangup => "hangup",
             Kind::Presence => "presence",
             Kind::Media => "media",
+            Kind::Config => "config",
         }
     }
 
@@ -75,6 +81,7 @@ impl Kind {
             Kind::Hangup,
             Kind::Presence,
             Kind::Media,
+            Kind::Config,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -214,6 +221,9 @@ pub struct Message {
     /// On `media`: whether the sender's camera is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<bool>,
+    /// On `config` from the server: `RTCConfiguration.iceServers` for this person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ice_servers: Option<Vec<IceServer>>,
 }
 
 impl Message {
@@ -230,6 +240,7 @@ impl Message {
             users: None,
             audio: None,
             video: None,
+            ice_servers: None,
         }
     }
 
@@ -262,6 +273,21 @@ impl Message {
         m.from_user = Some(SYSTEM_NAME.to_owned());
         m.msg = Some(text.into());
         m.code = Some(code);
+        m
+    }
+
+    /// A client's request for fresh ICE servers.
+    pub fn config_request() -> Message {
+        let mut m = Message::to(Kind::Config, "");
+        m.to_user = None;
+        m
+    }
+
+    /// The server's ICE servers for `to`.
+    pub fn config(to: &str, servers: Vec<IceServer>) -> Message {
+        let mut m = Message::to(Kind::Config, to);
+        m.from_user = Some(SYSTEM_NAME.to_owned());
+        m.ice_servers = Some(servers);
         m
     }
 
@@ -315,6 +341,32 @@ pub struct IceServer {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+}
+
+impl IceServer {
+    /// A TURN server (the browser gets relay candidates from it).
+    pub fn is_turn(&self) -> bool {
+        self.urls
+            .iter()
+            .any(|u| u.starts_with("turn:") || u.starts_with("turns:"))
+    }
+}
+
+/// The most a WebSocket close frame's reason may hold (RFC 6455: 125-byte payload, 2 of them the
+/// code). Browsers fail the connection, losing the reason, when a server sends more.
+pub const MAX_CLOSE_REASON_BYTES: usize = 123;
+
+/// `reason` cut to [`MAX_CLOSE_REASON_BYTES`] on a character boundary, with "…" when cut.
+pub fn close_reason(reason: &str) -> String {
+    if reason.len() <= MAX_CLOSE_REASON_BYTES {
+        return reason.to_owned();
+    }
+    let room = MAX_CLOSE_REASON_BYTES - '…'.len_utf8();
+    let end = (0..=room)
+        .rev()
+        .find(|&i| reason.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}…", &reason[..end])
 }
 
 /// `GET /config.json`: what the browser needs from the server's configuration.
@@ -456,6 +508,37 @@ mod tests {
                 "docs/protocol.md documents {code}"
             );
         }
+    }
+
+    #[test]
+    fn config_messages() {
+        assert_eq!(Message::config_request().to_json(), r#"{"type":"config"}"#);
+        let turn = IceServer {
+            urls: vec!["turn:198.18.0.1:3478?transport=udp".into()],
+            username: Some("1700000000:bob".into()),
+            credential: Some("c2VjcmV0".into()),
+        };
+        assert!(turn.is_turn());
+        let m = roundtrip(
+            json!({"type":"config","fromUser":SYSTEM_NAME,"toUser":"bob","iceServers":[
+            {"urls":["stun:198.18.0.1:3479"]},
+            {"urls":["turn:198.18.0.1:3478?transport=udp"],"username":"1700000000:bob","credential":"c2VjcmV0"}]}),
+        );
+        assert_eq!(m.ice_servers.as_ref().map(|s| s[1].clone()), Some(turn));
+        assert!(!m.ice_servers.unwrap()[0].is_turn());
+    }
+
+    #[test]
+    fn close_reasons_fit_a_close_frame_and_cut_on_a_character() {
+        assert_eq!(close_reason("short"), "short");
+        let ascii = "x".repeat(200);
+        assert_eq!(close_reason(&ascii).len(), MAX_CLOSE_REASON_BYTES);
+        // A 32-character Chinese name in the name_taken text: 3 bytes a character.
+        let name = "张".repeat(32);
+        let text = format!("the name {name} is in use by someone else right now; pick another");
+        let cut = close_reason(&text);
+        assert!(cut.len() <= MAX_CLOSE_REASON_BYTES, "{}", cut.len());
+        assert!(cut.ends_with('…') && text.starts_with(cut.trim_end_matches('…')));
     }
 
     #[test]

@@ -39,9 +39,11 @@ struct Client {
 
 async fn connect(addr: SocketAddr, name: &str, key: Option<&str>) -> Client {
     let mut c = try_connect(addr, name, key).await.expect("upgrade accepted");
-    // Every accepted connection is greeted with the presence list.
+    // Every accepted connection is greeted with the presence list, then its ICE servers.
     let hello = c.recv_any().await;
     assert_eq!(hello["type"], "presence", "{hello}");
+    let config = c.recv_any().await;
+    assert_eq!(config["type"], "config", "{config}");
     c
 }
 
@@ -345,7 +347,16 @@ async fn a_signaling_blip_within_the_grace_period_keeps_the_call() {
     alice.recv().await;
     drop(alice);
     bob.presence(&["bob"]).await;
+    // What bob sends while alice is away waits for her, in order.
+    for c in ["c0", "c1"] {
+        bob.send(json!({"type":"_ice","toUser":"alice","iceCandidate":{"candidate":c}}))
+            .await;
+    }
+    still_relays(&mut bob, &mut alice_watcher(addr).await, "watcher").await;
     let mut alice = connect(addr, "alice", Some("ka")).await;
+    for c in ["c0", "c1"] {
+        assert_eq!(alice.recv().await["iceCandidate"]["candidate"], c);
+    }
     // The call survived: ICE still flows both ways, and nobody was told of a hang-up.
     bob.send(json!({"type":"_ice","toUser":"alice","iceCandidate":{"candidate":"c2"}}))
         .await;
@@ -354,6 +365,137 @@ async fn a_signaling_blip_within_the_grace_period_keeps_the_call() {
         .send(json!({"type":"_ice","toUser":"bob","iceCandidate":{"candidate":"c3"}}))
         .await;
     assert_eq!(bob.recv().await["type"], "_ice");
+}
+
+/// A third person, so a sender can prove its earlier messages were processed (see
+/// `still_relays`) without waiting on a clock.
+async fn alice_watcher(addr: SocketAddr) -> Client {
+    connect(addr, "watcher", None).await
+}
+
+#[tokio::test]
+async fn each_person_gets_own_ice_servers_over_the_websocket_and_none_publicly() {
+    let config = RelayConfig {
+        ice: duet::relay::ice::IceSettings {
+            turn_urls: vec!["turn:198.18.0.1:3478?transport=udp".into()],
+            turn_secret: Some("north".into()),
+            turn_ttl_secs: 600,
+            stun_port: Some(3479),
+            ..Default::default()
+        },
+        ..RelayConfig::default()
+    };
+    let addr = start_with(config).await;
+    let mut c = try_connect(addr, "bob", None).await.unwrap();
+    assert_eq!(c.recv_any().await["type"], "presence");
+    let first = c.recv_any().await;
+    assert_eq!(first["type"], "config");
+    assert_eq!(first["fromUser"], duet::signal::SYSTEM_NAME);
+    let servers = &first["iceServers"];
+    assert_eq!(servers[0]["urls"], json!([format!("stun:127.0.0.1:3479")]));
+    let username = servers[1]["username"].as_str().unwrap();
+    let (expiry, name) = username.split_once(':').unwrap();
+    assert_eq!(name, "bob");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!((now + 590..=now + 610).contains(&expiry), "{expiry} vs {now}");
+    let (_, credential) = duet::relay::ice::turn_rest_credential("north", "bob", expiry);
+    assert_eq!(servers[1]["credential"], credential);
+    // Asked again (before an ICE restart): a fresh configuration.
+    c.send(json!({"type":"config"})).await;
+    assert_eq!(c.recv_any().await["type"], "config");
+    // Nobody can hand anyone else ICE servers.
+    c.send(json!({"type":"config","toUser":"alice","iceServers":[]}))
+        .await;
+    assert_eq!(
+        c.recv_any().await["type"],
+        "config",
+        "a request, whatever it carries"
+    );
+    // The public configuration: STUN only, no credential.
+    let (status, body) = http_get(addr, "/config.json").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("stun:127.0.0.1:3479") && !body.contains("turn") && !body.contains("credential"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_long_chinese_name_is_refused_with_a_close_reason_that_fits() {
+    let addr = start().await;
+    let name = "张".repeat(32);
+    let _owner = connect(addr, &name, Some("owner")).await;
+    let mut thief = try_connect(addr, &name, Some("thief")).await.expect("upgrade");
+    assert_eq!(notice_code(&thief.recv_any().await), "name_taken");
+    let (code, reason) = thief.closed_with().await;
+    assert_eq!(u16::from(code), duet::signal::CLOSE_NAME_TAKEN);
+    assert!(
+        reason.len() <= 123 && reason.ends_with('…'),
+        "{} bytes: {reason}",
+        reason.len()
+    );
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_log() {
+    // The real binary, every log line on, with every secret set.
+    let secrets = ["turn-secret-7f3a", "static-credential-9c1e", "name-key-5d2b"];
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(["--addr", "127.0.0.1:0", "--turn-url", "turn:127.0.0.1:3478"])
+        .args([
+            "--turn-secret",
+            secrets[0],
+            "--turn-credential",
+            secrets[1],
+            "--turn-username",
+            "u",
+        ])
+        .env("RUST_LOG", "trace")
+        .env("LEPTOS_OUTPUT_NAME", "duet")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the server binary starts");
+    let mut stdout = server.stdout.take().unwrap();
+    let mut stderr = server.stderr.take().unwrap();
+    // The log says where it listens (port 0: the kernel chose).
+    let mut seen = Vec::new();
+    let addr: SocketAddr = loop {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(WAIT, stdout.read(&mut buf))
+            .await
+            .expect("log within 5 s")
+            .unwrap();
+        assert!(n > 0, "server exited: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&seen);
+        if let Some(at) = text.find("listening on http://") {
+            let rest = &text[at + "listening on http://".len()..];
+            if let Some(end) = rest.find(|c: char| c.is_whitespace()) {
+                break rest[..end].parse().expect("an address");
+            }
+        }
+    };
+    let mut c = connect(addr, "bob", Some(secrets[2])).await;
+    c.send(json!({"type":"config"})).await;
+    assert_eq!(c.recv_any().await["type"], "config");
+    c.send(json!({"type":"hangup","toUser":"alice"})).await;
+    assert_eq!(notice_code(&c.recv_any().await), "not_in_call");
+    drop(c);
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+    stdout.read_to_end(&mut seen).await.unwrap();
+    stderr.read_to_end(&mut seen).await.unwrap();
+    let log = String::from_utf8_lossy(&seen);
+    assert!(log.contains("connected"), "the log has the connection: {log}");
+    for secret in secrets {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
 }
 
 #[tokio::test]

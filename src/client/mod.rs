@@ -52,7 +52,6 @@ pub fn start(
     }
     socket::connect(me, &secret());
     watch_visibility();
-    wasm_bindgen_futures::spawn_local(peer::load_config());
 }
 
 /// The page was hidden or shown: the wake lock comes back, and a call's notification appears
@@ -161,6 +160,14 @@ fn run(effect: Effect) {
         Effect::Reconnect => socket::reconnect_later(),
         Effect::Mic(on) => peer::set_mic(on),
         Effect::Camera { on, back } => peer::set_camera(on, back),
+        Effect::IceServers(servers) => peer::set_ice_servers(servers),
+        Effect::RestartIce => peer::restart_ice(),
+        Effect::After { ms, timer, id } => {
+            set_timeout(
+                move || dispatch(Event::Timeout(timer, id)),
+                Duration::from_millis(ms.into()),
+            );
+        }
     }
 }
 

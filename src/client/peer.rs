@@ -6,7 +6,7 @@
 
 use super::dispatch;
 use crate::call::Event;
-use crate::signal::{ClientConfig, IceCandidate, IceServer};
+use crate::signal::{IceCandidate, IceServer};
 use js_sys::Reflect;
 use std::cell::RefCell;
 use std::future::Future;
@@ -15,8 +15,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{
     HtmlMediaElement, MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration,
-    RtcIceCandidateInit, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcRtpSender,
-    RtcSdpType, RtcSessionDescriptionInit, RtcTrackEvent,
+    RtcIceCandidateInit, RtcOfferOptions, RtcPeerConnection, RtcPeerConnectionIceEvent,
+    RtcPeerConnectionState, RtcRtpSender, RtcSdpType, RtcSessionDescriptionInit, RtcTrackEvent,
 };
 
 const LOCAL_VIDEO: &str = "local-video";
@@ -41,19 +41,19 @@ struct Peer {
 
 thread_local! {
     static PEER: RefCell<Peer> = RefCell::new(Peer::default());
-    /// From the server's `/config.json`; empty until loaded (host candidates still work).
+    /// From the relay's `config` message (sent after every join); empty until then (host
+    /// candidates still work).
     static ICE_SERVERS: RefCell<Vec<IceServer>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Fetches the server's client configuration (STUN/TURN servers).
-pub async fn load_config() {
-    let response = match gloo_net::http::Request::get("/config.json").send().await {
-        Ok(r) => r,
-        Err(e) => return leptos::logging::warn!("cannot load /config.json: {e}"),
-    };
-    match response.json::<ClientConfig>().await {
-        Ok(config) => ICE_SERVERS.with(|s| *s.borrow_mut() = config.ice_servers),
-        Err(e) => leptos::logging::warn!("bad /config.json: {e}"),
+/// New STUN/TURN servers (fresh TURN credentials): used by the next peer connection, and by the
+/// current one from its next gathering (an ICE restart).
+pub fn set_ice_servers(servers: Vec<IceServer>) {
+    ICE_SERVERS.with(|s| *s.borrow_mut() = servers);
+    if let Some(pc) = connection() {
+        if let Err(e) = pc.set_configuration_with_configuration(&rtc_configuration()) {
+            leptos::logging::warn!("cannot update the ICE servers: {}", describe(e));
+        }
     }
 }
 
@@ -204,6 +204,7 @@ fn install(stream: &MediaStream) -> Result<(), String> {
         RtcPeerConnectionState::Connected => dispatch(Event::PeerConnected {
             at_ms: js_sys::Date::now(),
         }),
+        RtcPeerConnectionState::Disconnected => dispatch(Event::PeerDisconnected),
         RtcPeerConnectionState::Failed => dispatch(Event::PeerFailed),
         _ => {}
     });
@@ -250,8 +251,22 @@ async fn set_local(pc: &RtcPeerConnection, created: JsValue, kind: RtcSdpType) -
 }
 
 pub fn create_offer() {
-    spawn_step(|pc, at_start| async move {
-        let offer = JsFuture::from(pc.create_offer()).await.map_err(describe)?;
+    offer(false);
+}
+
+/// A new offer with new ICE credentials: the two browsers look for a path again (a changed
+/// network), with the current ICE servers.
+pub fn restart_ice() {
+    offer(true);
+}
+
+fn offer(ice_restart: bool) {
+    spawn_step(move |pc, at_start| async move {
+        let options = RtcOfferOptions::new();
+        options.set_ice_restart(ice_restart);
+        let offer = JsFuture::from(pc.create_offer_with_rtc_offer_options(&options))
+            .await
+            .map_err(describe)?;
         let sdp = set_local(&pc, offer, RtcSdpType::Offer).await?;
         report(at_start, Event::LocalOffer(sdp));
         Ok(())

@@ -1,21 +1,33 @@
 //! The signaling WebSocket (gloo-net): one task owns the socket, forwarding outgoing frames from
-//! a channel and incoming frames to [`dispatch`]. Reconnects with capped exponential backoff.
+//! a channel and incoming frames to [`dispatch`]. Reconnects with capped exponential backoff;
+//! the backoff starts over only once the relay has accepted us (its `presence` greeting), so a
+//! full or refusing server is not hammered. What is sent while the socket is down (or not yet
+//! accepted) waits, in order and bounded, and goes out once it is.
 
 use super::dispatch;
 use crate::call::Event;
 use crate::components::encode_segment;
-use crate::signal::Message;
+use crate::signal::{Kind, Message};
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message as WsMessage};
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use wasm_bindgen_futures::spawn_local;
 
 thread_local! {
     static OUTBOX: RefCell<Option<mpsc::UnboundedSender<String>>> = const { RefCell::new(None) };
     static URL: RefCell<String> = const { RefCell::new(String::new()) };
     static FAILURES: Cell<u32> = const { Cell::new(0) };
+    /// The relay accepted the current socket: sends go straight out.
+    static GREETED: Cell<bool> = const { Cell::new(false) };
+    /// Sent while not greeted; flushed on the next greeting.
+    static PENDING: RefCell<VecDeque<String>> = const { RefCell::new(VecDeque::new()) };
 }
+
+/// Messages kept while the socket is down: a call's worth of ICE candidates and more, but not
+/// an unbounded pile if the server stays away.
+const MAX_PENDING: usize = 200;
 
 pub fn connect(me: &str, secret: &str) {
     let Some(location) = web_sys::window().map(|w| w.location()) else {
@@ -51,7 +63,6 @@ fn open() {
 async fn pump(ws: WebSocket, mut outgoing: mpsc::UnboundedReceiver<String>) {
     let (mut sink, stream) = ws.split();
     let mut incoming = stream.fuse();
-    let mut greeted = false;
     loop {
         futures::select! {
             out = outgoing.next() => match out {
@@ -64,40 +75,66 @@ async fn pump(ws: WebSocket, mut outgoing: mpsc::UnboundedReceiver<String>) {
                 None => return,
             },
             frame = incoming.next() => match frame {
-                Some(Ok(WsMessage::Text(text))) => {
-                    if !greeted {
+                Some(Ok(WsMessage::Text(text))) => match Message::parse(&text) {
+                    Ok(m) => {
                         // The relay greets every accepted connection with the presence list.
-                        greeted = true;
-                        FAILURES.set(0);
-                        dispatch(Event::SocketOpen);
+                        if m.kind == Kind::Presence && !GREETED.replace(true) {
+                            FAILURES.set(0);
+                            flush_pending();
+                            dispatch(Event::SocketOpen);
+                        }
+                        dispatch(Event::Received(m));
                     }
-                    match Message::parse(&text) {
-                        Ok(m) => dispatch(Event::Received(m)),
-                        Err(e) => leptos::logging::warn!("ignoring a malformed frame from the relay: {e}"),
-                    }
-                }
+                    Err(e) => leptos::logging::warn!("ignoring a malformed frame from the relay: {e}"),
+                },
                 Some(Ok(WsMessage::Bytes(_))) | Some(Err(_)) => {}
                 None => break,
             },
         }
     }
     OUTBOX.with(|o| o.borrow_mut().take());
+    GREETED.set(false);
     dispatch(Event::SocketClosed);
 }
 
+/// Sends now if the relay has accepted the socket, else as soon as it does.
 pub fn send(text: String) {
-    let sent = OUTBOX.with(|o| {
+    if GREETED.get() && forward(&text) {
+        return;
+    }
+    PENDING.with(|p| {
+        let mut pending = p.borrow_mut();
+        if pending.len() < MAX_PENDING {
+            pending.push_back(text);
+        } else {
+            leptos::logging::warn!(
+                "signaling socket is down and {MAX_PENDING} messages wait; one was dropped"
+            );
+        }
+    });
+}
+
+fn forward(text: &str) -> bool {
+    OUTBOX.with(|o| {
         o.borrow()
             .as_ref()
-            .is_some_and(|tx| tx.unbounded_send(text).is_ok())
-    });
-    if !sent {
-        leptos::logging::warn!("signaling socket is down; a message was not sent");
+            .is_some_and(|tx| tx.unbounded_send(text.to_owned()).is_ok())
+    })
+}
+
+fn flush_pending() {
+    let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    for text in pending {
+        if !forward(&text) {
+            break;
+        }
     }
 }
 
 pub fn close() {
     OUTBOX.with(|o| o.borrow_mut().take());
+    GREETED.set(false);
+    PENDING.with(|p| p.borrow_mut().clear());
 }
 
 /// Waits 0.5 s, 1 s, 2 s … up to 10 s, then opens the socket again.

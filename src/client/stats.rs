@@ -2,7 +2,7 @@
 //! figures of the last interval ([`Quality::between`] does the arithmetic).
 
 use super::{call_method, peer};
-use crate::quality::{Quality, Sample};
+use crate::quality::{Path, Quality, Sample};
 use js_sys::Reflect;
 use leptos::prelude::*;
 use std::cell::Cell;
@@ -70,6 +70,15 @@ fn read(report: &JsValue) -> Sample {
                 };
                 if chosen {
                     sample.rtt_s = num(s, "currentRoundTripTime").or(sample.rtt_s);
+                    let kind = |key: &str| {
+                        let id = text(s, key)?;
+                        let candidate = stats.iter().find(|c| text(c, "id").as_ref() == Some(&id))?;
+                        text(candidate, "candidateType")
+                    };
+                    if let (Some(local), Some(remote)) = (kind("localCandidateId"), kind("remoteCandidateId"))
+                    {
+                        sample.path = Some(Path::of(&local, &remote));
+                    }
                 }
             }
             Some("inbound-rtp") => {

@@ -3,7 +3,7 @@
 
 use crate::call::{Alert, EndReason, Link, Notice, Status};
 use crate::i18n::Lang;
-use crate::quality::{Grade, Quality};
+use crate::quality::{Grade, Path, Quality};
 use crate::signal::{Code, NameError, MAX_NAME_CHARS};
 
 /// Fixed strings.
@@ -49,6 +49,7 @@ pub enum Ui {
     Quality,
     QualityDetails,
     RoundTrip,
+    PathLabel,
     PacketLoss,
     Bitrate,
     Resolution,
@@ -116,6 +117,7 @@ pub fn ui(lang: Lang, key: Ui) -> &'static str {
         Ui::Quality => ("Connection quality", "连接质量"),
         Ui::QualityDetails => ("Connection details", "连接详情"),
         Ui::RoundTrip => ("Round trip", "往返延迟"),
+        Ui::PathLabel => ("Path", "连接方式"),
         Ui::PacketLoss => ("Packet loss", "丢包率"),
         Ui::Bitrate => ("Incoming bitrate", "接收码率"),
         Ui::Resolution => ("Incoming video", "接收画面"),
@@ -146,6 +148,8 @@ pub fn status(lang: Lang, s: &Status) -> String {
         // reader must not read the status out every second.
         (Lang::En, Status::InCall { peer, .. }) => format!("In call with {peer}"),
         (Lang::Zh, Status::InCall { peer, .. }) => format!("与 {peer} 通话中"),
+        (Lang::En, Status::Reconnecting(p)) => format!("The network changed: reconnecting to {p}…"),
+        (Lang::Zh, Status::Reconnecting(p)) => format!("网络有变化，正在重新连接 {p}…"),
         (_, Status::Ended { peer, reason }) => ended(lang, peer, reason),
     }
 }
@@ -196,8 +200,16 @@ fn ended(lang: Lang, peer: &str, reason: &EndReason) -> String {
         EndReason::PeerDisconnected if zh => format!("{peer} 的网络断开，通话已结束"),
         EndReason::PeerDisconnected => format!("{peer} lost the connection; call ended"),
         EndReason::MediaFailed(raw) => media_error(lang, raw),
-        EndReason::ConnectionFailed if zh => format!("与 {peer} 的连接失败"),
-        EndReason::ConnectionFailed => format!("The connection to {peer} failed"),
+        EndReason::ConnectionFailed { needs_relay: true } if zh => format!(
+            "无法与 {peer} 建立连接：这个网络需要中继服务器（TURN）。请服务器管理员配置 TURN。"
+        ),
+        EndReason::ConnectionFailed { needs_relay: true } => format!(
+            "Could not connect to {peer}: this network needs a relay server (TURN). Ask the server's admin to set one up."
+        ),
+        EndReason::ConnectionFailed { .. } if zh => format!("无法与 {peer} 建立连接，通话已结束"),
+        EndReason::ConnectionFailed { .. } => format!("Could not connect to {peer}; the call ended"),
+        EndReason::CallLost if zh => format!("服务器已重启，与 {peer} 的通话已结束"),
+        EndReason::CallLost => format!("The server restarted; the call with {peer} ended"),
     }
 }
 
@@ -395,10 +407,23 @@ pub fn quality_label(lang: Lang, q: Option<&Quality>) -> String {
     )
 }
 
+/// How the media travels, for the details view.
+fn path(lang: Lang, p: Path) -> &'static str {
+    match p {
+        Path::Direct => pick(lang, "direct", "直连"),
+        Path::Stun => pick(lang, "via STUN (through the NAT)", "经 STUN 穿透 NAT"),
+        Path::Relay => pick(lang, "via relay (TURN)", "经中继服务器（TURN）"),
+    }
+}
+
 /// The details view's rows: label, value ("–" while unknown).
-pub fn quality_rows(lang: Lang, q: &Quality) -> [(&'static str, String); 4] {
+pub fn quality_rows(lang: Lang, q: &Quality) -> [(&'static str, String); 5] {
     let unknown = || "–".to_owned();
     [
+        (
+            ui(lang, Ui::PathLabel),
+            q.path.map_or_else(unknown, |p| path(lang, p).to_owned()),
+        ),
         (
             ui(lang, Ui::RoundTrip),
             q.rtt_ms.map_or_else(unknown, |v| {
@@ -519,13 +544,23 @@ mod tests {
             kbps: Some(1234.5),
             resolution: Some((640, 480)),
             fps: Some(29.6),
+            path: Some(Path::Relay),
         };
         let rows = quality_rows(Lang::En, &q).map(|(_, v)| v);
-        assert_eq!(rows, ["< 1 ms", "2.5 %", "1235 kbit/s", "640×480 · 30 fps"]);
+        assert_eq!(
+            rows,
+            [
+                "via relay (TURN)",
+                "< 1 ms",
+                "2.5 %",
+                "1235 kbit/s",
+                "640×480 · 30 fps"
+            ]
+        );
         assert_eq!(tenths(0.04), "0.0");
         assert_eq!(tenths(-0.35), "-0.4");
         let unknown = quality_rows(Lang::Zh, &Quality::default()).map(|(_, v)| v);
-        assert_eq!(unknown, ["–", "–", "–", "–"]);
+        assert_eq!(unknown, ["–", "–", "–", "–", "–"]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The signaling relay (server only): a socket-free core and the WebSocket shell around it.
 
+pub mod ice;
 pub mod limits;
 pub mod queue;
 pub mod registry;

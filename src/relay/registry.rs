@@ -22,12 +22,22 @@ use std::collections::{BTreeMap, HashMap};
 pub type ConnId = u64;
 
 /// A decision for the shell to carry out, in order.
+// `Send` is the common variant and lives only until the shell has queued it: boxing its message
+// would add an allocation per relayed message to save a few bytes in a short Vec.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     Send(ConnId, Message),
     /// Close the connection after what was queued for it, with a WebSocket close code and reason.
     Close(ConnId, u16, String),
+    /// Send this connection, which holds this name, its ICE servers (a `config` message). The
+    /// shell makes them: TURN credentials depend on the wall clock and the host the browser used.
+    Config(ConnId, String),
 }
+
+/// Messages kept for a party who is away mid-call (reconnecting), delivered in order when they
+/// are back; beyond this many the rest is dropped (the caller's answer watchdog re-offers).
+pub const HELD_MAX: usize = 64;
 
 /// How long things may take, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +64,8 @@ struct User {
     conn: Option<ConnId>,
     secret: Option<String>,
     away_until: u64,
+    /// Messages from the call partner that arrived while away.
+    held: Vec<Message>,
 }
 
 /// One side of a pending or active call.
@@ -160,21 +172,31 @@ impl Registry {
             }
             if let Some(old) = existing.conn {
                 self.conns.remove(&old);
+                // (A takeover of a connected session: nothing is held for it.)
                 let text = "this name was opened in another window";
                 actions.push(Action::Send(old, Message::notice(name, Code::Replaced, text)));
                 actions.push(Action::Close(old, CLOSE_REPLACED, text.to_owned()));
             }
         }
+        let held = self
+            .users
+            .get_mut(name)
+            .map(|u| std::mem::take(&mut u.held))
+            .unwrap_or_default();
         self.users.insert(
             name.to_owned(),
             User {
                 conn: Some(conn),
                 secret: secret.map(str::to_owned),
                 away_until: 0,
+                held: Vec::new(),
             },
         );
         self.conns.insert(conn, name.to_owned());
         self.announce_presence(Some(conn), &mut actions);
+        actions.push(Action::Config(conn, name.to_owned()));
+        // Back within the grace period: what the partner sent meanwhile, in order.
+        actions.extend(held.into_iter().map(|m| Action::Send(conn, m)));
         actions
     }
 
@@ -232,7 +254,12 @@ impl Registry {
         let Some(from) = self.conns.get(&conn).cloned() else {
             return Vec::new();
         };
-        match Message::parse(text).and_then(|m| self.route(&from, m, now)) {
+        let routed = Message::parse(text).and_then(|m| match m.kind {
+            // Not addressed to anyone: fresh ICE servers for the sender.
+            Kind::Config => Ok(vec![Action::Config(conn, from.clone())]),
+            _ => self.route(&from, m, now),
+        });
+        match routed {
             Ok(actions) => actions,
             Err(e) => self.refuse(conn, e),
         }
@@ -259,10 +286,10 @@ impl Registry {
     }
 
     fn route(&mut self, from: &str, mut m: Message, now: u64) -> Result<Vec<Action>, ProtocolError> {
-        if m.kind == Kind::Presence {
+        if matches!(m.kind, Kind::Presence | Kind::Config) {
             return Err(ProtocolError::new(
                 Code::BadMessage,
-                "presence is sent by the server only",
+                format!("{} is sent by the server only", m.kind.as_str()),
             ));
         }
         let to = match m.to_user.as_deref() {
@@ -285,6 +312,7 @@ impl Registry {
         m.from_user = Some(from.to_owned());
         m.code = None;
         m.users = None;
+        m.ice_servers = None;
 
         let link = self.calls.get(from).filter(|l| l.peer == to).cloned();
         let mut actions = Vec::new();
@@ -331,12 +359,18 @@ impl Registry {
             (Kind::Offer | Kind::Answer | Kind::Ice | Kind::Media | Kind::Hangup, None) => {
                 return Err(not_in_call(&to))
             }
-            (Kind::Presence, _) => unreachable!("refused above"),
+            (Kind::Presence | Kind::Config, _) => unreachable!("refused above"),
         }
         match self.conn_of(&to) {
             Some(to_conn) => actions.push(Action::Send(to_conn, m)),
-            // The other party is away (reconnecting): drop it; they renegotiate nothing meanwhile.
-            None if link.is_some() => {}
+            // The other party is away (reconnecting): keep it for when they are back.
+            None if link.is_some() => {
+                if let Some(user) = self.users.get_mut(&to) {
+                    if user.held.len() < HELD_MAX {
+                        user.held.push(m);
+                    }
+                }
+            }
             None => {
                 return Err(ProtocolError::new(
                     Code::NotOnline,
@@ -484,8 +518,9 @@ mod tests {
         let mut r = Registry::new(Timing::default());
         r.join(A, "alice", None);
         let out = r.join(B, "bob", None);
-        assert_eq!(out.len(), 2);
-        for a in &out {
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[2], Action::Config(B, "bob".into()), "then bob's ICE servers");
+        for a in &out[..2] {
             let Action::Send(_, m) = a else { panic!() };
             assert_eq!(
                 m.users.as_deref(),
@@ -501,14 +536,14 @@ mod tests {
         for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
             assert_eq!(
                 r.join(i as ConnId, name, None).len(),
-                i + 1,
-                "everyone hears of {name}"
+                i + 2,
+                "everyone hears of {name}, who gets their ICE servers"
             );
         }
         // The fourth and fifth joiners get a list of three; nobody else is told.
         for (i, name) in [(3, "d"), (4, "e")] {
             let out = r.join(i, name, None);
-            assert_eq!(out.len(), 1);
+            assert_eq!(out.len(), 2);
             assert!(
                 matches!(&out[0], Action::Send(c, m) if *c == i && m.users.as_ref().map(Vec::len) == Some(3))
             );
@@ -729,6 +764,53 @@ mod tests {
             json!({"type":"_ice","toUser":"alice","iceCandidate":{"candidate":"c"}}),
         );
         assert_eq!(only_to(&out, 9).kind, Kind::Ice);
+    }
+
+    #[test]
+    fn messages_for_an_away_partner_wait_for_them_bounded_and_in_order() {
+        let mut r = Registry::new(T);
+        r.join(A, "alice", Some("ka"));
+        r.join(B, "bob", None);
+        send(&mut r, A, json!({"type":"call_start","toUser":"bob"}));
+        send(&mut r, B, json!({"type":"call_back","toUser":"alice","msg":"1"}));
+        r.leave(A, NOW);
+        for n in 0..HELD_MAX + 10 {
+            let out = send(
+                &mut r,
+                B,
+                json!({"type":"_ice","toUser":"alice","iceCandidate":{"candidate":n.to_string()}}),
+            );
+            assert!(out.is_empty(), "held quietly: {out:?}");
+        }
+        let out = r.join(9, "alice", Some("ka"));
+        let held: Vec<String> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(9, m) if m.kind == Kind::Ice => {
+                    assert_eq!(m.from_user.as_deref(), Some("bob"));
+                    Some(m.ice_candidate.clone().unwrap().candidate)
+                }
+                _ => None,
+            })
+            .collect();
+        let expected: Vec<String> = (0..HELD_MAX).map(|n| n.to_string()).collect();
+        assert_eq!(held, expected);
+        // Delivered once: a later resume gets nothing again.
+        r.leave(9, NOW);
+        let again = r.join(10, "alice", Some("ka"));
+        assert!(!again
+            .iter()
+            .any(|a| matches!(a, Action::Send(_, m) if m.kind == Kind::Ice)));
+        r.assert_invariants();
+    }
+
+    #[test]
+    fn a_config_request_is_answered_to_the_sender_only() {
+        let mut r = reg_abc();
+        let out = send(&mut r, A, json!({"type":"config","toUser":"bob"}));
+        assert_eq!(out, [Action::Config(A, "alice".into())]);
+        let out = send(&mut r, A, json!({"type":"presence","toUser":"bob"}));
+        assert_eq!(notice_code(&out, A), Code::BadMessage);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::limits::{RateLimiter, Verdict};
 use super::queue::{self, TrySendError};
 use super::registry::{Action, ConnId, Registry, Timing};
-use crate::signal::{validate_name, Code, Message, ProtocolError, MAX_KEY_BYTES};
+use crate::signal::{close_reason, validate_name, Code, Message, ProtocolError, MAX_KEY_BYTES};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -42,8 +42,9 @@ pub struct RelayConfig {
     pub allowed_origins: Vec<String>,
     /// Most names in a presence list; see [`Registry::with_presence_max`].
     pub presence_max: usize,
-    /// Served at `/config.json` for the browser (ICE servers).
-    pub client: crate::signal::ClientConfig,
+    /// STUN/TURN servers: each signed-in person gets theirs in a `config` message; the
+    /// public `/config.json` lists the STUN servers only.
+    pub ice: super::ice::IceSettings,
 }
 
 impl Default for RelayConfig {
@@ -61,7 +62,7 @@ impl Default for RelayConfig {
             outbox: 256,
             allowed_origins: Vec::new(),
             presence_max: super::registry::PRESENCE_MAX,
-            client: crate::signal::ClientConfig::default(),
+            ice: super::ice::IceSettings::default(),
         }
     }
 }
@@ -76,6 +77,8 @@ enum Outbound {
 struct Outbox {
     /// Also ends the connection with a close frame that skips the queue (`jump`).
     tx: queue::Sender<Outbound>,
+    /// The `Host` the browser connected to: where it reaches the embedded STUN server.
+    host: Option<Box<str>>,
 }
 
 #[derive(Default)]
@@ -157,6 +160,19 @@ impl Hub {
                     };
                     // Closed means the connection is already ending: nothing to do.
                     if let Err(TrySendError::Full) = outbox.tx.try_send(Outbound::Text(m.to_json())) {
+                        drop_stuck_consumer(self, &mut inner, conn);
+                    }
+                }
+                Action::Config(conn, name) => {
+                    let Some(outbox) = inner.outboxes.get(&conn) else {
+                        continue;
+                    };
+                    let servers = self
+                        .config
+                        .ice
+                        .servers_for(&name, outbox.host.as_deref(), unix_now());
+                    let text = Message::config(&name, servers).to_json();
+                    if let Err(TrySendError::Full) = outbox.tx.try_send(Outbound::Text(text)) {
                         drop_stuck_consumer(self, &mut inner, conn);
                     }
                 }
@@ -269,6 +285,17 @@ impl Hub {
     }
 }
 
+/// Seconds since the Unix epoch (TURN credentials expire on the TURN server's clock).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn host_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::HOST).and_then(|h| h.to_str().ok())
+}
+
 /// A client whose queue is full does not read: close it now, skipping the queue.
 fn drop_stuck_consumer(hub: &Hub, inner: &mut Inner, conn: ConnId) {
     tracing::warn!(conn, "outbound queue full: dropping a stuck consumer");
@@ -313,7 +340,9 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/go", get(go))
         .route(
             "/config.json",
-            get(|State(hub): State<Arc<Hub>>| async move { axum::Json(hub.config.client.clone()) }),
+            get(|State(hub): State<Arc<Hub>>, headers: HeaderMap| async move {
+                axum::Json(hub.config.ice.public(host_header(&headers)))
+            }),
         )
         .route("/webrtc/{username}", get(upgrade))
         .route("/healthz", get(|| async { "ok" }))
@@ -356,10 +385,7 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
         return true;
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
+    let host = host_header(headers).unwrap_or_default();
     let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or_default();
     !host.is_empty() && authority.eq_ignore_ascii_case(host)
 }
@@ -403,6 +429,7 @@ async fn upgrade(
             format!("invalid key: at most {MAX_KEY_BYTES} bytes"),
         );
     }
+    let host = host_header(&headers).map(Box::from);
     // Accept messages up to twice the limit so an oversized one gets a typed notice rather than
     // a dropped connection; beyond that the WebSocket layer closes with 1009.
     let hard_cap = hub.config.max_message_bytes.saturating_mul(2);
@@ -413,10 +440,17 @@ async fn upgrade(
         .write_buffer_size(0)
         // Boxed: an async fn keeps its arguments' space for its whole life, and the socket is
         // moved out (split) at once.
-        .on_upgrade(move |socket| serve(Box::new(socket), hub, name, key, peer.ip()))
+        .on_upgrade(move |socket| serve(Box::new(socket), hub, name, key, peer.ip(), host))
 }
 
-async fn serve(socket: Box<WebSocket>, hub: Arc<Hub>, name: String, key: Option<String>, ip: IpAddr) {
+async fn serve(
+    socket: Box<WebSocket>,
+    hub: Arc<Hub>,
+    name: String,
+    key: Option<String>,
+    ip: IpAddr,
+    host: Option<Box<str>>,
+) {
     let (mut sink, mut stream) = (*socket).split();
     let _admission = match hub.admit(ip) {
         Ok(a) => a,
@@ -440,7 +474,7 @@ async fn serve(socket: Box<WebSocket>, hub: Arc<Hub>, name: String, key: Option<
     // The reader waits for room in its own queue before handling the next frame: a client that
     // sends faster than it reads its replies is slowed by TCP backpressure, not buffered.
     let own_queue = tx.clone();
-    hub.lock().outboxes.insert(conn, Outbox { tx });
+    hub.lock().outboxes.insert(conn, Outbox { tx, host });
     tracing::info!(conn, %name, %ip, "connected");
 
     let mut writer = tokio::spawn(async move {
@@ -450,7 +484,7 @@ async fn serve(socket: Box<WebSocket>, hub: Arc<Hub>, name: String, key: Option<
                 Outbound::Ping => WsMessage::Ping(Default::default()),
                 Outbound::Close(code, reason) => WsMessage::Close(Some(CloseFrame {
                     code,
-                    reason: reason.into(),
+                    reason: close_reason(&reason).into(),
                 })),
             };
             let closing = matches!(frame, WsMessage::Close(_));

@@ -71,6 +71,18 @@ setup_test() {
       || { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends fonts-wqy-microhei; }
   fi
 
+  # The NAT lab (end2end/natlab): NAT rules in network namespaces, and a TURN server.
+  local missing=()
+  command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+  command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
+  if [ ${#missing[@]} = 0 ]; then
+    say "ok: iptables, coturn (NAT lab)"
+  else
+    say "installing ${missing[*]} (NAT lab)"
+    $sudo apt-get install -y --no-install-recommends "${missing[@]}" \
+      || { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${missing[@]}"; }
+  fi
+
   # Playwright's own browser download cannot work offline: we use /usr/bin/chromium.
   local stamp="$ROOT/end2end/node_modules/.duet-lock"
   if [ -f "$stamp" ] && cmp -s "$stamp" "$ROOT/end2end/package-lock.json"; then

@@ -4,6 +4,10 @@
 use crate::app::{shell, App};
 use crate::config::{Config, LogFormat};
 use crate::relay::{self, Hub};
+use crate::signal::{encode_segment, validate_name};
+use axum::extract::Query;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
 use crate::tls::{self, Tcp, TlsError, TlsListener};
 use axum::serve::{Listener, ListenerExt};
 use axum::Router;
@@ -28,8 +32,30 @@ pub fn app(leptos_options: LeptosOptions, hub: Arc<Hub>) -> Router {
         .with_state(leptos_options);
     relay::router(hub)
         .route("/lang/{tag}", axum::routing::get(set_lang))
+        .route("/go", axum::routing::get(go))
         .nest("/pkg", crate::assets::router(pkg))
         .merge(pages)
+}
+
+#[derive(Deserialize)]
+struct GoQuery {
+    name: Option<String>,
+    call: Option<String>,
+}
+
+/// The join form's fallback before (or without) hydration: redirect to the call screen.
+async fn go(Query(q): Query<GoQuery>) -> Response {
+    let name = q.name.unwrap_or_default();
+    let name = name.trim();
+    let call = q.call.filter(|c| validate_name(c).is_ok());
+    let target = match (validate_name(name), &call) {
+        _ if name.is_empty() => "/".to_owned(),
+        (Ok(()), Some(c)) => format!("/u/{}?call={}", encode_segment(name), encode_segment(c)),
+        (Ok(()), None) => format!("/u/{}", encode_segment(name)),
+        // The call screen explains what is wrong with the name.
+        (Err(_), _) => format!("/u/{}", encode_segment(name)),
+    };
+    Redirect::to(&target).into_response()
 }
 
 /// `GET /lang/{tag}`: the language toggle without JavaScript. Remembers the choice in a cookie

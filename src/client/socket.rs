@@ -6,8 +6,7 @@
 
 use super::dispatch;
 use crate::call::Event;
-use crate::components::encode_segment;
-use crate::signal::{Kind, Message};
+use crate::signal::{encode_segment, Kind, Message};
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message as WsMessage};

@@ -3,7 +3,8 @@
 //! [`Event`].
 
 use super::text::{self, Ui};
-use super::{encode_segment, lang, t, typed_before_hydration, LangToggle};
+use super::{lang, t, typed_before_hydration, LangToggle};
+use crate::signal::encode_segment;
 use crate::call::{Av, Event, Link, Notice, Phase, Session, State};
 use crate::quality::Quality;
 use crate::signal::Code;

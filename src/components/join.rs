@@ -2,7 +2,8 @@
 //! call screen.
 
 use super::text::{self, Ui};
-use super::{encode_segment, lang, t, typed_before_hydration, LangToggle};
+use super::{lang, t, typed_before_hydration, LangToggle};
+use crate::signal::encode_segment;
 use crate::signal::{validate_name, NameError};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;

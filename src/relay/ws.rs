@@ -333,11 +333,9 @@ struct ConnectQuery {
     key: Option<String>,
 }
 
-/// `GET /webrtc/{username}` (WebSocket), `GET /healthz`, `GET /metrics`, `GET /config.json`,
-/// and `GET /go` (the join form without JavaScript).
+/// `GET /webrtc/{username}` (WebSocket), `GET /healthz`, `GET /metrics`, `GET /config.json`.
 pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
-        .route("/go", get(go))
         .route(
             "/config.json",
             get(|State(hub): State<Arc<Hub>>, headers: HeaderMap| async move {
@@ -351,28 +349,6 @@ pub fn router(hub: Arc<Hub>) -> Router {
             get(|State(hub): State<Arc<Hub>>| async move { hub.metrics() }),
         )
         .with_state(hub)
-}
-
-#[derive(Deserialize)]
-struct GoQuery {
-    name: Option<String>,
-    call: Option<String>,
-}
-
-/// The join form's fallback before (or without) hydration: redirect to the call screen.
-async fn go(Query(q): Query<GoQuery>) -> Response {
-    use crate::components::encode_segment;
-    let name = q.name.unwrap_or_default();
-    let name = name.trim();
-    let call = q.call.filter(|c| validate_name(c).is_ok());
-    let target = match (validate_name(name), &call) {
-        _ if name.is_empty() => "/".to_owned(),
-        (Ok(()), Some(c)) => format!("/u/{}?call={}", encode_segment(name), encode_segment(c)),
-        (Ok(()), None) => format!("/u/{}", encode_segment(name)),
-        // The call screen explains what is wrong with the name.
-        (Err(_), _) => format!("/u/{}", encode_segment(name)),
-    };
-    axum::response::Redirect::to(&target).into_response()
 }
 
 /// Browsers always send `Origin` on WebSocket upgrades; a page on another site must not be able

@@ -1,0 +1,326 @@
+import { Browser, Page, chromium, expect, test } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import {
+  Person,
+  armFirstFrame,
+  expectOnline,
+  expectPlaying,
+  firstFrameAt,
+  ring,
+  status,
+  uniqueName,
+  watchErrors,
+} from '../tests/helpers';
+
+// Calls across real NATs (see lab.sh for the map). run.sh starts, in the "internet" namespace:
+// Duet at :3000 with its embedded STUN server only, at :3001 with coturn (time-limited
+// credentials) too, at :3002 with a wrong TURN secret; coturn at :3478.
+const LAB = path.join(__dirname, 'lab.sh');
+const STUN_ONLY = 'http://198.18.0.1:3000';
+const WITH_TURN = 'http://198.18.0.1:3001';
+const BAD_TURN = 'http://198.18.0.1:3002';
+/** DUET_LAB_RUNS=5 repeats the timed cases for docs/perf.md. */
+const RUNS = Number(process.env.DUET_LAB_RUNS ?? 1);
+
+function lab(...args: string[]) {
+  execFileSync(LAB, args, { stdio: 'inherit' });
+}
+
+async function browserIn(netns: string): Promise<Browser> {
+  return chromium.launch({
+    executablePath: path.join(__dirname, 'chromium'),
+    env: { ...process.env, DUET_NETNS: netns },
+    args: [
+      '--use-fake-ui-for-media-stream',
+      '--use-fake-device-for-media-stream',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+      '--disable-sync',
+      // Plain http on a lab address: camera and service worker need a secure context.
+      `--unsafely-treat-insecure-origin-as-secure=${STUN_ONLY},${WITH_TURN},${BAD_TURN}`,
+      // Real host addresses in candidates (as with camera permission granted), not mDNS names.
+      '--disable-features=WebRtcHideLocalIpsWithMdns',
+    ],
+  });
+}
+
+let homeA: Browser;
+let homeB: Browser;
+const people: Person[] = [];
+
+test.beforeAll(async () => {
+  [homeA, homeB] = await Promise.all([browserIn('duet-lan-a'), browserIn('duet-lan-b')]);
+});
+
+test.afterAll(async () => {
+  await Promise.all([homeA?.close(), homeB?.close()]);
+});
+
+test.beforeEach(() => {
+  lab('uplink', 'a1');
+});
+
+test.afterEach(async () => {
+  for (const p of people.splice(0)) {
+    expect(p.errors.filter((e) => !e.includes('WebSocket')), `${p.name}: no page errors`).toEqual([]);
+    await p.ctx.close();
+  }
+});
+
+/** Someone at home `browser`, online at `server`. */
+async function online(browser: Browser, server: string, base: string): Promise<Person> {
+  const ctx = await browser.newContext({ baseURL: server });
+  const page = await ctx.newPage();
+  // Every candidate the page gathers, and every gathering error (a refused TURN login).
+  await page.addInitScript(() => {
+    const w = window as any;
+    w.__candidates = [];
+    w.__candidateErrors = [];
+    const Native = RTCPeerConnection;
+    w.RTCPeerConnection = function (config?: RTCConfiguration) {
+      const pc = new Native(config);
+      pc.addEventListener('icecandidate', (e: RTCPeerConnectionIceEvent) => {
+        if (e.candidate?.type) w.__candidates.push(e.candidate.type);
+      });
+      pc.addEventListener('icecandidateerror', (e: any) => w.__candidateErrors.push(e.errorCode));
+      return pc;
+    } as any;
+    w.RTCPeerConnection.prototype = Native.prototype;
+  });
+  const person = { name: uniqueName(base), ctx, page, errors: watchErrors(page) };
+  people.push(person);
+  await page.goto(`/u/${person.name}`);
+  await expectOnline(page);
+  return person;
+}
+
+/** The selected candidate pair's path as the quality details name it, from getStats. */
+async function pathOf(page: Page): Promise<{ local: string; remote: string; localAddress: string }> {
+  return page.evaluate(async () => {
+    const pc = (window as any).duetPeerConnection as RTCPeerConnection;
+    const stats = await pc.getStats();
+    let pairId = '';
+    stats.forEach((s: any) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+    });
+    const pair: any = stats.get(pairId);
+    const local: any = stats.get(pair.localCandidateId);
+    const remote: any = stats.get(pair.remoteCandidateId);
+    return { local: local.candidateType, remote: remote.candidateType, localAddress: local.address };
+  });
+}
+
+/** `a` calls `b`, `b` accepts, both see each other. Returns Accept → first remote frame (ms). */
+async function call(a: Person, b: Person): Promise<number[]> {
+  await ring(a, b);
+  await armFirstFrame(a.page);
+  await armFirstFrame(b.page);
+  const acceptedAt = Date.now();
+  await b.page.getByRole('button', { name: 'Accept' }).click();
+  await expect(status(a.page)).toContainText(`In call with ${b.name}`);
+  await expect(status(b.page)).toContainText(`In call with ${a.name}`);
+  await expectPlaying(a.page, '#remote-video');
+  await expectPlaying(b.page, '#remote-video');
+  return [(await firstFrameAt(a.page)) - acceptedAt, (await firstFrameAt(b.page)) - acceptedAt];
+}
+
+async function hangUp(a: Person, b: Person) {
+  await a.page.getByRole('button', { name: 'Hang up' }).click();
+  await expect(status(b.page)).toHaveText(`${a.name} hung up`);
+}
+
+function figure(what: string, ms: number[]) {
+  console.log(`[figure] ${what}: ${ms.map((v) => Math.round(v)).join(' / ')} ms`);
+}
+
+/** Both sides' path kinds: the most indirect end of each selected pair. */
+async function expectPath(a: Person, b: Person, kind: 'host' | 'srflx' | 'relay') {
+  for (const p of [a, b]) {
+    const { local, remote } = await pathOf(p.page);
+    const types = [local, remote];
+    const seen = types.includes('relay') ? 'relay' : types.some((t) => t === 'srflx' || t === 'prflx') ? 'srflx' : 'host';
+    expect(seen, `${p.name}: selected pair ${local} → ${remote}`).toBe(kind);
+  }
+  // The quality details say the same in words.
+  await a.page.locator('button.quality').click();
+  const words = { host: 'direct', srflx: 'via STUN', relay: 'via relay' }[kind];
+  await expect(a.page.getByRole('dialog')).toContainText(words);
+  await a.page.keyboard.press('Escape');
+}
+
+test('same home network: a direct call (host candidates)', async () => {
+  for (let run = 0; run < RUNS; run++) {
+    const a = await online(homeB, STUN_ONLY, 'ana');
+    const b = await online(homeB, STUN_ONLY, 'ben');
+    figure('lab direct: Accept → first remote frame (caller / callee)', await call(a, b));
+    await expectPath(a, b, 'host');
+    await hangUp(a, b);
+  }
+});
+
+test('both behind cone NATs, embedded STUN only: connects through the NATs (srflx)', async () => {
+  lab('nat', 'a', 'cone');
+  lab('nat', 'b', 'cone');
+  for (let run = 0; run < RUNS; run++) {
+    const a = await online(homeA, STUN_ONLY, 'ana');
+    const b = await online(homeB, STUN_ONLY, 'ben');
+    figure('lab srflx: Accept → first remote frame (caller / callee)', await call(a, b));
+    await expectPath(a, b, 'srflx');
+    await hangUp(a, b);
+  }
+});
+
+/** The call ends on both sides within 15 s of the Accept with `message`, cleanly. */
+async function expectNoConnection(a: Person, b: Person, message: RegExp) {
+  await ring(a, b);
+  const acceptedAt = Date.now();
+  await b.page.getByRole('button', { name: 'Accept' }).click();
+  for (const [p, other] of [
+    [a, b],
+    [b, a],
+  ]) {
+    await expect(status(p.page)).toHaveText(message, { timeout: 15_000 });
+    expect(Date.now() - acceptedAt, `${p.name} told within 15 s`).toBeLessThan(15_000);
+    await expect(status(p.page)).toContainText(other.name);
+    // Cleanly: the camera is off, no video left, ready for the next call.
+    await expect
+      .poll(() =>
+        p.page.evaluate(() =>
+          ['local-video', 'remote-video'].every((id) => (document.getElementById(id) as HTMLVideoElement).srcObject === null),
+        ),
+      )
+      .toBe(true);
+    await expect(p.page.getByRole('button', { name: 'Hang up' })).toHaveCount(0);
+  }
+}
+
+test('both behind symmetric NATs, STUN only: does not connect and says a TURN server is needed', async () => {
+  lab('nat', 'a', 'symmetric');
+  lab('nat', 'b', 'symmetric');
+  const a = await online(homeA, STUN_ONLY, 'ana');
+  const b = await online(homeB, STUN_ONLY, 'ben');
+  await expectNoConnection(a, b, /needs a relay server \(TURN\)/);
+});
+
+test('both behind symmetric NATs with coturn: connects through the relay', async () => {
+  lab('nat', 'a', 'symmetric');
+  lab('nat', 'b', 'symmetric');
+  for (let run = 0; run < RUNS; run++) {
+    const a = await online(homeA, WITH_TURN, 'ana');
+    const b = await online(homeB, WITH_TURN, 'ben');
+    figure('lab relay: Accept → first remote frame (caller / callee)', await call(a, b));
+    await expectPath(a, b, 'relay');
+    await hangUp(a, b);
+  }
+});
+
+test('a TURN credential coturn refuses: no relay candidate, the call says it could not connect', async () => {
+  lab('nat', 'a', 'symmetric');
+  lab('nat', 'b', 'symmetric');
+  const a = await online(homeA, BAD_TURN, 'ana');
+  const b = await online(homeB, BAD_TURN, 'ben');
+  await expectNoConnection(a, b, /^Could not connect to .*; the call ended$/);
+  for (const p of [a, b]) {
+    const candidates: string[] = await p.page.evaluate(() => (window as any).__candidates);
+    const errors: number[] = await p.page.evaluate(() => (window as any).__candidateErrors);
+    expect(candidates, `${p.name} gathered`).not.toContain('relay');
+    expect(candidates.length, `${p.name} gathered some candidates`).toBeGreaterThan(0);
+    // 401: coturn refused the credential.
+    expect(errors, `${p.name}: TURN refused the login`).toContain(401);
+  }
+});
+
+/** Wall-clock times (ms) at which the remote video presented frames, recorded in the page. */
+async function recordFrames(page: Page) {
+  await page.evaluate(() => {
+    const v = document.getElementById('remote-video') as HTMLVideoElement;
+    const w = window as any;
+    w.__frames = [];
+    const tick = () => {
+      w.__frames.push(Date.now());
+      v.requestVideoFrameCallback(tick);
+    };
+    v.requestVideoFrameCallback(tick);
+  });
+}
+
+/** The first frame after `since` that ends a gap of at least `gap` ms: the picture is back. */
+async function resumedAt(page: Page, since: number, gap = 400): Promise<number> {
+  let at = 0;
+  await expect
+    .poll(
+      async () => {
+        const frames: number[] = await page.evaluate(() => (window as any).__frames);
+        const i = frames.findIndex((t, k) => k > 0 && t > since && t - Math.max(frames[k - 1], since) >= gap);
+        at = i >= 0 ? frames[i] : 0;
+        return at;
+      },
+      { timeout: 20_000 },
+    )
+    .toBeGreaterThan(0);
+  return at;
+}
+
+test('network switch mid-call: the call comes back by itself over the new uplink (ICE restart)', async () => {
+  lab('nat', 'a', 'cone');
+  lab('nat', 'a2', 'cone');
+  lab('nat', 'b', 'cone');
+  const recovery: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    lab('uplink', 'a1');
+    const a = await online(homeA, STUN_ONLY, 'ana');
+    const b = await online(homeB, STUN_ONLY, 'ben');
+    await call(a, b);
+    expect((await pathOf(a.page)).localAddress).toBe('198.19.1.2');
+    await recordFrames(a.page);
+    await recordFrames(b.page);
+    const movedAt = Date.now();
+    lab('uplink', 'a2'); // Wi-Fi gone, mobile data: a new public address
+    const back = Math.max(await resumedAt(a.page, movedAt), await resumedAt(b.page, movedAt)) - movedAt;
+    recovery.push(back);
+    expect(back, 'frames again within 5 s of the move').toBeLessThan(5_000);
+    await expectPlaying(a.page, '#remote-video');
+    await expectPlaying(b.page, '#remote-video');
+    await expect(status(a.page)).toContainText(`In call with ${b.name}`);
+    await expect(status(b.page)).toContainText(`In call with ${a.name}`);
+    expect((await pathOf(a.page)).localAddress, 'over the second uplink').toBe('198.19.3.2');
+    await hangUp(a, b);
+  }
+  figure('lab network switch: move → frames on both sides again', recovery);
+});
+
+test('the signaling socket drops for 3 s during the offer/answer exchange: the call still connects', async () => {
+  lab('nat', 'a', 'cone');
+  lab('nat', 'b', 'cone');
+  const a = await online(homeA, STUN_ONLY, 'ana');
+  const b = await online(homeB, STUN_ONLY, 'ben');
+  // a's socket goes through Playwright: right after a's offer has left, it is cut, and every
+  // reconnect is refused for 3 s.
+  let downUntil = 0;
+  let opened = 0;
+  await a.page.routeWebSocket(/\/webrtc\//, (ws) => {
+    opened += 1;
+    if (Date.now() < downUntil) return ws.close({ code: 1011, reason: 'lab: network down' });
+    const server = ws.connectToServer();
+    ws.onMessage((m) => {
+      server.send(m);
+      if (typeof m === 'string' && JSON.parse(m).type === 'offer' && downUntil === 0) {
+        downUntil = Date.now() + 3_000;
+        void server.close();
+      }
+    });
+    server.onMessage((m) => ws.send(m));
+  });
+  await a.page.reload();
+  await expectOnline(a.page);
+  expect(opened).toBe(1);
+  await call(a, b);
+  expect(downUntil, 'the socket was cut during the exchange').toBeGreaterThan(0);
+  expect(opened, 'reconnects were refused, then one went through').toBeGreaterThan(2);
+  await expectPath(a, b, 'srflx');
+  await hangUp(a, b);
+});

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs the NAT lab suite: builds the lab (lab.sh), starts coturn and three Duet servers in the
+# "internet" namespace, runs lab.spec.ts (Chromium inside the home namespaces), and tears it all
+# down, also on failure. Needs root, iptables, coturn, and a debug build of Duet
+# (target/debug/duet and target/site, as `cargo leptos end-to-end` or `cargo leptos build` leave
+# them). Extra arguments go to Playwright (e.g. -g switch).
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+LAB="$HERE/lab.sh"
+LOGS="$ROOT/end2end/test-results/natlab-logs"
+BIN="${DUET_BIN:-$ROOT/target/debug/duet}"
+
+[ -x "$BIN" ] || { echo "natlab: no Duet binary at $BIN (build it first)" >&2; exit 2; }
+rm -rf "$LOGS" && mkdir -p "$LOGS"
+trap '"$LAB" down' EXIT
+"$LAB" up
+
+# A fresh secret shared by coturn and the :3001 server; :3002 has a wrong one.
+SECRET="lab-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+
+# coturn: the time-limited credentials Duet hands out (use-auth-secret). The homes' private
+# addresses are denied as peers: the relay cannot reach them, and a failed send would make coturn
+# drop the whole allocation.
+"$LAB" exec pub turnserver -n --listening-ip 198.18.0.1 --relay-ip 198.18.0.1 \
+  --listening-port 3478 --min-port 49152 --max-port 49999 \
+  --use-auth-secret --static-auth-secret "$SECRET" --realm duet.lab \
+  --no-tls --no-dtls --no-cli --no-software-attribute \
+  --denied-peer-ip 198.19.0.0-198.19.255.255 \
+  --log-file stdout --simple-log >"$LOGS/coturn.log" 2>&1 &
+
+duet() { # duet PORT ARGS...: a Duet server on 198.18.0.1:PORT
+  local port=$1
+  shift
+  (cd "$ROOT" && exec "$LAB" exec pub env LEPTOS_OUTPUT_NAME=duet LEPTOS_SITE_ROOT=target/site \
+    LEPTOS_SITE_PKG_DIR=pkg RUST_LOG=info "$BIN" --addr "198.18.0.1:$port" "$@") \
+    >"$LOGS/duet-$port.log" 2>&1 &
+}
+TURN_URL="turn:198.18.0.1:3478?transport=udp"
+duet 3000 --stun-addr 198.18.0.1:3479
+duet 3001 --stun-addr 198.18.0.1:3480 --turn-url "$TURN_URL" --turn-secret "$SECRET"
+duet 3002 --turn-url "$TURN_URL" --turn-secret "wrong-$SECRET"
+
+# Wait (bounded) until every server answers and coturn listens.
+"$LAB" exec lan-b python3 - <<'EOF'
+import socket, sys, time, urllib.request
+deadline = time.time() + 60
+for port in (3000, 3001, 3002):
+    while True:
+        try:
+            urllib.request.urlopen(f"http://198.18.0.1:{port}/healthz", timeout=1).read()
+            break
+        except Exception as e:
+            if time.time() > deadline:
+                sys.exit(f"natlab: server :{port} did not come up: {e}")
+            time.sleep(0.2)
+# A STUN Binding request to coturn: an answer means it is up.
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.5)
+request = bytes.fromhex("000100002112a442") + bytes(12)
+while True:
+    s.sendto(request, ("198.18.0.1", 3478))
+    try:
+        s.recvfrom(512)
+        break
+    except OSError as e:
+        if time.time() > deadline:
+            sys.exit(f"natlab: coturn did not come up: {e}")
+EOF
+
+cd "$ROOT/end2end"
+status=0
+npx playwright test -c natlab/playwright.config.ts "$@" || status=$?
+if [ "$status" != 0 ]; then
+  for f in "$LOGS"/*.log; do echo "--- $f (last lines)"; tail -n 30 "$f"; done
+fi
+exit "$status"

@@ -30,6 +30,10 @@ pub const CONNECT_MS: u32 = 12_000;
 pub const ICE_GRACE_MS: u32 = 2_000;
 /// How long the caller waits for the answer to an offer before sending a new one.
 pub const ANSWER_MS: u32 = 5_000;
+/// How long the caller waits, after applying an answer, for the path to come up before it
+/// restarts ICE: candidates lost with a dying signaling socket leave the two browsers unable to
+/// find each other, and a restart gathers and sends them all again.
+pub const CHECKING_MS: u32 = 4_000;
 /// ICE restarts within one call before it is given up.
 pub const MAX_RESTARTS: u8 = 6;
 /// ICE candidates kept while the remote description is not set yet; more are dropped.
@@ -244,6 +248,12 @@ pub enum Event {
     PeerDisconnected,
     /// The path `failed`, or a WebRTC step failed.
     PeerFailed,
+    /// Nothing at all arrived from the peer for half a second in a connected call (see
+    /// [`crate::quality::Quality::stalled`]): as good as failed, and known seconds earlier.
+    MediaStalled,
+    /// Media arrives again after a stall: the path is back (the browser may never have called
+    /// it anything but `connected`).
+    MediaFlowing,
     /// A deadline set with [`Effect::After`] passed.
     Timeout(Timer, u32),
     /// Turning the camera on (or switching it) failed; the call goes on without video.
@@ -281,6 +291,9 @@ pub enum Effect {
     IceServers(Vec<IceServer>),
     /// Create an offer with `iceRestart`, set it, report `LocalOffer`.
     RestartIce,
+    /// The network may have changed under the signaling socket too: make sure it still
+    /// carries (a request the relay answers); if not, report `SocketClosed` and reconnect.
+    CheckSignaling,
     /// Report `Timeout(timer, id)` after `ms` milliseconds.
     After {
         ms: u32,
@@ -296,7 +309,7 @@ pub enum Timer {
     Ring,
     /// Not connected (or not reconnected) within [`CONNECT_MS`].
     Connect,
-    /// Disconnected for [`ICE_GRACE_MS`].
+    /// Disconnected for [`ICE_GRACE_MS`], or not connected [`CHECKING_MS`] after the answer.
     Ice,
     /// No answer to our offer within [`ANSWER_MS`].
     Answer,
@@ -515,8 +528,19 @@ impl State {
                     s.disrupted = false;
                 }
             }
+            Event::MediaFlowing => {
+                if let Phase::Live(s) = &mut self.phase {
+                    s.disrupted = false;
+                }
+            }
             Event::PeerDisconnected => self.disrupted(false, fx),
             Event::PeerFailed => self.disrupted(true, fx),
+            Event::MediaStalled => {
+                // Once per disruption: the readings go on stalling until the path is back.
+                if matches!(&self.phase, Phase::Live(s) if s.connected_at.is_some() && !s.disrupted) {
+                    self.disrupted(true, fx);
+                }
+            }
             Event::Timeout(timer, id) => self.timeout(timer, id, fx),
         }
     }
@@ -544,6 +568,7 @@ impl State {
         if !s.disrupted {
             s.disrupted = true;
             s.connect_timer = arm(&mut self.timers, Timer::Connect, CONNECT_MS, fx);
+            fx.push(Effect::CheckSignaling);
         }
         if failed {
             if !s.negotiating {
@@ -589,7 +614,9 @@ impl State {
                 let needs_relay = s.connected_at.is_none() && !self.turn;
                 self.hang_up(EndReason::ConnectionFailed { needs_relay }, fx);
             }
-            (Phase::Live(s), Timer::Ice) if id == s.ice_timer && s.disrupted && !s.negotiating => {
+            (Phase::Live(s), Timer::Ice)
+                if id == s.ice_timer && (s.disrupted || s.connected_at.is_none()) && !s.negotiating =>
+            {
                 self.restart(fx)
             }
             (Phase::Live(s), Timer::Answer) if id == s.answer_timer => {
@@ -698,10 +725,14 @@ impl State {
                 }
             }
             Kind::Answer => {
-                if let (Some(s), Some(sdp)) = (self.session_with(&from), m.sdp) {
-                    if s.role == Role::Caller && s.negotiating && !s.restart_pending {
+                // (Not `session_with`: the timer below needs `self.timers` too.)
+                if let (Phase::Live(s), Some(sdp)) = (&mut self.phase, m.sdp) {
+                    if s.peer == from && s.role == Role::Caller && s.negotiating && !s.restart_pending {
                         s.negotiating = false;
                         fx.push(Effect::AcceptAnswer(sdp));
+                        if s.connected_at.is_none() || s.disrupted {
+                            s.ice_timer = arm(&mut self.timers, Timer::Ice, CHECKING_MS, fx);
+                        }
                     }
                 }
             }
@@ -1078,7 +1109,7 @@ mod tests {
         );
 
         let (s, fx) = s.step(Event::Received(msg(Kind::Answer, "bob").with_sdp("a".into())));
-        assert_eq!(fx, [Effect::AcceptAnswer("a".into())]);
+        assert_eq!(untimed(&fx), [Effect::AcceptAnswer("a".into())]);
         let (s, fx) = s.step(Event::PeerConnected { at_ms: 5_000.0 });
         assert!(fx.is_empty());
         assert_eq!(
@@ -1374,6 +1405,10 @@ mod tests {
         let (s, fx) = caller_in_call().step(Event::PeerDisconnected);
         assert_eq!(s.status(2000.0), Status::Reconnecting("bob".into()));
         assert!(sent(&fx).is_empty(), "a blip may heal by itself");
+        assert!(
+            fx.contains(&Effect::CheckSignaling),
+            "but the socket may be dead too"
+        );
         let check = timer(&fx, Timer::Ice);
         assert!(fx.contains(&Effect::After {
             ms: ICE_GRACE_MS,
@@ -1392,7 +1427,7 @@ mod tests {
         let (s, fx) = s.step(Event::Received(msg(Kind::Ice, "bob").with_ice(ice(9))));
         assert!(fx.is_empty());
         let (s, fx) = s.step(Event::Received(msg(Kind::Answer, "bob").with_sdp("a2".into())));
-        assert_eq!(fx, [Effect::AcceptAnswer("a2".into())]);
+        assert_eq!(untimed(&fx), [Effect::AcceptAnswer("a2".into())]);
         let (s, fx) = s.step(Event::RemoteDescriptionSet);
         assert_eq!(fx, [Effect::AddIce(ice(9))]);
         let (s, _) = s.step(Event::PeerConnected { at_ms: 9000.0 });
@@ -1432,6 +1467,33 @@ mod tests {
         // The relay's configuration releases exactly one offer.
         let (_, fx) = run(s, [config(false), config(false)]);
         assert_eq!(fx.iter().filter(|e| **e == Effect::RestartIce).count(), 1);
+    }
+
+    #[test]
+    fn a_media_stall_restarts_at_once_and_only_once() {
+        let (s, fx) = caller_in_call().step(Event::MediaStalled);
+        assert_eq!(sent(&fx), [(Kind::Config, String::new(), None)]);
+        assert!(fx.contains(&Effect::CheckSignaling));
+        assert_eq!(s.status(0.0), Status::Reconnecting("bob".into()));
+        // The next readings stall too: nothing more until the restart has had its chance.
+        let (s, fx) = s.step(Event::MediaStalled);
+        assert!(fx.is_empty());
+        // A restart answered while the path is still down is watched like a first one.
+        let (s, _) = run(s, [config(false), Event::LocalOffer("o".into())]);
+        let (s, fx) = s.step(Event::Received(msg(Kind::Answer, "bob").with_sdp("a".into())));
+        assert!(fx.iter().any(|e| matches!(
+            e,
+            Effect::After {
+                timer: Timer::Ice,
+                ms: CHECKING_MS,
+                ..
+            }
+        )));
+        // Media again (the browser never said anything but `connected`): back in the call.
+        let (s, _) = s.step(Event::MediaFlowing);
+        assert!(matches!(s.status(0.0), Status::InCall { .. }));
+        // Not in a connected call: a stall means nothing.
+        assert!(caller_negotiating().0.step(Event::MediaStalled).1.is_empty());
     }
 
     #[test]
@@ -1479,6 +1541,26 @@ mod tests {
             ended_with(&s),
             &EndReason::ConnectionFailed { needs_relay: false }
         );
+    }
+
+    #[test]
+    fn a_path_that_does_not_come_up_after_the_answer_is_restarted_once_by_the_caller() {
+        let (s, _) = caller_negotiating();
+        let (s, _) = s.step(Event::LocalOffer("o".into()));
+        let (s, fx) = s.step(Event::Received(msg(Kind::Answer, "bob").with_sdp("a".into())));
+        let check = timer(&fx, Timer::Ice);
+        assert!(fx.contains(&Effect::After {
+            ms: CHECKING_MS,
+            timer: Timer::Ice,
+            id: check
+        }));
+        // Connected in time: nothing to do.
+        let (connected, _) = s.clone().step(Event::PeerConnected { at_ms: 1.0 });
+        assert!(connected.step(Event::Timeout(Timer::Ice, check)).1.is_empty());
+        // Not connected (candidates lost with a dying socket): gather and send them again.
+        let (s, fx) = s.step(Event::Timeout(Timer::Ice, check));
+        assert_eq!(sent(&fx), [(Kind::Config, String::new(), None)]);
+        assert_eq!(session(&s).restarts, 1);
     }
 
     #[test]

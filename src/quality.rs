@@ -75,6 +75,17 @@ impl Grade {
 }
 
 impl Quality {
+    /// Nothing at all arrived from the peer for at least 450 ms: audio flows all the time in a
+    /// call (a packet every 20 ms; a muted microphone sends silence), so the path is broken,
+    /// typically because our network just changed. Browsers take 5 s or more to call the
+    /// connection `disconnected`.
+    pub fn stalled(prev: &Sample, now: &Sample) -> bool {
+        now.at_ms - prev.at_ms >= 450.0
+            && prev.packets_received > 0
+            && now.packets_received == prev.packets_received
+            && now.bytes_received == prev.bytes_received
+    }
+
     /// The figures over the interval from `prev` to `now`.
     pub fn between(prev: &Sample, now: &Sample) -> Quality {
         let seconds = (now.at_ms - prev.at_ms) / 1000.0;
@@ -152,6 +163,22 @@ mod tests {
         assert_eq!(q.path, Some(Path::Stun));
         assert_eq!(q.grade(), Grade::Fair);
         assert_eq!(q.grade().bars(), 2);
+    }
+
+    #[test]
+    fn half_a_second_without_a_single_packet_is_a_stall() {
+        let before = sample(1000.0, 100, 0, 10_000);
+        assert!(Quality::stalled(&before, &sample(1500.0, 100, 0, 10_000)));
+        assert!(!Quality::stalled(&before, &sample(1500.0, 101, 0, 10_100)));
+        assert!(
+            !Quality::stalled(&before, &sample(1200.0, 100, 0, 10_000)),
+            "too short to tell"
+        );
+        let nothing_yet = sample(1000.0, 0, 0, 0);
+        assert!(
+            !Quality::stalled(&nothing_yet, &sample(2000.0, 0, 0, 0)),
+            "not started yet"
+        );
     }
 
     #[test]

@@ -59,19 +59,29 @@ nat() {
   # Nothing from the internet reaches the home unless it answers something sent from it.
   ns "$name" iptables -F FORWARD
   ns "$name" iptables -A FORWARD -i wan -m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP
+  # An unsolicited packet to the router itself is dropped before its conntrack entry is
+  # confirmed: otherwise a peer's early hole-punching packet would occupy the public port
+  # and the NAT would map the home's own packet to that peer to another port.
+  ns "$name" iptables -F INPUT
+  ns "$name" iptables -A INPUT -i wan -m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP
   if command -v conntrack >/dev/null; then ns "$name" conntrack -F 2>/dev/null || true; fi
 }
 
 # uplink a1|a2: home A's browser goes out through nat-a or nat-a2 (the other link is down,
 # as when a phone leaves the Wi-Fi for mobile data).
 uplink() {
+  local on off addr gw
   case "$1" in
-    a1) ip -n "${P}lan-a" link set eth1 down; ip -n "${P}lan-a" link set eth0 up
-        ip -n "${P}lan-a" route replace default via 198.19.1.1 ;;
-    a2) ip -n "${P}lan-a" link set eth0 down; ip -n "${P}lan-a" link set eth1 up
-        ip -n "${P}lan-a" route replace default via 198.19.3.1 ;;
+    a1) on=eth0 off=eth1 addr=198.19.1.2 gw=198.19.1.1 ;;
+    a2) on=eth1 off=eth0 addr=198.19.3.2 gw=198.19.3.1 ;;
     *) echo "uplink: a1 or a2" >&2; exit 2 ;;
   esac
+  # The old network's address goes with it, as on a phone leaving a Wi-Fi.
+  ip -n "${P}lan-a" addr flush dev "$off"
+  ip -n "${P}lan-a" link set "$off" down
+  ip -n "${P}lan-a" link set "$on" up
+  ip -n "${P}lan-a" addr replace "$addr/24" dev "$on"
+  ip -n "${P}lan-a" route replace default via "$gw"
 }
 
 down() {

@@ -37,8 +37,8 @@ duet() { # duet PORT ARGS...: a Duet server on 198.18.0.1:PORT
     >"$LOGS/duet-$port.log" 2>&1 &
 }
 TURN_URL="turn:198.18.0.1:3478?transport=udp"
-duet 3000 --stun-addr 198.18.0.1:3479
-duet 3001 --stun-addr 198.18.0.1:3480 --turn-url "$TURN_URL" --turn-secret "$SECRET"
+duet 3000 --stun-addr 198.18.0.1:3578
+duet 3001 --stun-addr 198.18.0.1:3579 --turn-url "$TURN_URL" --turn-secret "$SECRET"
 duet 3002 --turn-url "$TURN_URL" --turn-secret "wrong-$SECRET"
 
 # Wait (bounded) until every server answers and coturn listens.

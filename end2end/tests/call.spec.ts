@@ -112,7 +112,7 @@ test('closing the tab mid-call ends the call for the peer', async () => {
   await a.page.close();
   // The relay ends the call after its grace period, unless WebRTC notices the loss first.
   await expect(status(b.page)).toHaveText(
-    new RegExp(`^(${a.name} lost the connection; call ended|The connection to ${a.name} failed)$`),
+    new RegExp(`^(${a.name} lost the connection; call ended|Could not connect to ${a.name}; the call ended)$`),
   );
   await expect.poll(() => liveLocalTracks(b.page)).toBe(0);
 });

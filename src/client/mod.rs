@@ -47,7 +47,8 @@ pub fn start(
         let connected = state.with_untracked(|s| s.connected_call().is_some());
         stats::tick(quality, connected);
     };
-    if let Ok(h) = set_interval_with_handle(tick, Duration::from_secs(1)) {
+    // Twice a second: a broken path (no packets at all) is noticed within half a second.
+    if let Ok(h) = set_interval_with_handle(tick, Duration::from_millis(stats::INTERVAL_MS)) {
         CLOCK.set(Some(h));
     }
     socket::connect(me, &secret());
@@ -162,6 +163,7 @@ fn run(effect: Effect) {
         Effect::Camera { on, back } => peer::set_camera(on, back),
         Effect::IceServers(servers) => peer::set_ice_servers(servers),
         Effect::RestartIce => peer::restart_ice(),
+        Effect::CheckSignaling => socket::check(),
         Effect::After { ms, timer, id } => {
             set_timeout(
                 move || dispatch(Event::Timeout(timer, id)),

@@ -22,7 +22,15 @@ thread_local! {
     static GREETED: Cell<bool> = const { Cell::new(false) };
     /// Sent while not greeted; flushed on the next greeting.
     static PENDING: RefCell<VecDeque<String>> = const { RefCell::new(VecDeque::new()) };
+    /// When the relay was last heard from (ms).
+    static LAST_HEARD: Cell<f64> = const { Cell::new(0.0) };
+    /// `check` found the socket dead and dropped it: reconnect rather than leave.
+    static DEAD: Cell<bool> = const { Cell::new(false) };
 }
+
+/// How long the relay has to answer `check` before the socket counts as dead. A socket whose
+/// network went away (Wi-Fi left for mobile data) stays "open" until TCP gives up, minutes later.
+const CHECK_MS: u64 = 1_000;
 
 /// Messages kept while the socket is down: a call's worth of ICE candidates and more, but not
 /// an unbounded pile if the server stays away.
@@ -70,22 +78,27 @@ async fn pump(ws: WebSocket, mut outgoing: mpsc::UnboundedReceiver<String>) {
                         break;
                     }
                 }
+                // `check` found the socket dead: reconnect.
+                None if DEAD.replace(false) => break,
                 // `close()` dropped the sender: leave quietly, without reconnecting.
                 None => return,
             },
             frame = incoming.next() => match frame {
-                Some(Ok(WsMessage::Text(text))) => match Message::parse(&text) {
-                    Ok(m) => {
-                        // The relay greets every accepted connection with the presence list.
-                        if m.kind == Kind::Presence && !GREETED.replace(true) {
-                            FAILURES.set(0);
-                            flush_pending();
-                            dispatch(Event::SocketOpen);
+                Some(Ok(WsMessage::Text(text))) => {
+                    LAST_HEARD.set(js_sys::Date::now());
+                    match Message::parse(&text) {
+                        Ok(m) => {
+                            // The relay greets every accepted connection with the presence list.
+                            if m.kind == Kind::Presence && !GREETED.replace(true) {
+                                FAILURES.set(0);
+                                flush_pending();
+                                dispatch(Event::SocketOpen);
+                            }
+                            dispatch(Event::Received(m));
                         }
-                        dispatch(Event::Received(m));
+                        Err(e) => leptos::logging::warn!("ignoring a malformed frame from the relay: {e}"),
                     }
-                    Err(e) => leptos::logging::warn!("ignoring a malformed frame from the relay: {e}"),
-                },
+                }
                 Some(Ok(WsMessage::Bytes(_))) | Some(Err(_)) => {}
                 None => break,
             },
@@ -130,17 +143,41 @@ fn flush_pending() {
     }
 }
 
+/// Asks the relay for something it always answers (fresh ICE servers); without an answer within
+/// [`CHECK_MS`] the socket is dropped and a new one opened.
+pub fn check() {
+    if !GREETED.get() {
+        return; // already reconnecting
+    }
+    let asked = js_sys::Date::now();
+    send(Message::config_request().to_json());
+    leptos::prelude::set_timeout(
+        move || {
+            if GREETED.get() && LAST_HEARD.get() < asked {
+                leptos::logging::warn!("the signaling socket does not answer: reconnecting");
+                DEAD.set(true);
+                OUTBOX.with(|o| o.borrow_mut().take());
+            }
+        },
+        std::time::Duration::from_millis(CHECK_MS),
+    );
+}
+
 pub fn close() {
     OUTBOX.with(|o| o.borrow_mut().take());
     GREETED.set(false);
     PENDING.with(|p| p.borrow_mut().clear());
 }
 
-/// Waits 0.5 s, 1 s, 2 s … up to 10 s, then opens the socket again.
+/// Opens the socket again: at once after a socket the relay had accepted, then after 0.5 s,
+/// 1 s, 2 s … up to 10 s while attempts keep failing.
 pub fn reconnect_later() {
     let failures = FAILURES.get();
     FAILURES.set(failures.saturating_add(1));
-    let delay_ms = (500u32 << failures.min(5)).min(10_000);
+    let delay_ms = match failures {
+        0 => 0,
+        n => (250u32 << n.min(6)).min(10_000),
+    };
     spawn_local(async move {
         sleep(delay_ms).await;
         open();

@@ -1,16 +1,24 @@
-//! Once a second during a connected call: read `getStats`, keep the counters, publish the
-//! figures of the last interval ([`Quality::between`] does the arithmetic).
+//! Twice a second during a connected call: read `getStats`, keep the counters, publish the
+//! figures of the last second ([`Quality::between`] does the arithmetic), and tell the call
+//! when nothing arrives any more and when it flows again ([`Quality::stalled`]).
 
-use super::{call_method, peer};
+use super::{call_method, dispatch, peer};
+use crate::call::Event;
 use crate::quality::{Path, Quality, Sample};
 use js_sys::Reflect;
 use leptos::prelude::*;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 
+/// Between readings.
+pub const INTERVAL_MS: u64 = 500;
+
 thread_local! {
-    static LAST: Cell<Option<Sample>> = const { Cell::new(None) };
+    /// The last readings, oldest first: figures span two intervals (a second), a stall one.
+    static LAST: RefCell<VecDeque<Sample>> = const { RefCell::new(VecDeque::new()) };
+    static STALLED: Cell<bool> = const { Cell::new(false) };
     /// A reading in flight: a slow `getStats` must not pile up readings.
     static READING: Cell<bool> = const { Cell::new(false) };
 }
@@ -18,7 +26,8 @@ thread_local! {
 /// Takes a reading if the call is `connected`; otherwise forgets the figures.
 pub fn tick(quality: RwSignal<Option<Quality>>, connected: bool) {
     if !connected {
-        LAST.set(None);
+        LAST.with(|l| l.borrow_mut().clear());
+        STALLED.set(false);
         if quality.with_untracked(Option::is_some) {
             quality.set(None);
         }
@@ -34,8 +43,26 @@ pub fn tick(quality: RwSignal<Option<Quality>>, connected: bool) {
         let Some(now) = report.ok().map(|r| read(&r)) else {
             return;
         };
-        if let Some(prev) = LAST.replace(Some(now)) {
-            quality.set(Some(Quality::between(&prev, &now)));
+        let (oldest, prev) = LAST.with(|l| {
+            let mut l = l.borrow_mut();
+            l.push_back(now);
+            if l.len() > 3 {
+                l.pop_front();
+            }
+            (l.front().copied(), l.len().checked_sub(2).map(|i| l[i]))
+        });
+        if let Some(oldest) = oldest.filter(|o| o.at_ms < now.at_ms) {
+            quality.set(Some(Quality::between(&oldest, &now)));
+        }
+        if let Some(prev) = prev {
+            let stalled = Quality::stalled(&prev, &now);
+            if STALLED.replace(stalled) != stalled {
+                dispatch(if stalled {
+                    Event::MediaStalled
+                } else {
+                    Event::MediaFlowing
+                });
+            }
         }
     });
 }

@@ -4,9 +4,9 @@
 
 use super::text::{self, Ui};
 use super::{lang, t, typed_before_hydration, LangToggle};
-use crate::signal::encode_segment;
 use crate::call::{Av, Event, Link, Notice, Phase, Session, State};
 use crate::quality::Quality;
+use crate::signal::encode_segment;
 use crate::signal::Code;
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;

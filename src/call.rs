@@ -17,7 +17,7 @@
 //! an older deadline never acts on a newer one.
 
 use crate::signal::{
-    validate_name, Code, IceCandidate, IceServer, Kind, Message, NameError, ACCEPT, DECLINE,
+    validate_name, Code, IceCandidate, IceServer, Kind, Message, NameError, ACCEPT, DECLINE, HANGUP_NO_PATH,
 };
 
 /// An unanswered call gives up on the client too (the server's ring timeout is 30 s by
@@ -451,7 +451,12 @@ impl State {
     /// Ends the call from our side, telling the peer.
     fn hang_up(&mut self, reason: EndReason, fx: &mut Vec<Effect>) {
         if let Some(peer) = self.peer() {
-            fx.push(Effect::Send(Message::to(Kind::Hangup, peer)));
+            let mut m = Message::to(Kind::Hangup, peer);
+            // Whichever side gives up first, both say why (classic clients ignore `msg` here).
+            if matches!(reason, EndReason::ConnectionFailed { .. }) {
+                m = m.with_msg(HANGUP_NO_PATH);
+            }
+            fx.push(Effect::Send(m));
         }
         self.end(reason, fx);
     }
@@ -750,6 +755,11 @@ impl State {
                     let reason = match (&self.phase, m.code) {
                         (Phase::Ringing { .. }, _) => EndReason::Missed,
                         (_, Some(Code::PeerDisconnected)) => EndReason::PeerDisconnected,
+                        (Phase::Live(s), _) if m.msg.as_deref() == Some(HANGUP_NO_PATH) => {
+                            EndReason::ConnectionFailed {
+                                needs_relay: s.connected_at.is_none() && !self.turn,
+                            }
+                        }
                         _ => EndReason::PeerHungUp,
                     };
                     self.end(reason, fx);
@@ -1360,7 +1370,10 @@ mod tests {
     fn a_path_that_fails_before_connecting_ends_the_call_and_says_whether_turn_is_needed() {
         let (s, fx) = caller_negotiating().0.step(Event::PeerFailed);
         assert!(fx.contains(&Effect::Teardown));
-        assert_eq!(sent(&fx), [(Kind::Hangup, "bob".into(), None)]);
+        assert_eq!(
+            sent(&fx),
+            [(Kind::Hangup, "bob".into(), Some(HANGUP_NO_PATH.into()))]
+        );
         assert_eq!(ended_with(&s), &EndReason::ConnectionFailed { needs_relay: true });
         // With a TURN server configured the advice would be wrong: just "could not connect".
         let with_turn = run(State::new("alice"), [config(true)]).0;
@@ -1373,6 +1386,29 @@ mod tests {
                 Event::PeerFailed,
             ],
         );
+        assert_eq!(
+            ended_with(&s),
+            &EndReason::ConnectionFailed { needs_relay: false }
+        );
+    }
+
+    #[test]
+    fn the_side_that_gives_up_first_tells_the_other_why() {
+        let (s, fx) = caller_negotiating().0.step(Event::PeerFailed);
+        assert_eq!(
+            sent(&fx),
+            [(Kind::Hangup, "bob".into(), Some(HANGUP_NO_PATH.into()))]
+        );
+        assert!(matches!(ended_with(&s), EndReason::ConnectionFailed { .. }));
+        let (callee, _) = run(State::new("bob"), [recv(Kind::CallStart, "alice"), Event::Accept]);
+        let (s, fx) = callee.step(Event::Received(
+            msg(Kind::Hangup, "alice").with_msg(HANGUP_NO_PATH),
+        ));
+        assert!(fx.contains(&Effect::Teardown));
+        assert_eq!(ended_with(&s), &EndReason::ConnectionFailed { needs_relay: true });
+        // An ordinary hang-up stays one.
+        let (s, _) =
+            caller_in_call().step(Event::Received(msg(Kind::Hangup, "bob").with_msg(HANGUP_NO_PATH)));
         assert_eq!(
             ended_with(&s),
             &EndReason::ConnectionFailed { needs_relay: false }

@@ -23,6 +23,10 @@ pub const ACCEPT: &str = "1";
 /// `msg` of a `call_back` that declines the call.
 pub const DECLINE: &str = "0";
 
+/// `msg` of a `hangup` sent because no peer-to-peer path could be made or kept (Duet addition):
+/// the other side then says so too, instead of "hung up".
+pub const HANGUP_NO_PATH: &str = "connection_failed";
+
 /// WebSocket close code sent with a `name_taken` refusal (4000–4999 is for applications).
 pub const CLOSE_NAME_TAKEN: u16 = 4409;
 /// WebSocket close code sent to a connection replaced by a newer one with the same secret.

@@ -112,6 +112,6 @@ case "${1:-}" in
   down) down ;;
   nat) nat "nat-$2" "$3" ;;
   uplink) uplink "$2" ;;
-  exec) shift; n=$1; shift; ns "$n" "$@" ;;
+  exec) exec ip netns exec "$P$2" "${@:3}" ;;
   *) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -15,11 +15,13 @@ import {
 
 // Calls across real NATs (see lab.sh for the map). run.sh starts, in the "internet" namespace:
 // Duet at :3000 with its embedded STUN server only, at :3001 with coturn (time-limited
-// credentials) too, at :3002 with a wrong TURN secret; coturn at :3478.
+// credentials) too, at :3002 with a wrong TURN secret, at :3003 with credentials that expire as
+// they are made; coturn at :3478.
 const LAB = path.join(__dirname, 'lab.sh');
 const STUN_ONLY = 'http://198.18.0.1:3000';
 const WITH_TURN = 'http://198.18.0.1:3001';
 const BAD_TURN = 'http://198.18.0.1:3002';
+const EXPIRED_TURN = 'http://198.18.0.1:3003';
 /** DUET_LAB_RUNS=5 repeats the timed cases for docs/perf.md. */
 const RUNS = Number(process.env.DUET_LAB_RUNS ?? 1);
 
@@ -41,7 +43,7 @@ async function browserIn(netns: string): Promise<Browser> {
       '--no-first-run',
       '--disable-sync',
       // Plain http on a lab address: camera and service worker need a secure context.
-      `--unsafely-treat-insecure-origin-as-secure=${STUN_ONLY},${WITH_TURN},${BAD_TURN}`,
+      `--unsafely-treat-insecure-origin-as-secure=${STUN_ONLY},${WITH_TURN},${BAD_TURN},${EXPIRED_TURN}`,
       // Real host addresses in candidates (as with camera permission granted), not mDNS names.
       '--disable-features=WebRtcHideLocalIpsWithMdns',
     ],
@@ -137,6 +139,11 @@ async function hangUp(a: Person, b: Person) {
   await expect(status(b.page)).toHaveText(`${a.name} hung up`);
 }
 
+/** A screenshot next to the main suite's (end2end/test-results/screens/lab-NAME.png). */
+async function shot(page: Page, name: string) {
+  await page.screenshot({ path: path.join(__dirname, '..', 'test-results', 'screens', `lab-${name}.png`) });
+}
+
 function figure(what: string, ms: number[]) {
   console.log(`[figure] ${what}: ${ms.map((v) => Math.round(v)).join(' / ')} ms`);
 }
@@ -153,6 +160,7 @@ async function expectPath(a: Person, b: Person, kind: 'host' | 'srflx' | 'relay'
   await a.page.locator('button.quality').click();
   const words = { host: 'direct', srflx: 'via STUN', relay: 'via relay' }[kind];
   await expect(a.page.getByRole('dialog')).toContainText(words);
+  await shot(a.page, `path-${kind}`);
   await a.page.keyboard.press('Escape');
 }
 
@@ -200,6 +208,7 @@ async function expectNoConnection(a: Person, b: Person, message: RegExp) {
       .toBe(true);
     await expect(p.page.getByRole('button', { name: 'Hang up' })).toHaveCount(0);
   }
+  await shot(a.page, `no-path-${message.source.includes('TURN') ? 'needs-turn' : 'refused'}`);
 }
 
 test('both behind symmetric NATs, STUN only: does not connect and says a TURN server is needed', async () => {
@@ -222,21 +231,26 @@ test('both behind symmetric NATs with coturn: connects through the relay', async
   }
 });
 
-test('a TURN credential coturn refuses: no relay candidate, the call says it could not connect', async () => {
-  lab('nat', 'a', 'symmetric');
-  lab('nat', 'b', 'symmetric');
-  const a = await online(homeA, BAD_TURN, 'ana');
-  const b = await online(homeB, BAD_TURN, 'ben');
-  await expectNoConnection(a, b, /^Could not connect to .*; the call ended$/);
-  for (const p of [a, b]) {
-    const candidates: string[] = await p.page.evaluate(() => (window as any).__candidates);
-    const errors: number[] = await p.page.evaluate(() => (window as any).__candidateErrors);
-    expect(candidates, `${p.name} gathered`).not.toContain('relay');
-    expect(candidates.length, `${p.name} gathered some candidates`).toBeGreaterThan(0);
-    // 401: coturn refused the credential.
-    expect(errors, `${p.name}: TURN refused the login`).toContain(401);
-  }
-});
+for (const [kind, server] of [
+  ['wrong', BAD_TURN],
+  ['expired', EXPIRED_TURN],
+]) {
+  test(`a ${kind} TURN credential is refused by coturn: no relay candidate, the call says it could not connect`, async () => {
+    lab('nat', 'a', 'symmetric');
+    lab('nat', 'b', 'symmetric');
+    const a = await online(homeA, server, 'ana');
+    const b = await online(homeB, server, 'ben');
+    await expectNoConnection(a, b, /^Could not connect to .*; the call ended$/);
+    for (const p of [a, b]) {
+      const candidates: string[] = await p.page.evaluate(() => (window as any).__candidates);
+      const errors: number[] = await p.page.evaluate(() => (window as any).__candidateErrors);
+      expect(candidates, `${p.name} gathered`).not.toContain('relay');
+      expect(candidates.length, `${p.name} gathered some candidates`).toBeGreaterThan(0);
+      // 401: coturn refused the credential.
+      expect(errors, `${p.name}: TURN refused the login`).toContain(401);
+    }
+  });
+}
 
 /**
  * Records in the page, as wall-clock times (ms), when the remote video decodes a new frame and
@@ -349,5 +363,32 @@ test('the signaling socket drops for 3 s during the offer/answer exchange: the c
   expect(downUntil, 'the socket was cut during the exchange').toBeGreaterThan(0);
   expect(opened, 'reconnects were refused, then one went through').toBeGreaterThan(2);
   await expectPath(a, b, 'srflx');
+  await hangUp(a, b);
+});
+
+test('the relay restarts mid-call: both sides learn the call is gone, hang up cleanly, and can call again', async () => {
+  lab('nat', 'a', 'cone');
+  lab('nat', 'b', 'cone');
+  const a = await online(homeA, STUN_ONLY, 'ana');
+  const b = await online(homeB, STUN_ONLY, 'ben');
+  await call(a, b);
+  execFileSync(path.join(__dirname, 'server.sh'), ['restart', '3000'], { stdio: 'inherit' });
+  // Back on the restarted relay, each side asks after the call, which it no longer knows.
+  for (const [p, other] of [
+    [a, b],
+    [b, a],
+  ]) {
+    await expect(status(p.page)).toHaveText(`The server restarted; the call with ${other.name} ended`);
+    await expect
+      .poll(() =>
+        p.page.evaluate(() =>
+          ['local-video', 'remote-video'].every((id) => (document.getElementById(id) as HTMLVideoElement).srcObject === null),
+        ),
+      )
+      .toBe(true);
+    await expectOnline(p.page);
+  }
+  // The restarted relay works: a new call connects.
+  await call(a, b);
   await hangUp(a, b);
 });

@@ -10,6 +10,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 LAB="$HERE/lab.sh"
 LOGS="$ROOT/end2end/test-results/natlab-logs"
 BIN="${DUET_BIN:-$ROOT/target/debug/duet}"
+export DUET_BIN="$BIN"
 
 [ -x "$BIN" ] || { echo "natlab: no Duet binary at $BIN (build it first)" >&2; exit 2; }
 rm -rf "$LOGS" && mkdir -p "$LOGS"
@@ -29,23 +30,19 @@ SECRET="lab-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   --denied-peer-ip 198.19.0.0-198.19.255.255 \
   --log-file stdout --simple-log >"$LOGS/coturn.log" 2>&1 &
 
-duet() { # duet PORT ARGS...: a Duet server on 198.18.0.1:PORT
-  local port=$1
-  shift
-  (cd "$ROOT" && exec "$LAB" exec pub env LEPTOS_OUTPUT_NAME=duet LEPTOS_SITE_ROOT=target/site \
-    LEPTOS_SITE_PKG_DIR=pkg RUST_LOG=info "$BIN" --addr "198.18.0.1:$port" "$@") \
-    >"$LOGS/duet-$port.log" 2>&1 &
-}
+duet() { "$HERE/server.sh" start "$@"; } # duet PORT ARGS...: a Duet server on 198.18.0.1:PORT
 TURN_URL="turn:198.18.0.1:3478?transport=udp"
 duet 3000 --stun-addr 198.18.0.1:3578
 duet 3001 --stun-addr 198.18.0.1:3579 --turn-url "$TURN_URL" --turn-secret "$SECRET"
 duet 3002 --turn-url "$TURN_URL" --turn-secret "wrong-$SECRET"
+# Credentials that have expired by the time the browser uses them.
+duet 3003 --turn-url "$TURN_URL" --turn-secret "$SECRET" --turn-ttl-secs 0
 
 # Wait (bounded) until every server answers and coturn listens.
 "$LAB" exec lan-b python3 - <<'EOF'
 import socket, sys, time, urllib.request
 deadline = time.time() + 60
-for port in (3000, 3001, 3002):
+for port in (3000, 3001, 3002, 3003):
     while True:
         try:
             urllib.request.urlopen(f"http://198.18.0.1:{port}/healthz", timeout=1).read()

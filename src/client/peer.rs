@@ -33,6 +33,9 @@ struct Handlers {
 struct Peer {
     pc: Option<RtcPeerConnection>,
     local: Option<MediaStream>,
+    /// What we receive: one stream of the peer's tracks, however the peer grouped them in
+    /// streams (one for both, one each, or none: `a=msid:-`).
+    remote: Option<MediaStream>,
     /// Sends our video; its track is replaced to switch or stop the camera.
     video_sender: Option<RtcRtpSender>,
     handlers: Option<Handlers>,
@@ -194,11 +197,7 @@ fn install(stream: &MediaStream) -> Result<(), String> {
             }));
         }
     });
-    let track = Closure::<dyn FnMut(RtcTrackEvent)>::new(|ev: RtcTrackEvent| {
-        if let Ok(remote) = ev.streams().get(0).dyn_into::<MediaStream>() {
-            show(REMOTE_VIDEO, Some(&remote));
-        }
-    });
+    let track = Closure::<dyn FnMut(RtcTrackEvent)>::new(|ev: RtcTrackEvent| receive_track(&ev.track()));
     let watched = pc.clone();
     let state = Closure::<dyn FnMut()>::new(move || match watched.connection_state() {
         RtcPeerConnectionState::Connected => dispatch(Event::PeerConnected {
@@ -230,6 +229,24 @@ fn install(stream: &MediaStream) -> Result<(), String> {
         });
     });
     Ok(())
+}
+
+/// A track arrived: into the call's remote stream, which the remote video plays (picture and
+/// sound). The element gets its stream once per call: setting it again would restart playback.
+fn receive_track(track: &MediaStreamTrack) {
+    // `Option::clone` clones the handle (the trait), not the JS `MediaStream.clone()`.
+    let stream = match PEER.with(|p| p.borrow().remote.clone()) {
+        Some(stream) => stream,
+        None => {
+            let Ok(stream) = MediaStream::new() else { return };
+            PEER.with(|p| p.borrow_mut().remote = Some(Clone::clone(&stream)));
+            show(REMOTE_VIDEO, Some(&stream));
+            stream
+        }
+    };
+    if stream.get_track_by_id(&track.id()).is_none() {
+        stream.add_track(track);
+    }
 }
 
 fn description(kind: RtcSdpType, sdp: &str) -> RtcSessionDescriptionInit {
@@ -328,6 +345,7 @@ pub fn teardown() {
         let mut p = p.borrow_mut();
         p.generation = p.generation.wrapping_add(1);
         p.video_sender = None;
+        p.remote = None;
         (p.pc.take(), p.local.take(), p.handlers.take())
     });
     if let Some(window) = web_sys::window() {

@@ -3,25 +3,25 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import {
   Person,
-  armFirstFrame,
+  connectCall,
   expectOnline,
   expectPlaying,
-  firstFrameAt,
   ring,
   status,
   uniqueName,
+  videosCleared,
   watchErrors,
 } from '../tests/helpers';
 
 // Calls across real NATs (see lab.sh for the map). run.sh starts, in the "internet" namespace:
 // Duet at :3000 with its embedded STUN server only, at :3001 with coturn (time-limited
-// credentials) too, at :3002 with a wrong TURN secret, at :3003 with credentials that expire as
-// they are made; coturn at :3478.
+// credentials) too, at :3002 with a wrong TURN secret; coturn at :3478. (An expired credential
+// cannot be staged reliably: the client fetches fresh ones before each ICE restart, which is the
+// point; expiry itself is unit-tested in relay/ice.rs.)
 const LAB = path.join(__dirname, 'lab.sh');
 const STUN_ONLY = 'http://198.18.0.1:3000';
 const WITH_TURN = 'http://198.18.0.1:3001';
 const BAD_TURN = 'http://198.18.0.1:3002';
-const EXPIRED_TURN = 'http://198.18.0.1:3003';
 /** DUET_LAB_RUNS=5 repeats the timed cases for docs/perf.md. */
 const RUNS = Number(process.env.DUET_LAB_RUNS ?? 1);
 
@@ -43,7 +43,7 @@ async function browserIn(netns: string): Promise<Browser> {
       '--no-first-run',
       '--disable-sync',
       // Plain http on a lab address: camera and service worker need a secure context.
-      `--unsafely-treat-insecure-origin-as-secure=${STUN_ONLY},${WITH_TURN},${BAD_TURN},${EXPIRED_TURN}`,
+      `--unsafely-treat-insecure-origin-as-secure=${STUN_ONLY},${WITH_TURN},${BAD_TURN}`,
       // Real host addresses in candidates (as with camera permission granted), not mDNS names.
       '--disable-features=WebRtcHideLocalIpsWithMdns',
     ],
@@ -122,16 +122,8 @@ async function pathOf(page: Page): Promise<{ local: string; remote: string; remo
 
 /** `a` calls `b`, `b` accepts, both see each other. Returns Accept → first remote frame (ms). */
 async function call(a: Person, b: Person): Promise<number[]> {
-  await ring(a, b);
-  await armFirstFrame(a.page);
-  await armFirstFrame(b.page);
-  const acceptedAt = Date.now();
-  await b.page.getByRole('button', { name: 'Accept' }).click();
-  await expect(status(a.page)).toContainText(`In call with ${b.name}`);
-  await expect(status(b.page)).toContainText(`In call with ${a.name}`);
-  await expectPlaying(a.page, '#remote-video');
-  await expectPlaying(b.page, '#remote-video');
-  return [(await firstFrameAt(a.page)) - acceptedAt, (await firstFrameAt(b.page)) - acceptedAt];
+  const { acceptToFrameA, acceptToFrameB } = await connectCall(a, b);
+  return [acceptToFrameA, acceptToFrameB];
 }
 
 async function hangUp(a: Person, b: Person) {
@@ -199,13 +191,7 @@ async function expectNoConnection(a: Person, b: Person, message: RegExp) {
     expect(Date.now() - acceptedAt, `${p.name} told within 15 s`).toBeLessThan(15_000);
     await expect(status(p.page)).toContainText(other.name);
     // Cleanly: the camera is off, no video left, ready for the next call.
-    await expect
-      .poll(() =>
-        p.page.evaluate(() =>
-          ['local-video', 'remote-video'].every((id) => (document.getElementById(id) as HTMLVideoElement).srcObject === null),
-        ),
-      )
-      .toBe(true);
+    await expect.poll(() => videosCleared(p.page)).toBe(true);
     await expect(p.page.getByRole('button', { name: 'Hang up' })).toHaveCount(0);
   }
   await shot(a.page, `no-path-${message.source.includes('TURN') ? 'needs-turn' : 'refused'}`);
@@ -231,26 +217,21 @@ test('both behind symmetric NATs with coturn: connects through the relay', async
   }
 });
 
-for (const [kind, server] of [
-  ['wrong', BAD_TURN],
-  ['expired', EXPIRED_TURN],
-]) {
-  test(`a ${kind} TURN credential is refused by coturn: no relay candidate, the call says it could not connect`, async () => {
-    lab('nat', 'a', 'symmetric');
-    lab('nat', 'b', 'symmetric');
-    const a = await online(homeA, server, 'ana');
-    const b = await online(homeB, server, 'ben');
-    await expectNoConnection(a, b, /^Could not connect to .*; the call ended$/);
-    for (const p of [a, b]) {
-      const candidates: string[] = await p.page.evaluate(() => (window as any).__candidates);
-      const errors: number[] = await p.page.evaluate(() => (window as any).__candidateErrors);
-      expect(candidates, `${p.name} gathered`).not.toContain('relay');
-      expect(candidates.length, `${p.name} gathered some candidates`).toBeGreaterThan(0);
-      // 401: coturn refused the credential.
-      expect(errors, `${p.name}: TURN refused the login`).toContain(401);
-    }
-  });
-}
+test('a wrong TURN credential is refused by coturn: no relay candidate, the call says it could not connect', async () => {
+  lab('nat', 'a', 'symmetric');
+  lab('nat', 'b', 'symmetric');
+  const a = await online(homeA, BAD_TURN, 'ana');
+  const b = await online(homeB, BAD_TURN, 'ben');
+  await expectNoConnection(a, b, /^Could not connect to .*; the call ended$/);
+  for (const p of [a, b]) {
+    const candidates: string[] = await p.page.evaluate(() => (window as any).__candidates);
+    const errors: number[] = await p.page.evaluate(() => (window as any).__candidateErrors);
+    expect(candidates, `${p.name} gathered`).not.toContain('relay');
+    expect(candidates.length, `${p.name} gathered some candidates`).toBeGreaterThan(0);
+    // 401: coturn refused the credential.
+    expect(errors, `${p.name}: TURN refused the login`).toContain(401);
+  }
+});
 
 /**
  * Records in the page, as wall-clock times (ms), when the remote video decodes a new frame and
@@ -379,13 +360,7 @@ test('the relay restarts mid-call: both sides learn the call is gone, hang up cl
     [b, a],
   ]) {
     await expect(status(p.page)).toHaveText(`The server restarted; the call with ${other.name} ended`);
-    await expect
-      .poll(() =>
-        p.page.evaluate(() =>
-          ['local-video', 'remote-video'].every((id) => (document.getElementById(id) as HTMLVideoElement).srcObject === null),
-        ),
-      )
-      .toBe(true);
+    await expect.poll(() => videosCleared(p.page)).toBe(true);
     await expectOnline(p.page);
   }
   // The restarted relay works: a new call connects.

@@ -111,9 +111,14 @@ async fn pump(ws: WebSocket, mut outgoing: mpsc::UnboundedReceiver<String>) {
 
 /// Sends now if the relay has accepted the socket, else as soon as it does.
 pub fn send(text: String) {
-    if GREETED.get() && forward(&text) {
-        return;
-    }
+    let text = if GREETED.get() {
+        match forward(text) {
+            Ok(()) => return,
+            Err(text) => text,
+        }
+    } else {
+        text
+    };
     PENDING.with(|p| {
         let mut pending = p.borrow_mut();
         if pending.len() < MAX_PENDING {
@@ -126,19 +131,22 @@ pub fn send(text: String) {
     });
 }
 
-fn forward(text: &str) -> bool {
-    OUTBOX.with(|o| {
-        o.borrow()
-            .as_ref()
-            .is_some_and(|tx| tx.unbounded_send(text.to_owned()).is_ok())
+/// Into the current socket's queue; the text comes back if there is no socket.
+fn forward(text: String) -> Result<(), String> {
+    OUTBOX.with(|o| match o.borrow().as_ref() {
+        Some(tx) => tx.unbounded_send(text).map_err(|e| e.into_inner()),
+        None => Err(text),
     })
 }
 
 fn flush_pending() {
-    let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    for text in pending {
-        if !forward(&text) {
-            break;
+    let mut pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    while let Some(text) = pending.pop_front() {
+        if let Err(text) = forward(text) {
+            // No socket after all: everything waits for the next one, in order.
+            pending.push_front(text);
+            PENDING.with(|p| *p.borrow_mut() = pending);
+            return;
         }
     }
 }

@@ -155,26 +155,14 @@ impl Hub {
                         }
                         _ => {}
                     }
-                    let Some(outbox) = inner.outboxes.get(&conn) else {
-                        continue;
-                    };
-                    // Closed means the connection is already ending: nothing to do.
-                    if let Err(TrySendError::Full) = outbox.tx.try_send(Outbound::Text(m.to_json())) {
-                        drop_stuck_consumer(self, &mut inner, conn);
-                    }
+                    queue_text(self, &mut inner, conn, |_| m.to_json());
                 }
                 Action::Config(conn, name) => {
-                    let Some(outbox) = inner.outboxes.get(&conn) else {
-                        continue;
-                    };
-                    let servers = self
-                        .config
-                        .ice
-                        .servers_for(&name, outbox.host.as_deref(), unix_now());
-                    let text = Message::config(&name, servers).to_json();
-                    if let Err(TrySendError::Full) = outbox.tx.try_send(Outbound::Text(text)) {
-                        drop_stuck_consumer(self, &mut inner, conn);
-                    }
+                    queue_text(self, &mut inner, conn, |outbox| {
+                        let host = outbox.host.as_deref();
+                        let servers = self.config.ice.servers_for(&name, host, unix_now());
+                        Message::config(&name, servers).to_json()
+                    });
                 }
                 Action::Close(conn, code, reason) => {
                     // Queued, so the notice that explains the close goes out first.
@@ -282,6 +270,17 @@ impl Hub {
             hub: Arc::clone(self),
             ip,
         })
+    }
+}
+
+/// Queues the text `make` writes for `conn`, if it is still connected; a full queue means a
+/// stuck consumer. (A closed one means the connection is already ending: nothing to do.)
+fn queue_text(hub: &Hub, inner: &mut Inner, conn: ConnId, make: impl FnOnce(&Outbox) -> String) {
+    let Some(outbox) = inner.outboxes.get(&conn) else {
+        return;
+    };
+    if let Err(TrySendError::Full) = outbox.tx.try_send(Outbound::Text(make(outbox))) {
+        drop_stuck_consumer(hub, inner, conn);
     }
 }
 

@@ -116,13 +116,19 @@ impl IceSettings {
 mod tests {
     use super::*;
 
-    /// Made with Python's hmac (`base64.b64encode(hmac.new(b"north", b"1700000000:bob",
-    /// "sha1").digest())`); coturn accepted the same scheme in the NAT lab (relay candidates).
+    /// The first made with Python's hmac (`base64.b64encode(hmac.new(b"north",
+    /// b"1700000000:bob", "sha1").digest())`); the second accepted by coturn 4.6.1 itself
+    /// (`turnserver --use-auth-secret --static-auth-secret north`, then `turnutils_uclient -u
+    /// 1795699608:bob -w …`: ALLOCATE, CREATE_PERMISSION and CHANNEL_BIND "success", 2026-11-26,
+    /// while that expiry was 10 minutes ahead).
     #[test]
-    fn rest_credential_matches_a_known_vector() {
+    fn rest_credential_matches_known_vectors() {
         let (user, cred) = turn_rest_credential("north", "bob", 1_700_000_000);
         assert_eq!(user, "1700000000:bob");
         assert_eq!(cred, "7tNSWpJ3gOxGfEgOjt+kaWhBC20=");
+        let (user, cred) = turn_rest_credential("north", "bob", 1_795_699_608);
+        assert_eq!(user, "1795699608:bob");
+        assert_eq!(cred, "RpgmuIdJb5z9STCz9eho8fyzIBk=");
     }
 
     #[test]

@@ -6,6 +6,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 CARGO_LEPTOS_VERSION=0.3.10
 BINARYEN_VERSION=132
+AIORTC_VERSION=1.16.0
+WEBSOCKETS_VERSION=17.4
 
 say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
@@ -81,6 +83,18 @@ setup_test() {
     say "installing ${missing[*]} (NAT lab)"
     $sudo apt-get install -y --no-install-recommends "${missing[@]}" \
       || { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${missing[@]}"; }
+  fi
+
+  # The e2e suite's independent WebRTC peer (end2end/peer/peer.py): aiortc from PyPI, in a venv.
+  local venv="$TOOLS/peer-venv"
+  if "$venv/bin/python" -c "import aiortc, websockets, sys; sys.exit(
+        (aiortc.__version__, websockets.__version__) != ('$AIORTC_VERSION', '$WEBSOCKETS_VERSION'))" 2>/dev/null; then
+    say "ok: aiortc $AIORTC_VERSION (e2e peer venv)"
+  else
+    say "installing aiortc $AIORTC_VERSION into .tools/peer-venv (e2e peer)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      "aiortc==$AIORTC_VERSION" "websockets==$WEBSOCKETS_VERSION"
   fi
 
   # Playwright's own browser download cannot work offline: we use /usr/bin/chromium.

@@ -165,6 +165,9 @@ pub enum EndReason {
     ConnectionFailed { needs_relay: bool },
     /// The server no longer knows of the call (it restarted): the call cannot be signaled.
     CallLost,
+    /// The browser refused a session description (the peer's SDP, or making our own): the
+    /// browser's error.
+    NegotiationFailed(String),
 }
 
 /// The signaling connection as the user should understand it.
@@ -256,6 +259,8 @@ pub enum Event {
     MediaFlowing,
     /// A deadline set with [`Effect::After`] passed.
     Timeout(Timer, u32),
+    /// Setting or making a session description failed (e.g. the peer's SDP was refused).
+    NegotiationFailed(String),
     /// Turning the camera on (or switching it) failed; the call goes on without video.
     CameraFailed(String),
 }
@@ -453,7 +458,10 @@ impl State {
         if let Some(peer) = self.peer() {
             let mut m = Message::to(Kind::Hangup, peer);
             // Whichever side gives up first, both say why (classic clients ignore `msg` here).
-            if matches!(reason, EndReason::ConnectionFailed { .. }) {
+            if matches!(
+                reason,
+                EndReason::ConnectionFailed { .. } | EndReason::NegotiationFailed(_)
+            ) {
                 m = m.with_msg(HANGUP_NO_PATH);
             }
             fx.push(Effect::Send(m));
@@ -547,6 +555,11 @@ impl State {
                 }
             }
             Event::Timeout(timer, id) => self.timeout(timer, id, fx),
+            Event::NegotiationFailed(why) => {
+                if matches!(self.phase, Phase::Live(_)) {
+                    self.hang_up(EndReason::NegotiationFailed(why), fx);
+                }
+            }
         }
     }
 
@@ -1413,6 +1426,25 @@ mod tests {
             ended_with(&s),
             &EndReason::ConnectionFailed { needs_relay: false }
         );
+    }
+
+    #[test]
+    fn a_refused_session_description_ends_the_call_on_both_sides_with_the_reason() {
+        let (s, fx) = caller_negotiating()
+            .0
+            .step(Event::NegotiationFailed("InvalidAccessError: bad SDP".into()));
+        assert!(fx.contains(&Effect::Teardown));
+        assert_eq!(
+            sent(&fx),
+            [(Kind::Hangup, "bob".into(), Some(HANGUP_NO_PATH.into()))]
+        );
+        assert_eq!(
+            ended_with(&s),
+            &EndReason::NegotiationFailed("InvalidAccessError: bad SDP".into())
+        );
+        // Too late to matter after the call: nothing happens.
+        let (s2, fx) = s.clone().step(Event::NegotiationFailed("late".into()));
+        assert!(fx.is_empty() && s2 == s);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 import { test, expect, devices } from '@playwright/test';
 import {
   Person,
+  audioEnergyOver,
   connectCall,
   expectOnline,
   expectPlaying,
@@ -215,24 +216,6 @@ test('a signaling blip during a call keeps the call and its media', async () => 
   await expect(status(b.page)).toHaveText(`${a.name} hung up`);
 });
 
-/** Total audio energy received so far (WebRTC stats of the page's call). */
-async function receivedAudioEnergy(page: import('@playwright/test').Page): Promise<number> {
-  return page.evaluate(async () => {
-    const pc = (window as any).duetPeerConnection as RTCPeerConnection;
-    let energy = 0;
-    (await pc.getStats()).forEach((r: any) => {
-      if (r.type === 'inbound-rtp' && r.kind === 'audio') energy = r.totalAudioEnergy ?? 0;
-    });
-    return energy;
-  });
-}
-
-/** Audio energy received over the next `ms`. */
-async function audioEnergyOver(page: import('@playwright/test').Page, ms: number): Promise<number> {
-  const before = await receivedAudioEnergy(page);
-  await page.waitForTimeout(ms); // a measurement window, not a synchronisation
-  return (await receivedAudioEnergy(page)) - before;
-}
 
 /** Frames the remote video has presented so far. */
 async function remoteFrames(page: import('@playwright/test').Page): Promise<number> {

@@ -124,3 +124,22 @@ export async function connectCall(a: Person, b: Person): Promise<{ acceptToFrame
     acceptToFrameB: (await firstFrameAt(b.page)) - acceptedAt,
   };
 }
+
+/** Total audio energy received so far (WebRTC stats of the page's call). */
+async function receivedAudioEnergy(page: Page): Promise<number> {
+  return page.evaluate(async () => {
+    const pc = (window as any).duetPeerConnection as RTCPeerConnection;
+    let energy = 0;
+    (await pc.getStats()).forEach((r: any) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'audio') energy = r.totalAudioEnergy ?? 0;
+    });
+    return energy;
+  });
+}
+
+/** Audio energy received over the next `ms`. */
+export async function audioEnergyOver(page: Page, ms: number): Promise<number> {
+  const before = await receivedAudioEnergy(page);
+  await page.waitForTimeout(ms); // a measurement window, not a synchronisation
+  return (await receivedAudioEnergy(page)) - before;
+}

@@ -96,7 +96,8 @@ fn report(generation_at_start: u32, event: Event) {
     }
 }
 
-/// Runs a WebRTC step for the current call; a failure ends the call as a connection failure.
+/// Runs a WebRTC step for the current call; a failure (say, the peer's SDP refused) ends the call
+/// as a failed negotiation.
 fn spawn_step<F>(step: impl FnOnce(RtcPeerConnection, u32) -> F)
 where
     F: Future<Output = Result<(), String>> + 'static,
@@ -107,7 +108,7 @@ where
     spawn_local(async move {
         if let Err(e) = fut.await {
             leptos::logging::warn!("WebRTC step failed: {e}");
-            report(at_start, Event::PeerFailed);
+            report(at_start, Event::NegotiationFailed(e));
         }
     });
 }

@@ -210,6 +210,12 @@ fn ended(lang: Lang, peer: &str, reason: &EndReason) -> String {
         EndReason::ConnectionFailed { .. } => format!("Could not connect to {peer}; the call ended"),
         EndReason::CallLost if zh => format!("服务器已重启，与 {peer} 的通话已结束"),
         EndReason::CallLost => format!("The server restarted; the call with {peer} ended"),
+        EndReason::NegotiationFailed(why) if zh => {
+            format!("与 {peer} 的通话无法建立：浏览器不接受连接参数（{why}）")
+        }
+        EndReason::NegotiationFailed(why) => {
+            format!("The call with {peer} could not be set up: the browser refused its connection details ({why})")
+        }
     }
 }
 

@@ -2,7 +2,8 @@ import { defineConfig } from '@playwright/test';
 
 // `cargo leptos end-to-end` builds, starts the server on 127.0.0.1:3000 and runs this suite;
 // global-setup waits until the server answers. DUET_E2E_SMOKE=1 (used for the release build)
-// runs only the tests tagged @smoke.
+// runs only the tests tagged @smoke; DUET_E2E_PERF=1 adds the @perf figures (release build only:
+// a debug build's speed means nothing).
 export default defineConfig({
   testDir: './tests',
   globalSetup: './global-setup.ts',
@@ -12,7 +13,8 @@ export default defineConfig({
   workers: 1,
   fullyParallel: false,
   retries: 0,
-  grep: process.env.DUET_E2E_SMOKE ? /@smoke/ : undefined,
+  grep: process.env.DUET_E2E_SMOKE ? (process.env.DUET_E2E_PERF ? /@smoke|@perf/ : /@smoke/) : undefined,
+  grepInvert: process.env.DUET_E2E_PERF ? undefined : /@perf/,
   reporter: [['list']],
   outputDir: 'test-results',
   use: {

@@ -1,0 +1,247 @@
+// @perf: Duet's speed next to the classic design's page (end2end/perf/classic.html), in the
+// same run, on the same relay. Report-only: the figures are printed as `[figure]` lines and
+// written to test-results/perf.json (docs/perf.md quotes them); timings on a shared 2-core
+// machine are too noisy to gate on. scripts/test runs it against the release build.
+import { test, expect, devices, Browser, BrowserContext, Page } from '@playwright/test';
+import * as fs from 'fs';
+import * as http from 'http';
+import * as net from 'net';
+import * as path from 'path';
+import { uniqueName } from './helpers';
+
+const RUNS = Number(process.env.DUET_PERF_RUNS ?? 5);
+const duetUrl = new URL(process.env.DUET_E2E_URL ?? 'http://127.0.0.1:3000');
+/** Slow 4G as Lighthouse's mobile profile has it, and a phone's CPU (4× slower). */
+const SLOW_4G = { offline: false, latency: 562.5, downloadThroughput: 188_744, uploadThroughput: 86_400 };
+const figures: Record<string, number[] | number> = {};
+
+// The classic page is served from its own origin, which also forwards /webrtc/ to Duet: to
+// the browser it is a same-origin page on Duet's relay, like the classic design's.
+let classic: http.Server;
+let classicUrl = '';
+test.beforeAll(async () => {
+  const html = fs.readFileSync(path.join(__dirname, '..', 'perf', 'classic.html'));
+  classic = http.createServer((req, res) => {
+    res.writeHead(req.url?.startsWith('/classic') ? 200 : 404, {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-cache',
+    });
+    res.end(req.url?.startsWith('/classic') ? html : '');
+  });
+  classic.on('upgrade', (req, socket, head) => {
+    const upstream = net.connect(Number(duetUrl.port || 80), duetUrl.hostname, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      upstream.write(lines.join('\r\n') + '\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+    });
+    upstream.setNoDelay(true);
+    (socket as net.Socket).setNoDelay(true);
+    upstream.on('error', () => socket.destroy());
+    socket.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => classic.listen(0, '127.0.0.1', resolve));
+  classicUrl = `http://127.0.0.1:${(classic.address() as net.AddressInfo).port}`;
+});
+
+test.afterAll(async () => {
+  classic?.close();
+  fs.mkdirSync(path.join(__dirname, '..', 'test-results'), { recursive: true });
+  fs.writeFileSync(path.join(__dirname, '..', 'test-results', 'perf.json'), JSON.stringify(figures, null, 2));
+});
+
+type Kind = 'duet' | 'classic';
+const pageUrl = (kind: Kind, name: string) =>
+  kind === 'duet' ? `${duetUrl.origin}/u/${encodeURIComponent(name)}` : `${classicUrl}/classic?name=${encodeURIComponent(name)}`;
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+function report(key: string, unit: string, values: number[]) {
+  figures[key] = values;
+  figures[`${key} median`] = median(values);
+  console.log(`[figure] ${key}: median ${median(values).toFixed(0)} ${unit} (${values.map((v) => v.toFixed(0)).join(', ')})`);
+}
+
+/** Records in the page, from its first script on, when it becomes call-ready: Duet hydrated and
+ *  greeted by the relay (the online dot), the classic page greeted by the relay. */
+const READY_WATCH = () => {
+  const ready = () =>
+    document.querySelector('header .link.link-online') !== null || document.documentElement.hasAttribute('data-ready');
+  const check = () => {
+    if (!(window as any).__readyAt && ready()) (window as any).__readyAt = performance.now();
+  };
+  new MutationObserver(check).observe(document, { subtree: true, childList: true, attributes: true });
+};
+
+async function throttle(page: Page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', SLOW_4G);
+  await cdp.send('Emulation.setCPUThrottlingRate', { rate: 4 });
+}
+
+/** Navigation → call-ready in ms, and the bytes that came over the network for it. */
+async function loadToReady(page: Page, url: string): Promise<{ ms: number; bytes: number }> {
+  await page.goto(url, { waitUntil: 'commit' });
+  await expect.poll(() => page.evaluate(() => (window as any).__readyAt ?? 0), { intervals: [50], timeout: 60_000 }).toBeGreaterThan(0);
+  return page.evaluate(() => {
+    const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
+    const resources = performance.getEntriesByType('resource') as PerformanceResourceTiming[];
+    const bytes = [nav, ...resources].reduce((sum, e) => sum + (e.transferSize || 0), 0);
+    return { ms: (window as any).__readyAt as number, bytes };
+  });
+}
+
+async function phone(browser: Browser): Promise<BrowserContext> {
+  const ctx = await browser.newContext({ ...devices['Pixel 7'] });
+  await ctx.addInitScript(READY_WATCH);
+  return ctx;
+}
+
+test('@perf call-ready on a phone over slow 4G: Duet next to the classic page, cold and warm', async ({ browser }) => {
+  test.setTimeout(RUNS * 4 * 60_000);
+  for (const kind of ['classic', 'duet'] as Kind[]) {
+    const cold: number[] = [];
+    const warm: number[] = [];
+    const coldBytes: number[] = [];
+    const warmBytes: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const ctx = await phone(browser);
+      const page = await ctx.newPage();
+      await throttle(page);
+      const name = uniqueName('perf');
+      const first = await loadToReady(page, pageUrl(kind, name));
+      cold.push(first.ms);
+      coldBytes.push(first.bytes);
+      // A second visit: HTTP cache, and Duet's service worker once it is active.
+      if (kind === 'duet') await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+      await page.goto('about:blank');
+      const page2 = await ctx.newPage();
+      await throttle(page2);
+      const second = await loadToReady(page2, pageUrl(kind, name));
+      warm.push(second.ms);
+      warmBytes.push(second.bytes);
+      await ctx.close();
+    }
+    report(`${kind} cold call-ready`, 'ms', cold);
+    report(`${kind} cold bytes`, 'B', coldBytes);
+    report(`${kind} warm call-ready`, 'ms', warm);
+    report(`${kind} warm bytes`, 'B', warmBytes);
+  }
+  const ratio = (figures['duet cold call-ready median'] as number) / (figures['classic cold call-ready median'] as number);
+  figures['cold ratio duet/classic'] = ratio;
+  console.log(`[figure] cold call-ready, Duet / classic: ${ratio.toFixed(2)}×`);
+  const warmRatio = (figures['duet warm call-ready median'] as number) / (figures['classic cold call-ready median'] as number);
+  figures['warm duet / cold classic'] = warmRatio;
+  console.log(`[figure] warm Duet / cold classic: ${warmRatio.toFixed(2)}×`);
+});
+
+/** Two people on `kind`'s page with camera permission granted (as after a first call). */
+async function pair(browser: Browser, kind: Kind): Promise<[Page, Page, string, string]> {
+  const pages: Page[] = [];
+  const names = [uniqueName('pa'), uniqueName('pb')];
+  for (const name of names) {
+    const ctx = await browser.newContext({ permissions: ['camera', 'microphone'] });
+    await ctx.addInitScript(READY_WATCH);
+    // The classic page asks with confirm(): answered at once, in the page, like Duet's below.
+    const page = await ctx.newPage();
+    await page.goto(pageUrl(kind, name));
+    await expect.poll(() => page.evaluate(() => (window as any).__readyAt ?? 0)).toBeGreaterThan(0);
+    pages.push(page);
+  }
+  return [pages[0], pages[1], names[0], names[1]];
+}
+
+/** One call, timed in the pages (one clock: same machine): the caller taps the callee's name;
+ *  the callee answers `acceptAfter` ms after its incoming call shows. */
+async function timedCall(kind: Kind, a: Page, b: Page, bName: string, acceptAfter: number) {
+  await b.evaluate(
+    ({ kind, acceptAfter }) => {
+      const w = window as any;
+      const accept = () => (document.querySelector('[role=alertdialog] button.accept') as HTMLButtonElement | null)?.click();
+      if (kind === 'classic') {
+        window.confirm = () => {
+          w.__incomingAt = Date.now();
+          const until = Date.now() + acceptAfter;
+          while (Date.now() < until); // confirm() blocks: so does a person reading it
+          return true;
+        };
+      } else {
+        const seen = new MutationObserver(() => {
+          if (!document.querySelector('[role=alertdialog]')) return;
+          seen.disconnect();
+          w.__incomingAt = Date.now();
+          setTimeout(accept, acceptAfter);
+        });
+        seen.observe(document.body, { subtree: true, childList: true });
+      }
+    },
+    { kind, acceptAfter },
+  );
+  for (const p of [a, b]) {
+    await p.evaluate((kind) => {
+      const v = document.querySelector(kind === 'duet' ? '#remote-video' : '#remote') as HTMLVideoElement;
+      (window as any).__frameAt = 0;
+      v.requestVideoFrameCallback(() => ((window as any).__frameAt = Date.now()));
+    }, kind);
+  }
+  const clickAt = await a.evaluate((bName) => {
+    const button = [...document.querySelectorAll('button')].find(
+      (b) => b.textContent?.trim() === bName || b.getAttribute('aria-label')?.endsWith(` ${bName}`),
+    )!;
+    const t = Date.now();
+    button.click();
+    return t;
+  }, bName);
+  const at = async (p: Page, key: string) => {
+    await expect.poll(() => p.evaluate((k) => (window as any)[k] ?? 0, key), { intervals: [20] }).toBeGreaterThan(0);
+    return p.evaluate((k) => (window as any)[k] as number, key);
+  };
+  const incoming = (await at(b, '__incomingAt')) - clickAt;
+  const callerFrame = (await at(a, '__frameAt')) - clickAt - acceptAfter;
+  const calleeFrame = (await at(b, '__frameAt')) - clickAt - acceptAfter;
+  return { incoming, callerFrame, calleeFrame };
+}
+
+async function hangUp(kind: Kind, a: Page, b: Page) {
+  if (kind === 'duet') {
+    await a.getByRole('button', { name: 'Hang up' }).click();
+    await expect(b.getByRole('button', { name: 'Call', exact: true })).toBeVisible();
+  } else {
+    await a.evaluate(() => document.getElementById('hangup')!.click());
+    await expect.poll(() => b.evaluate(() => (document.getElementById('remote') as HTMLVideoElement).srcObject)).toBeNull();
+  }
+}
+
+for (const acceptAfter of [0, 1000]) {
+  const when = acceptAfter ? 'a second after it rings' : 'at once';
+  test(`@perf call setup on loopback, the callee answering ${when}: Duet next to the classic page`, async ({ browser }) => {
+    test.setTimeout(RUNS * 2 * 30_000);
+    for (const kind of ['classic', 'duet'] as Kind[]) {
+      const [a, b, , bName] = await pair(browser, kind);
+      // One call first, untimed: the browser's first call pays for starting its media stack.
+      await timedCall(kind, a, b, bName, 0);
+      await hangUp(kind, a, b);
+      const incoming: number[] = [];
+      const caller: number[] = [];
+      const callee: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        const t = await timedCall(kind, a, b, bName, acceptAfter);
+        incoming.push(t.incoming);
+        caller.push(t.callerFrame);
+        callee.push(t.calleeFrame);
+        await hangUp(kind, a, b);
+      }
+      const tag = `${kind}, answered ${when}`;
+      report(`${tag}: click -> incoming call shown`, 'ms', incoming);
+      report(`${tag}: ${acceptAfter ? 'answer' : 'click'} -> first remote frame, caller`, 'ms', caller);
+      report(`${tag}: ${acceptAfter ? 'answer' : 'click'} -> first remote frame, callee`, 'ms', callee);
+      for (const p of [a, b]) await p.context().close();
+    }
+  });
+}

@@ -20,6 +20,23 @@ const REGISTER_SERVICE_WORKER: &str = "if ('serviceWorker' in navigator) { \
     addEventListener('load', function () { navigator.serviceWorker.register('/sw.js') \
     .catch(function (e) { console.warn('service worker not registered', e); }); }); }";
 
+/// On `/u/{name}`, opens the signaling socket while the page is still being parsed, keeping the
+/// frames that arrive until the WASM adopts it (`client::socket::connect`): the relay's handshake
+/// overlaps the WASM download instead of following it. The secret is made here on a first visit,
+/// the same way the WASM would (16 random bytes, hex) and under the same key.
+pub const EARLY_SOCKET: &str = "(function () { \
+    var m = location.pathname.match(/^\\/u\\/([^\\/]+)\\/?$/); \
+    if (!m || !window.WebSocket) return; \
+    try { \
+      var s = localStorage, k = s.getItem('duet.key'); \
+      if (!k) { var b = new Uint8Array(16); crypto.getRandomValues(b); \
+        k = Array.prototype.map.call(b, function (x) { return (x < 16 ? '0' : '') + x.toString(16); }).join(''); \
+        s.setItem('duet.key', k); } \
+      var ws = new WebSocket((location.protocol == 'https:' ? 'wss://' : 'ws://') + location.host + '/webrtc/' + m[1] + '?key=' + k); \
+      var q = []; ws.onmessage = function (e) { q.push(e.data); }; \
+      window.duetEarly = { ws: ws, name: decodeURIComponent(m[1]), key: k, queue: q }; \
+    } catch (e) { console.warn('early signaling socket not opened', e); } })();";
+
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let lang = page_lang();
     view! {
@@ -35,6 +52,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="apple-touch-icon" href="/icons/icon-192.png"/>
                 <meta name="apple-mobile-web-app-capable" content="yes"/>
                 // Registered from the shell, not the WASM: it works before (and without) hydration.
+                <script inner_html=EARLY_SOCKET></script>
                 <script inner_html=REGISTER_SERVICE_WORKER></script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
@@ -112,8 +130,7 @@ fn OfflineBanner() -> impl IntoView {
         // us (and under some emulations), so ask the server too.
         let check = move || {
             leptos::task::spawn_local(async move {
-                let reachable = window().navigator().on_line()
-                    && matches!(gloo_net::http::Request::get("/healthz").send().await, Ok(r) if r.ok());
+                let reachable = window().navigator().on_line() && crate::client::server_reachable().await;
                 online.set(reachable);
             })
         };

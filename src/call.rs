@@ -5,8 +5,12 @@
 //! camera, create an offer...). Every branch is unit-tested natively with `cargo test`.
 //!
 //! Order of a call (classic design):
-//! caller `Dial` → `call_start` → callee `Ringing` → `Accept` → `call_back "1"` → both start
-//! media → caller creates the offer → callee answers → both trickle ICE → `PeerConnected`.
+//! caller `Dial` → `call_start` → callee `Ringing` → `Accept` → `call_back "1"` → caller
+//! creates the offer → callee answers → both trickle ICE → `PeerConnected`. Camera and
+//! microphone are warmed before the answer, as phones' call apps do: the caller opens them when
+//! dialing, the callee while it rings (only if the browser already has the permission, so no
+//! prompt appears before the person chose to answer); both see their own preview, and Accept
+//! leaves only the SDP exchange. Declining, cancelling or ringing out releases them at once.
 //! Candidates that arrive before the remote description is set are queued, then applied.
 //!
 //! The network may change under a call: when the peer-to-peer path is `disconnected` for
@@ -182,6 +186,17 @@ pub enum Link {
     Refused(Code),
 }
 
+/// Camera and microphone opened ahead of the answer (see the module docs). Only before a call
+/// is live: then [`Session::media_ready`] takes over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Warm {
+    #[default]
+    Off,
+    Opening,
+    /// Open, with the peer connection made: own preview on screen.
+    Ready,
+}
+
 /// A one-off message for the user. Typed, so the UI words it in the user's language.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
@@ -220,6 +235,8 @@ pub struct State {
     pub timers: u32,
     /// Id of the ring deadline in force (calling or ringing).
     pub ring_timer: u32,
+    /// Media warmed for the call being set up (calling or ringing).
+    pub warm: Warm,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -240,6 +257,8 @@ pub enum Event {
     // The browser shell, reporting on effects it ran.
     MediaReady,
     MediaFailed(String),
+    /// `StartMedia { ask: false }` found no permission granted yet: nothing was opened.
+    MediaSkipped,
     LocalOffer(String),
     LocalAnswer(String),
     LocalIce(IceCandidate),
@@ -269,9 +288,12 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     Send(Message),
-    /// getUserMedia (video + audio), create the peer connection, add the tracks; report
-    /// `MediaReady` or `MediaFailed`.
-    StartMedia,
+    /// getUserMedia (video + audio), create the peer connection, add the tracks, show the own
+    /// preview; report `MediaReady` or `MediaFailed`. `ask: false`: only if the browser already
+    /// has the permission (no prompt), else report `MediaSkipped`.
+    StartMedia {
+        ask: bool,
+    },
     /// Create an offer, set it as local description, report `LocalOffer`.
     CreateOffer,
     /// Set this remote offer, report `RemoteDescriptionSet`, create and set an answer, report
@@ -369,6 +391,7 @@ impl State {
             turn: false,
             timers: 0,
             ring_timer: 0,
+            warm: Warm::Off,
         }
     }
 
@@ -406,6 +429,11 @@ impl State {
             Phase::Calling { .. } => Tone::Ringback,
             _ => Tone::Silent,
         }
+    }
+
+    /// Own camera shown before the call is live: dialing, or behind the incoming-call sheet.
+    pub fn previewing(&self) -> bool {
+        self.warm == Warm::Ready && matches!(self.phase, Phase::Calling { .. } | Phase::Ringing { .. })
     }
 
     /// The current call once its peer-to-peer connection is up.
@@ -447,9 +475,11 @@ impl State {
         let Some(peer) = self.peer().map(str::to_owned) else {
             return;
         };
-        if matches!(self.phase, Phase::Live(_)) {
+        // Camera light off at once, whether the call was live or only warmed.
+        if matches!(self.phase, Phase::Live(_)) || self.warm != Warm::Off {
             fx.push(Effect::Teardown);
         }
+        self.warm = Warm::Off;
         self.phase = Phase::Ended { peer, reason };
     }
 
@@ -508,24 +538,24 @@ impl State {
                 }
             }
             Event::Received(m) => self.receive(m, fx),
-            Event::MediaReady => {
-                if let Phase::Live(s) = &mut self.phase {
-                    s.media_ready = true;
-                    match s.role {
-                        Role::Caller => {
-                            fx.push(Effect::CreateOffer);
-                            s.negotiating = true;
-                            s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
-                        }
-                        Role::Callee => fx.extend(s.pending_offer.take().map(Effect::AnswerOffer)),
-                    }
-                }
-            }
-            Event::MediaFailed(why) => {
-                if matches!(self.phase, Phase::Live(_)) {
-                    self.hang_up(EndReason::MediaFailed(why), fx);
-                }
-            }
+            Event::MediaReady => match self.phase {
+                Phase::Live(_) => self.media_ready(fx),
+                Phase::Calling { .. } | Phase::Ringing { .. } => self.warm = Warm::Ready,
+                _ => {}
+            },
+            // The caller cannot make a video call without them: better said now than after the
+            // answer. The callee's warm-up failing is not final: Accept asks again.
+            Event::MediaFailed(why) => match self.phase {
+                Phase::Live(_) | Phase::Calling { .. } => self.hang_up(EndReason::MediaFailed(why), fx),
+                Phase::Ringing { .. } => self.warm = Warm::Off,
+                _ => {}
+            },
+            Event::MediaSkipped => match &self.phase {
+                Phase::Ringing { .. } => self.warm = Warm::Off,
+                // Accepted while the permission was being looked up: ask now.
+                Phase::Live(s) if !s.media_ready => fx.push(Effect::StartMedia { ask: true }),
+                _ => {}
+            },
             Event::LocalOffer(sdp) => self.send_in_call(Kind::Offer, |m| m.with_sdp(sdp), fx),
             Event::LocalAnswer(sdp) => self.send_in_call(Kind::Answer, |m| m.with_sdp(sdp), fx),
             Event::LocalIce(c) => self.send_in_call(Kind::Ice, |m| m.with_ice(c), fx),
@@ -563,12 +593,33 @@ impl State {
         }
     }
 
-    /// Accepted: open the camera and give the connection [`CONNECT_MS`] to come up.
+    /// Accepted: media (warmed or opened now), and [`CONNECT_MS`] for the connection to come up.
     fn go_live(&mut self, peer: &str, role: Role, fx: &mut Vec<Effect>) {
         let mut s = Session::new(peer, role);
         s.connect_timer = arm(&mut self.timers, Timer::Connect, CONNECT_MS, fx);
-        fx.push(Effect::StartMedia);
+        let warm = std::mem::take(&mut self.warm);
+        if warm == Warm::Off {
+            fx.push(Effect::StartMedia { ask: true });
+        }
         self.phase = Phase::Live(s);
+        if warm == Warm::Ready {
+            self.media_ready(fx);
+        }
+    }
+
+    /// Camera and microphone are on in a live call: the caller offers; the callee answers an
+    /// offer that came first.
+    fn media_ready(&mut self, fx: &mut Vec<Effect>) {
+        let Phase::Live(s) = &mut self.phase else { return };
+        s.media_ready = true;
+        match s.role {
+            Role::Caller => {
+                fx.push(Effect::CreateOffer);
+                s.negotiating = true;
+                s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
+            }
+            Role::Callee => fx.extend(s.pending_offer.take().map(Effect::AnswerOffer)),
+        }
     }
 
     /// The peer-to-peer path went `disconnected` (`failed`: true). Before the call ever
@@ -673,6 +724,8 @@ impl State {
         }
         self.notice = None;
         fx.push(Effect::Send(Message::to(Kind::CallStart, peer)));
+        fx.push(Effect::StartMedia { ask: true });
+        self.warm = Warm::Opening;
         self.ring_timer = arm(&mut self.timers, Timer::Ring, RING_MS, fx);
         self.phase = Phase::Calling {
             peer: peer.to_owned(),
@@ -836,6 +889,8 @@ impl State {
     fn incoming(&mut self, from: &str, fx: &mut Vec<Effect>) {
         match &self.phase {
             Phase::Idle | Phase::Ended { .. } => {
+                fx.push(Effect::StartMedia { ask: false });
+                self.warm = Warm::Opening;
                 self.ring_timer = arm(&mut self.timers, Timer::Ring, RING_MS, fx);
                 self.phase = Phase::Ringing {
                     peer: from.to_owned(),
@@ -900,7 +955,7 @@ impl State {
                         code: Some(code),
                         text,
                     },
-                    &mut Vec::new(),
+                    fx,
                 );
             }
             code => self.notice = Some(Notice::Server { code, text }),
@@ -1114,10 +1169,16 @@ mod tests {
         let s = State::new("alice");
         let (s, fx) = s.step(Event::Dial(" bob ".into()));
         assert_eq!(sent(&fx), [(Kind::CallStart, "bob".into(), None)]);
+        assert!(
+            fx.contains(&Effect::StartMedia { ask: true }),
+            "dialing opens the camera"
+        );
         assert_eq!(s.status(0.0), Status::Calling("bob".into()));
+        assert!(!s.previewing());
 
+        // Answered before the camera is open: the offer waits for it.
         let (s, fx) = s.step(Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)));
-        assert_eq!(untimed(&fx), [Effect::StartMedia]);
+        assert!(untimed(&fx).is_empty(), "{fx:?}");
         assert_eq!(s.status(0.0), Status::Connecting("bob".into()));
 
         let (s, fx) = s.step(Event::MediaReady);
@@ -1147,12 +1208,15 @@ mod tests {
     #[test]
     fn callee_happy_path_with_offer_before_media() {
         let (s, fx) = State::new("bob").step(recv(Kind::CallStart, "alice"));
-        assert!(untimed(&fx).is_empty());
+        assert_eq!(untimed(&fx), [Effect::StartMedia { ask: false }]);
         assert_eq!(s.status(0.0), Status::Ringing("alice".into()));
+        // No permission yet: nothing opened until the person answers.
+        let (s, fx) = s.step(Event::MediaSkipped);
+        assert!(fx.is_empty());
 
         let (s, fx) = s.step(Event::Accept);
         assert_eq!(sent(&fx), [(Kind::CallBack, "alice".into(), Some("1".into()))]);
-        assert!(fx.contains(&Effect::StartMedia));
+        assert!(fx.contains(&Effect::StartMedia { ask: true }));
 
         // The offer races the camera: it waits for media.
         let (s, fx) = s.step(Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())));
@@ -1163,6 +1227,127 @@ mod tests {
         assert!(
             matches!(&fx[..], [Effect::Send(m)] if m.kind == Kind::Answer && m.to_user.as_deref() == Some("alice"))
         );
+    }
+
+    #[test]
+    fn warmed_caller_offers_the_moment_the_call_is_accepted() {
+        let (s, _) = run(
+            State::new("alice"),
+            [Event::Dial("bob".into()), Event::MediaReady],
+        );
+        assert!(s.previewing(), "own preview while it rings");
+        assert_eq!(s.tone(), Tone::Ringback);
+        let (s, fx) = s.step(Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)));
+        assert_eq!(untimed(&fx), [Effect::CreateOffer]);
+        assert!(session(&s).media_ready && session(&s).negotiating);
+        assert!(!s.previewing());
+    }
+
+    #[test]
+    fn warmed_callee_answers_the_offer_at_once() {
+        let (s, _) = run(
+            State::new("bob"),
+            [recv(Kind::CallStart, "alice"), Event::MediaReady],
+        );
+        assert!(s.previewing(), "own preview behind the incoming sheet");
+        let (s, fx) = s.step(Event::Accept);
+        assert!(!fx.iter().any(|e| matches!(e, Effect::StartMedia { .. })));
+        let (_, fx) = s.step(Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())));
+        assert_eq!(fx, [Effect::AnswerOffer("o".into())]);
+    }
+
+    #[test]
+    fn a_warm_up_still_looking_up_the_permission_at_accept_asks_when_it_finds_none() {
+        let (s, fx) = run(
+            State::new("bob"),
+            [recv(Kind::CallStart, "alice"), Event::Accept, Event::MediaSkipped],
+        );
+        assert_eq!(
+            fx.iter()
+                .filter(|e| matches!(e, Effect::StartMedia { .. }))
+                .count(),
+            2
+        );
+        assert_eq!(fx.last(), Some(&Effect::StartMedia { ask: true }));
+        assert!(!session(&s).media_ready);
+    }
+
+    #[test]
+    fn a_failed_warm_up_ends_the_callers_attempt_but_not_the_callees() {
+        let (s, fx) = run(
+            State::new("alice"),
+            [
+                Event::Dial("bob".into()),
+                Event::MediaFailed("NotAllowedError".into()),
+            ],
+        );
+        assert_eq!(sent(&fx).last(), Some(&(Kind::Hangup, "bob".into(), None)));
+        assert!(matches!(
+            s.phase,
+            Phase::Ended {
+                reason: EndReason::MediaFailed(_),
+                ..
+            }
+        ));
+        assert_eq!(fx.last(), Some(&Effect::Teardown));
+
+        let (s, _) = run(
+            State::new("bob"),
+            [
+                recv(Kind::CallStart, "alice"),
+                Event::MediaFailed("NotReadableError".into()),
+            ],
+        );
+        assert_eq!(s.status(0.0), Status::Ringing("alice".into()));
+        let (_, fx) = s.step(Event::Accept);
+        assert!(
+            fx.contains(&Effect::StartMedia { ask: true }),
+            "Accept tries again"
+        );
+    }
+
+    #[test]
+    fn every_end_before_the_answer_releases_warmed_media() {
+        let calling = || {
+            run(
+                State::new("alice"),
+                [Event::Dial("bob".into()), Event::MediaReady],
+            )
+            .0
+        };
+        let ringing = || {
+            run(
+                State::new("bob"),
+                [recv(Kind::CallStart, "alice"), Event::MediaReady],
+            )
+            .0
+        };
+        let ring_out = |s: State| {
+            let id = s.ring_timer;
+            s.step(Event::Timeout(Timer::Ring, id))
+        };
+        let system = |code: Code| {
+            let mut m = Message::to(Kind::CallBack, "alice").with_msg("x");
+            m.from_user = Some(SYSTEM_NAME.into());
+            m.code = Some(code);
+            Event::Received(m)
+        };
+        let ends = [
+            calling().step(Event::HangUp),
+            calling().step(recv(Kind::CallBack, "bob")), // a classic notice text ("")
+            calling().step(Event::Received(msg(Kind::CallBack, "bob").with_msg(DECLINE))),
+            calling().step(system(Code::Busy)),
+            ring_out(calling()),
+            ringing().step(Event::Decline),
+            ringing().step(recv(Kind::Hangup, "alice")),
+            ring_out(ringing()),
+        ];
+        for (i, (s, fx)) in ends.into_iter().enumerate() {
+            assert!(matches!(s.phase, Phase::Ended { .. }), "case {i}: {:?}", s.phase);
+            assert!(fx.contains(&Effect::Teardown), "case {i}: {fx:?}");
+            assert_eq!(s.warm, Warm::Off, "case {i}");
+            assert!(!s.previewing());
+        }
     }
 
     #[test]
@@ -1201,9 +1386,10 @@ mod tests {
         );
         assert_eq!(sent(&fx), [(Kind::CallBack, "alice".into(), Some("0".into()))]);
         assert!(
-            !fx.contains(&Effect::StartMedia),
-            "declining never opens the camera"
+            !fx.contains(&Effect::StartMedia { ask: true }),
+            "declining never asks for the camera"
         );
+        assert!(fx.contains(&Effect::Teardown), "the warm-up is released");
         assert_eq!(
             s.status(0.0),
             Status::Ended {
@@ -1219,7 +1405,12 @@ mod tests {
                 Event::Received(msg(Kind::CallBack, "bob").with_msg(DECLINE)),
             ],
         );
-        assert_eq!(untimed(&fx).len(), 1, "only the call_start: {fx:?}");
+        assert_eq!(sent(&fx).len(), 1, "only the call_start: {fx:?}");
+        assert_eq!(
+            fx.last(),
+            Some(&Effect::Teardown),
+            "the camera opened for dialing goes off"
+        );
         assert_eq!(
             s.status(0.0),
             Status::Ended {
@@ -1282,9 +1473,10 @@ mod tests {
             State::new("bob"),
             [recv(Kind::CallStart, "alice"), recv(Kind::Hangup, "alice")],
         );
-        assert!(
-            untimed(&fx).is_empty(),
-            "no media was started, nothing to tear down: {fx:?}"
+        assert_eq!(
+            untimed(&fx),
+            [Effect::StartMedia { ask: false }, Effect::Teardown],
+            "the warm-up, then its release"
         );
         assert_eq!(
             s.phase,
@@ -1299,7 +1491,11 @@ mod tests {
     fn caller_cancels_while_calling() {
         let (s, fx) = run(State::new("alice"), [Event::Dial("bob".into()), Event::HangUp]);
         assert_eq!(sent(&fx)[1], (Kind::Hangup, "bob".into(), None));
-        assert!(!fx.contains(&Effect::Teardown));
+        assert_eq!(
+            fx.last(),
+            Some(&Effect::Teardown),
+            "the camera opened for dialing goes off"
+        );
         assert_eq!(
             s.phase,
             Phase::Ended {
@@ -1776,12 +1972,19 @@ mod tests {
             Phase::Calling { peer: "bob".into() },
             "alice sorts first, stays caller"
         );
-        assert!(!fa.contains(&Effect::StartMedia));
+        assert_eq!(
+            fa.iter()
+                .filter(|e| matches!(e, Effect::StartMedia { .. }))
+                .count(),
+            1
+        );
         assert!(matches!(&b.phase, Phase::Live(s) if s.role == Role::Callee));
+        assert!(!fb.contains(&Effect::Teardown), "bob's warm camera carries over");
         assert!(sent(&fb).contains(&(Kind::CallBack, "alice".into(), Some("1".into()))));
-        // bob's accept reaches alice: she proceeds as caller.
+        // bob's accept reaches alice (her camera is open by now): she offers at once.
+        let (a, _) = a.step(Event::MediaReady);
         let (a, fx) = a.step(Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)));
-        assert_eq!(untimed(&fx), [Effect::StartMedia]);
+        assert_eq!(untimed(&fx), [Effect::CreateOffer]);
         assert!(matches!(&a.phase, Phase::Live(s) if s.role == Role::Caller));
     }
 

@@ -74,18 +74,44 @@ test('the callee can hang up too, and both can call again', async () => {
   await expect(status(a.page)).toContainText(`In call with ${b.name}`);
 });
 
-test('decline: the caller is told, and no camera was opened', async () => {
+test('decline: the caller is told; the camera opened for dialing goes off at once', async () => {
   const [a, b] = people;
   await ring(a, b);
   // b's page rings (WebAudio, vibration), a hears ringback.
   await expect(b.page.locator('html')).toHaveAttribute('data-tone', 'ring');
   await expect(a.page.locator('html')).toHaveAttribute('data-tone', 'ringback');
+  // Both see themselves while it rings (camera warmed for a quick start), full screen: the
+  // fake-UI flag counts as a permission given (the camera-refused test covers the other case).
+  for (const p of [a, b]) {
+    await expect(p.page.locator('.stage.preview #local-video')).toBeVisible();
+    expect(await keepLocalTracks(p.page)).toBe(2);
+  }
   await b.page.getByRole('button', { name: 'Decline' }).click();
   await expect(status(a.page)).toHaveText(`${b.name} declined the call`);
   await expect(status(b.page)).toHaveText(`You declined ${a.name}'s call`);
   await expect(b.page.getByRole('alertdialog')).toHaveCount(0);
   for (const p of [a, b]) await expect(p.page.locator('html')).not.toHaveAttribute('data-tone', /.*/);
-  for (const p of [a, b]) expect(await videosCleared(p.page)).toBe(true);
+  for (const p of [a, b]) {
+    await expect.poll(() => liveLocalTracks(p.page), { message: `${p.name}'s camera and mic stopped` }).toBe(0);
+    expect(await videosCleared(p.page)).toBe(true);
+    await expect(p.page.locator('.stage.preview')).toHaveCount(0);
+  }
+});
+
+test('the callee sees itself behind the incoming sheet; a cancel turns it off, a warmed call connects', async () => {
+  const [a, b] = people;
+  await ring(a, b);
+  await expect(b.page.locator('.stage.preview #local-video')).toBeVisible();
+  expect(await keepLocalTracks(b.page)).toBe(2);
+  await a.page.getByRole('button', { name: 'Cancel' }).click();
+  await expect(status(b.page)).toHaveText(`Missed call from ${a.name}`);
+  await expect.poll(() => liveLocalTracks(b.page), { message: "the callee's camera and mic stopped" }).toBe(0);
+  expect(await videosCleared(b.page)).toBe(true);
+  // Answering a warmed call: both see each other.
+  await ring(a, b);
+  await b.page.getByRole('button', { name: 'Accept' }).click();
+  await expectPlaying(a.page, '#remote-video');
+  await expectPlaying(b.page, '#remote-video');
 });
 
 test('the caller cancels while it rings: the sheet disappears', async () => {
@@ -161,10 +187,13 @@ test('an unanswered call rings out on both sides', async () => {
   const ringSecs = Number(process.env.DUET_RING_TIMEOUT_SECS ?? 30);
   test.setTimeout((ringSecs + 30) * 1000);
   await ring(a, b);
+  for (const p of [a, b]) await expect.poll(() => keepLocalTracks(p.page)).toBe(2);
   const timeout = (ringSecs + 5) * 1000;
   await expect(status(a.page)).toHaveText(`${b.name} did not answer`, { timeout });
   await expect(b.page.getByRole('alertdialog')).toHaveCount(0, { timeout });
   await expect(status(b.page)).toHaveText(`Missed call from ${a.name}`);
+  // The cameras warmed while it rang are off again.
+  for (const p of [a, b]) await expect.poll(() => liveLocalTracks(p.page)).toBe(0);
 });
 
 test('glare: both call each other at once and exactly one call results', async () => {

@@ -89,7 +89,7 @@ export async function firstFrameAt(page: Page): Promise<number> {
 export async function keepLocalTracks(page: Page): Promise<number> {
   return page.evaluate(() => {
     const v = document.getElementById('local-video') as HTMLVideoElement;
-    const tracks = (v.srcObject as MediaStream).getTracks();
+    const tracks = (v.srcObject as MediaStream | null)?.getTracks() ?? [];
     (window as any).__localTracks = tracks;
     return tracks.filter((t) => t.readyState === 'live').length;
   });

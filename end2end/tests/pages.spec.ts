@@ -83,6 +83,33 @@ test('a call link opens the app ready to call that person, Unicode names work', 
   expect(errors).toEqual([]);
 });
 
+test('@smoke the signaling socket opens while the page loads, and the app takes it over', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.addInitScript(() => {
+    const Native = WebSocket;
+    (window as any).__sockets = [] as number[];
+    (window as any).WebSocket = function (url: string | URL, protocols?: string | string[]) {
+      (window as any).__sockets.push(performance.now());
+      return new Native(url, protocols);
+    };
+    Object.assign((window as any).WebSocket, Native);
+    (window as any).WebSocket.prototype = Native.prototype;
+  });
+  const sockets: string[] = [];
+  page.on('websocket', (ws) => sockets.push(ws.url()));
+  const me = uniqueName('早');
+  await page.goto(`/u/${encodeURIComponent(me)}`);
+  await expectOnline(page);
+  expect(sockets).toEqual([expect.stringContaining(`/webrtc/${encodeURIComponent(me)}?key=`)]);
+  const [openedAt, wasmDone] = await page.evaluate(() => [
+    (window as any).__sockets[0] as number,
+    (performance.getEntriesByType('resource') as PerformanceResourceTiming[]).find((e) => e.name.endsWith('.wasm'))!
+      .responseEnd,
+  ]);
+  expect(openedAt).toBeLessThan(wasmDone);
+  expect(errors).toEqual([]);
+});
+
 test('camera refused: a clear message and no stuck state', async ({ browser, playwright }) => {
   // A browser without the fake-UI flag: Playwright dismisses the permission prompt (denies).
   const denying = await playwright.chromium.launch({
@@ -98,10 +125,18 @@ test('camera refused: a clear message and no stuck state', async ({ browser, pla
     await expectOnline(callee);
     await expectOnline(caller);
     await caller.getByRole('button', { name: `Call ${calleeName}` }).click();
+    // No permission given: nothing is opened, and nothing asked, before the callee answers.
+    await expect(callee.getByRole('alertdialog')).toBeVisible();
+    await expect(callee.locator('.stage.preview')).toHaveCount(0);
     await callee.getByRole('button', { name: 'Accept' }).click();
     await expect(status(callee)).toHaveText(/Camera and microphone access was denied/);
     await expect(status(caller)).toHaveText(`${calleeName} hung up`);
     await expect(callee.getByRole('button', { name: 'Call', exact: true })).toBeVisible();
+    // Dialing without a camera says so at once, and the call does not ring on.
+    await callee.getByRole('button', { name: `Call ${callerName}` }).click();
+    await expect(status(callee)).toHaveText(/Camera and microphone access was denied/);
+    await expect(caller.getByRole('alertdialog')).toHaveCount(0);
+    await expect(status(caller)).toHaveText(`Missed call from ${calleeName}`);
     await caller.context().close();
   } finally {
     await denying.close();

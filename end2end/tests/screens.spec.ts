@@ -70,12 +70,16 @@ for (const { id, options, phone } of layouts) {
     await screen(page, info, id, '2-idle', phone);
 
     await ring(me, other);
+    // Own camera full screen while it rings.
+    await expect(page.locator('.stage.preview')).toBeVisible();
+    await expect.poll(() => page.locator('#local-video').evaluate((v: HTMLVideoElement) => v.currentTime)).toBeGreaterThan(0);
     await screen(page, info, id, '3-calling', phone);
     await page.getByRole('button', { name: 'Cancel' }).click();
     await expect(status(page)).toHaveText(`Call to ${other.name} cancelled`);
 
     await ring(other, me);
     await expect(page.getByRole('alertdialog')).toBeVisible();
+    await expect.poll(() => page.locator('#local-video').evaluate((v: HTMLVideoElement) => v.currentTime)).toBeGreaterThan(0);
     // The sheet takes the focus (announced to screen readers); Tab reaches its buttons.
     await expect(page.getByRole('alertdialog')).toBeFocused();
     await page.keyboard.press('Tab');

@@ -104,11 +104,17 @@ pub fn dispatch(event: Event) {
             continue;
         };
         let (next, effects) = current.step(event);
-        tone::play(next.tone());
-        wake::hold(matches!(next.phase, Phase::Live(_)));
+        // Messages first, then the screen, then sound and the rest: a call_start is on the wire
+        // before the page re-renders, and the incoming sheet is drawn before the ringtone starts.
+        let (sends, others): (Vec<_>, Vec<_>) =
+            effects.into_iter().partition(|e| matches!(e, Effect::Send(_)));
+        sends.into_iter().for_each(run);
+        let (tone, live) = (next.tone(), matches!(next.phase, Phase::Live(_)));
         follow_alert(&next);
         state.set(next);
-        effects.into_iter().for_each(run);
+        tone::play(tone);
+        wake::hold(live);
+        others.into_iter().for_each(run);
     }
     DISPATCHING.set(false);
 }
@@ -152,7 +158,7 @@ pub fn remember_lang(lang: Lang) {
 fn run(effect: Effect) {
     match effect {
         Effect::Send(m) => socket::send(m.to_json()),
-        Effect::StartMedia => peer::start_media(),
+        Effect::StartMedia { ask } => peer::start_media(ask),
         Effect::CreateOffer => peer::create_offer(),
         Effect::AnswerOffer(sdp) => peer::answer_offer(sdp),
         Effect::AcceptAnswer(sdp) => peer::accept_answer(sdp),
@@ -170,6 +176,17 @@ fn run(effect: Effect) {
                 Duration::from_millis(ms.into()),
             );
         }
+    }
+}
+
+/// The server answers `/healthz` (the network may be up without a route to us).
+pub async fn server_reachable() -> bool {
+    let Some(window) = web_sys::window() else {
+        return false;
+    };
+    match wasm_bindgen_futures::JsFuture::from(window.fetch_with_str("/healthz")).await {
+        Ok(r) => r.dyn_into::<web_sys::Response>().is_ok_and(|r| r.ok()),
+        Err(_) => false,
     }
 }
 

@@ -127,9 +127,16 @@ fn describe(e: JsValue) -> String {
     }
 }
 
-pub fn start_media() {
+/// Opens camera and microphone for the next call. `ask: false` (warming up while a call rings
+/// in) opens them only if the browser already has the permission: no prompt over the incoming
+/// call; `MediaSkipped` otherwise.
+pub fn start_media(ask: bool) {
     let at_start = generation();
     spawn_local(async move {
+        let allowed = ask || (permitted("camera").await && permitted("microphone").await);
+        if !allowed {
+            return report(at_start, Event::MediaSkipped);
+        }
         let result = match open_media().await {
             Ok(stream) if generation() != at_start => {
                 stop_tracks(&stream); // hung up while the camera was opening
@@ -146,6 +153,29 @@ pub fn start_media() {
             },
         );
     });
+}
+
+/// `navigator.permissions.query({name})` says `granted`. Browsers that cannot tell (Firefox
+/// knows no `camera` permission name) count as not granted.
+async fn permitted(name: &str) -> bool {
+    let Some(permissions) =
+        web_sys::window().and_then(|w| Reflect::get(&w.navigator(), &"permissions".into()).ok())
+    else {
+        return false;
+    };
+    let query = js_sys::Object::new();
+    let _ = Reflect::set(&query, &"name".into(), &JsValue::from_str(name));
+    let Some(promise) = super::call_method(&permissions, "query", &[&query]) else {
+        return false;
+    };
+    let Ok(status) = JsFuture::from(promise.unchecked_into::<js_sys::Promise>()).await else {
+        return false;
+    };
+    Reflect::get(&status, &"state".into())
+        .ok()
+        .and_then(|s| s.as_string())
+        .as_deref()
+        == Some("granted")
 }
 
 async fn open_media() -> Result<MediaStream, String> {

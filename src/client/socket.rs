@@ -1,21 +1,33 @@
-//! The signaling WebSocket (gloo-net): one task owns the socket, forwarding outgoing frames from
-//! a channel and incoming frames to [`dispatch`]. Reconnects with capped exponential backoff;
-//! the backoff starts over only once the relay has accepted us (its `presence` greeting), so a
-//! full or refusing server is not hammered. What is sent while the socket is down (or not yet
+//! The signaling WebSocket (web-sys, callbacks: a send goes out synchronously, a frame is
+//! dispatched in the event that brought it). Reconnects with capped exponential backoff; the
+//! backoff starts over only once the relay has accepted us (its `presence` greeting), so a full
+//! or refusing server is not hammered. What is sent while the socket is down (or not yet
 //! accepted) waits, in order and bounded, and goes out once it is.
+//!
+//! The first socket is usually opened before the WASM has even loaded, by the page's inline
+//! script ([`crate::app::EARLY_SOCKET`]): it keeps the frames that arrive meanwhile, and
+//! [`connect`] adopts it, so the relay's handshake overlaps the download.
 
 use super::dispatch;
 use crate::call::Event;
 use crate::signal::{encode_segment, Kind, Message};
-use futures::channel::mpsc;
-use futures::{FutureExt, SinkExt, StreamExt};
-use gloo_net::websocket::{futures::WebSocket, Message as WsMessage};
+use js_sys::Reflect;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use wasm_bindgen_futures::spawn_local;
+use std::time::Duration;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{MessageEvent, WebSocket};
+
+/// The open socket and the handlers it calls (kept alive as long as it is).
+struct Live {
+    ws: WebSocket,
+    _message: Closure<dyn FnMut(MessageEvent)>,
+    _close: Closure<dyn FnMut(JsValue)>,
+}
 
 thread_local! {
-    static OUTBOX: RefCell<Option<mpsc::UnboundedSender<String>>> = const { RefCell::new(None) };
+    static SOCKET: RefCell<Option<Live>> = const { RefCell::new(None) };
     static URL: RefCell<String> = const { RefCell::new(String::new()) };
     static FAILURES: Cell<u32> = const { Cell::new(0) };
     /// The relay accepted the current socket: sends go straight out.
@@ -24,8 +36,6 @@ thread_local! {
     static PENDING: RefCell<VecDeque<String>> = const { RefCell::new(VecDeque::new()) };
     /// When the relay was last heard from (ms).
     static LAST_HEARD: Cell<f64> = const { Cell::new(0.0) };
-    /// `check` found the socket dead and dropped it: reconnect rather than leave.
-    static DEAD: Cell<bool> = const { Cell::new(false) };
 }
 
 /// How long the relay has to answer `check` before the socket counts as dead. A socket whose
@@ -46,7 +56,38 @@ pub fn connect(me: &str, secret: &str) {
     };
     let host = location.host().unwrap_or_default();
     URL.with(|u| *u.borrow_mut() = format!("{scheme}://{host}/webrtc/{}?key={secret}", encode_segment(me)));
-    open();
+    match take_early(me, secret) {
+        Some((ws, queued)) => {
+            install(ws.clone());
+            queued.iter().for_each(|text| receive(text));
+            if ws.ready_state() == WebSocket::CLOSED {
+                closed(&ws);
+            }
+        }
+        None => open(),
+    }
+}
+
+/// The socket the inline script opened for this name and secret, with the frames it kept.
+fn take_early(me: &str, secret: &str) -> Option<(WebSocket, Vec<String>)> {
+    let window = web_sys::window()?;
+    let early = Reflect::get(&window, &"duetEarly".into())
+        .ok()
+        .filter(|e| e.is_object())?;
+    let _ = Reflect::delete_property(&window, &"duetEarly".into());
+    let field = |k: &str| Reflect::get(&early, &k.into()).ok();
+    let ws: WebSocket = field("ws")?.dyn_into().ok()?;
+    let text = |k: &str| field(k).and_then(|v| v.as_string());
+    if text("name").as_deref() != Some(me) || text("key").as_deref() != Some(secret) {
+        ws.set_onmessage(None);
+        let _ = ws.close();
+        return None;
+    }
+    let queued = field("queue")
+        .and_then(|q| q.dyn_into::<js_sys::Array>().ok())
+        .map(|q| q.iter().filter_map(|v| v.as_string()).collect())
+        .unwrap_or_default();
+    Some((ws, queued))
 }
 
 fn open() {
@@ -54,71 +95,80 @@ fn open() {
         return; // the call screen was left while a reconnect was pending
     }
     let url = URL.with(|u| u.borrow().clone());
-    let ws = match WebSocket::open(&url) {
-        Ok(ws) => ws,
+    match WebSocket::new(&url) {
+        Ok(ws) => install(ws),
         Err(e) => {
-            leptos::logging::warn!("cannot open the signaling socket: {e}");
+            leptos::logging::warn!("cannot open the signaling socket: {e:?}");
             dispatch(Event::SocketClosed);
-            return;
-        }
-    };
-    let (tx, rx) = mpsc::unbounded();
-    OUTBOX.with(|o| *o.borrow_mut() = Some(tx));
-    spawn_local(pump(ws, rx));
-}
-
-async fn pump(ws: WebSocket, mut outgoing: mpsc::UnboundedReceiver<String>) {
-    let (mut sink, stream) = ws.split();
-    let mut incoming = stream.fuse();
-    loop {
-        futures::select! {
-            out = outgoing.next() => match out {
-                Some(text) => {
-                    if sink.send(WsMessage::Text(text)).await.is_err() {
-                        break;
-                    }
-                }
-                // `check` found the socket dead: reconnect.
-                None if DEAD.replace(false) => break,
-                // `close()` dropped the sender: leave quietly, without reconnecting.
-                None => return,
-            },
-            frame = incoming.next() => match frame {
-                Some(Ok(WsMessage::Text(text))) => {
-                    LAST_HEARD.set(js_sys::Date::now());
-                    match Message::parse(&text) {
-                        Ok(m) => {
-                            // The relay greets every accepted connection with the presence list.
-                            if m.kind == Kind::Presence && !GREETED.replace(true) {
-                                FAILURES.set(0);
-                                flush_pending();
-                                dispatch(Event::SocketOpen);
-                            }
-                            dispatch(Event::Received(m));
-                        }
-                        Err(e) => leptos::logging::warn!("ignoring a malformed frame from the relay: {e}"),
-                    }
-                }
-                Some(Ok(WsMessage::Bytes(_))) | Some(Err(_)) => {}
-                None => break,
-            },
         }
     }
-    OUTBOX.with(|o| o.borrow_mut().take());
+}
+
+/// Makes `ws` the current socket.
+fn install(ws: WebSocket) {
+    let message = Closure::<dyn FnMut(MessageEvent)>::new(|ev: MessageEvent| {
+        if let Some(text) = ev.data().as_string() {
+            receive(&text);
+        }
+    });
+    let this = ws.clone();
+    let close = Closure::<dyn FnMut(JsValue)>::new(move |_| closed(&this));
+    ws.set_onmessage(Some(message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(close.as_ref().unchecked_ref()));
+    let old = SOCKET.replace(Some(Live {
+        ws,
+        _message: message,
+        _close: close,
+    }));
+    if let Some(old) = old {
+        detach(old);
+    }
+}
+
+/// Closes a socket that is no longer ours, without it reporting anything.
+fn detach(live: Live) {
+    live.ws.set_onmessage(None);
+    live.ws.set_onclose(None);
+    let _ = live.ws.close();
+    // One of its handlers may be what called us: drop the closures once it has returned.
+    wasm_bindgen_futures::spawn_local(async move { drop(live) });
+}
+
+fn receive(text: &str) {
+    LAST_HEARD.set(js_sys::Date::now());
+    match Message::parse(text) {
+        Ok(m) => {
+            // The relay greets every accepted connection with the presence list.
+            if m.kind == Kind::Presence && !GREETED.replace(true) {
+                FAILURES.set(0);
+                flush_pending();
+                dispatch(Event::SocketOpen);
+            }
+            dispatch(Event::Received(m));
+        }
+        Err(e) => leptos::logging::warn!("ignoring a malformed frame from the relay: {e}"),
+    }
+}
+
+/// A socket closed (the server, the network): if it is the current one, reconnect.
+fn closed(ws: &WebSocket) {
+    let current = SOCKET.with(|s| s.borrow().as_ref().is_some_and(|live| &live.ws == ws));
+    if current {
+        drop_current();
+        dispatch(Event::SocketClosed);
+    }
+}
+
+fn drop_current() {
     GREETED.set(false);
-    dispatch(Event::SocketClosed);
+    if let Some(live) = SOCKET.take() {
+        detach(live);
+    }
 }
 
 /// Sends now if the relay has accepted the socket, else as soon as it does.
 pub fn send(text: String) {
-    let text = if GREETED.get() {
-        match forward(text) {
-            Ok(()) => return,
-            Err(text) => text,
-        }
-    } else {
-        text
-    };
+    let Err(text) = send_now(text) else { return };
     PENDING.with(|p| {
         let mut pending = p.borrow_mut();
         if pending.len() < MAX_PENDING {
@@ -131,18 +181,21 @@ pub fn send(text: String) {
     });
 }
 
-/// Into the current socket's queue; the text comes back if there is no socket.
-fn forward(text: String) -> Result<(), String> {
-    OUTBOX.with(|o| match o.borrow().as_ref() {
-        Some(tx) => tx.unbounded_send(text).map_err(|e| e.into_inner()),
-        None => Err(text),
+/// Onto the greeted socket; the text comes back if there is none (or it refused).
+fn send_now(text: String) -> Result<(), String> {
+    if !GREETED.get() {
+        return Err(text);
+    }
+    SOCKET.with(|s| match s.borrow().as_ref() {
+        Some(live) if live.ws.send_with_str(&text).is_ok() => Ok(()),
+        _ => Err(text),
     })
 }
 
 fn flush_pending() {
     let mut pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
     while let Some(text) = pending.pop_front() {
-        if let Err(text) = forward(text) {
+        if let Err(text) = send_now(text) {
             // No socket after all: everything waits for the next one, in order.
             pending.push_front(text);
             PENDING.with(|p| *p.borrow_mut() = pending);
@@ -163,17 +216,16 @@ pub fn check() {
         move || {
             if GREETED.get() && LAST_HEARD.get() < asked {
                 leptos::logging::warn!("the signaling socket does not answer: reconnecting");
-                DEAD.set(true);
-                OUTBOX.with(|o| o.borrow_mut().take());
+                drop_current();
+                dispatch(Event::SocketClosed);
             }
         },
-        std::time::Duration::from_millis(CHECK_MS),
+        Duration::from_millis(CHECK_MS),
     );
 }
 
 pub fn close() {
-    OUTBOX.with(|o| o.borrow_mut().take());
-    GREETED.set(false);
+    drop_current();
     PENDING.with(|p| p.borrow_mut().clear());
 }
 
@@ -184,19 +236,7 @@ pub fn reconnect_later() {
     FAILURES.set(failures.saturating_add(1));
     let delay_ms = match failures {
         0 => 0,
-        n => (250u32 << n.min(6)).min(10_000),
+        n => (250u64 << n.min(6)).min(10_000),
     };
-    spawn_local(async move {
-        sleep(delay_ms).await;
-        open();
-    });
-}
-
-async fn sleep(ms: u32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms as i32);
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).map(|_| ()).await;
+    leptos::prelude::set_timeout(open, Duration::from_millis(delay_ms));
 }

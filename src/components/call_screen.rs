@@ -35,8 +35,11 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
     }
 
     let friend = RwSignal::new(typed_before_hydration("friend").unwrap_or(friend));
-    let view = StageView::new();
     let live = move || state.with(|s| matches!(s.phase, Phase::Live(_)));
+    // Own camera full screen while dialing or behind the incoming sheet (warmed media).
+    let preview = Memo::new(move |_| state.with(State::previewing));
+    let view = StageView::new(preview.into());
+    let full_screen = move || live() || preview.get();
     // Every call starts with the own video small; the corner the user chose is kept.
     Effect::new(move |_| {
         if !live() {
@@ -68,7 +71,7 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
 
     view! {
         <Title text=format!("Duet · {me}")/>
-        <div class="call" class:live=live>
+        <div class="call" class:live=full_screen>
             <header class="topbar">
                 <a class="brand" href="/">"Duet"</a>
                 <span class="me" title=t(Ui::YourName)>{me.clone()}</span>
@@ -85,7 +88,8 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
                 // One class string: a reactive `class` would wipe a separate `class:swapped`.
                 class=move || {
                     let swapped = if view.swapped.get() { " swapped" } else { "" };
-                    format!("stage pip-{}{swapped}", view.corner.get().class())
+                    let preview = if preview.get() { " preview" } else { "" };
+                    format!("stage pip-{}{swapped}{preview}", view.corner.get().class())
                 }
                 aria-label=t(Ui::Video)
             >
@@ -164,30 +168,33 @@ struct StageView {
     drag_offset: RwSignal<Option<(f64, f64)>>,
     /// A drag that moved must not also count as a tap.
     dragged: RwSignal<bool>,
+    /// Only the own preview is shown (before the call is live): nothing is small.
+    preview: Signal<bool>,
 }
 
 /// Pointer travel (px) below which a press counts as a tap.
 const TAP_SLOP: f64 = 8.0;
 
 impl StageView {
-    fn new() -> StageView {
+    fn new(preview: Signal<bool>) -> StageView {
         StageView {
             swapped: RwSignal::new(false),
             corner: RwSignal::new(Corner::TopRight),
             drag_from: RwSignal::new(None),
             drag_offset: RwSignal::new(None),
             dragged: RwSignal::new(false),
+            preview,
         }
     }
 
     /// Whether this video (`local` or remote) is the picture-in-picture.
     fn small(self, local: bool) -> bool {
-        local != self.swapped.get()
+        !self.preview.get() && local != self.swapped.get()
     }
 
     /// A tap on a video swaps the two if it is the small one (`local` says which was tapped).
     fn swap_if_small(self, local: bool) {
-        if self.dragged.get_untracked() {
+        if self.dragged.get_untracked() || self.preview.get_untracked() {
             return;
         }
         if local != self.swapped.get_untracked() {

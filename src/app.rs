@@ -23,7 +23,8 @@ const REGISTER_SERVICE_WORKER: &str = "if ('serviceWorker' in navigator) { \
 /// On `/u/{name}`, opens the signaling socket while the page is still being parsed, keeping the
 /// frames that arrive until the WASM adopts it (`client::socket::connect`): the relay's handshake
 /// overlaps the WASM download instead of following it. The secret is made here on a first visit,
-/// the same way the WASM would (16 random bytes, hex) and under the same key.
+/// the same way the WASM would (16 random bytes, hex) and under the same key. A Call tapped
+/// before the WASM has loaded is kept too (`duetEarlyDial`) and placed once it has.
 pub const EARLY_SOCKET: &str = "(function () { \
     var m = location.pathname.match(/^\\/u\\/([^\\/]+)\\/?$/); \
     if (!m || !window.WebSocket) return; \
@@ -35,7 +36,12 @@ pub const EARLY_SOCKET: &str = "(function () { \
       var ws = new WebSocket((location.protocol == 'https:' ? 'wss://' : 'ws://') + location.host + '/webrtc/' + m[1] + '?key=' + k); \
       var q = []; ws.onmessage = function (e) { q.push(e.data); }; \
       window.duetEarly = { ws: ws, name: decodeURIComponent(m[1]), key: k, queue: q }; \
-    } catch (e) { console.warn('early signaling socket not opened', e); } })();";
+    } catch (e) { console.warn('early signaling socket not opened', e); } \
+    document.addEventListener('submit', function (e) { \
+      var f = e.target, i = f.querySelector && f.querySelector('input[name=friend]'); \
+      if (document.documentElement.hasAttribute('data-hydrated') || !i || !f.classList.contains('dial')) return; \
+      e.preventDefault(); window.duetEarlyDial = i.value; \
+    }, true); })();";
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let lang = page_lang();

@@ -11,6 +11,9 @@
 //! dialing, the callee while it rings (only if the browser already has the permission, so no
 //! prompt appears before the person chose to answer); both see their own preview, and Accept
 //! leaves only the SDP exchange. Declining, cancelling or ringing out releases them at once.
+//! The caller even makes its offer (and gathers its ICE candidates) while it rings, and sends
+//! them the moment the call is accepted. (The callee does nothing of the kind before Accept:
+//! starting ICE would tell the caller its address.)
 //! Candidates that arrive before the remote description is set are queued, then applied.
 //!
 //! The network may change under a call: when the peer-to-peer path is `disconnected` for
@@ -197,6 +200,16 @@ pub enum Warm {
     Ready,
 }
 
+/// The caller's offer made while it rings (see the module docs), sent on the accept.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Prepared {
+    /// `CreateOffer` is out.
+    pub offering: bool,
+    pub offer: Option<String>,
+    /// Our candidates gathered meanwhile (at most [`MAX_PENDING_ICE`]).
+    pub ice: Vec<IceCandidate>,
+}
+
 /// A one-off message for the user. Typed, so the UI words it in the user's language.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
@@ -237,6 +250,8 @@ pub struct State {
     pub ring_timer: u32,
     /// Media warmed for the call being set up (calling or ringing).
     pub warm: Warm,
+    /// Calling: the offer made ahead.
+    pub prepared: Prepared,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -296,8 +311,8 @@ pub enum Effect {
     },
     /// Create an offer, set it as local description, report `LocalOffer`.
     CreateOffer,
-    /// Set this remote offer, report `RemoteDescriptionSet`, create and set an answer, report
-    /// `LocalAnswer`.
+    /// Set this remote offer, create and set an answer, report `LocalAnswer`, then
+    /// `RemoteDescriptionSet` (queued candidates wait until the answer is out).
     AnswerOffer(String),
     /// Set this remote answer, report `RemoteDescriptionSet`.
     AcceptAnswer(String),
@@ -392,6 +407,7 @@ impl State {
             timers: 0,
             ring_timer: 0,
             warm: Warm::Off,
+            prepared: Prepared::default(),
         }
     }
 
@@ -429,6 +445,32 @@ impl State {
             Phase::Calling { .. } => Tone::Ringback,
             _ => Tone::Silent,
         }
+    }
+
+    /// True when `other` differs from `self` only in what no screen shows (queued candidates,
+    /// timer ids, negotiation flags, the offer made ahead): the shell then skips re-rendering,
+    /// which a burst of ICE candidates would otherwise pay for once per candidate.
+    pub fn looks_like(&self, other: &State) -> bool {
+        self.on_screen() == other.on_screen()
+    }
+
+    fn on_screen(&self) -> State {
+        let mut s = State {
+            timers: 0,
+            ring_timer: 0,
+            prepared: Prepared::default(),
+            ..self.clone()
+        };
+        if let Phase::Live(x) = &mut s.phase {
+            x.pending_ice = Vec::new();
+            x.pending_offer = None;
+            x.remote_set = false;
+            x.negotiating = false;
+            x.restart_pending = false;
+            x.restarts = 0;
+            (x.connect_timer, x.ice_timer, x.answer_timer) = (0, 0, 0);
+        }
+        s
     }
 
     /// Own camera shown before the call is live: dialing, or behind the incoming-call sheet.
@@ -480,6 +522,7 @@ impl State {
             fx.push(Effect::Teardown);
         }
         self.warm = Warm::Off;
+        self.prepared = Prepared::default();
         self.phase = Phase::Ended { peer, reason };
     }
 
@@ -539,8 +582,13 @@ impl State {
             }
             Event::Received(m) => self.receive(m, fx),
             Event::MediaReady => match self.phase {
-                Phase::Live(_) => self.media_ready(fx),
-                Phase::Calling { .. } | Phase::Ringing { .. } => self.warm = Warm::Ready,
+                Phase::Live(_) => self.media_ready(Prepared::default(), fx),
+                Phase::Calling { .. } => {
+                    self.warm = Warm::Ready;
+                    self.prepared.offering = true;
+                    fx.push(Effect::CreateOffer);
+                }
+                Phase::Ringing { .. } => self.warm = Warm::Ready,
                 _ => {}
             },
             // The caller cannot make a video call without them: better said now than after the
@@ -556,6 +604,14 @@ impl State {
                 Phase::Live(s) if !s.media_ready => fx.push(Effect::StartMedia { ask: true }),
                 _ => {}
             },
+            Event::LocalOffer(sdp) if matches!(self.phase, Phase::Calling { .. }) => {
+                self.prepared.offer = Some(sdp)
+            }
+            Event::LocalIce(c) if matches!(self.phase, Phase::Calling { .. }) => {
+                if self.prepared.ice.len() < MAX_PENDING_ICE {
+                    self.prepared.ice.push(c);
+                }
+            }
             Event::LocalOffer(sdp) => self.send_in_call(Kind::Offer, |m| m.with_sdp(sdp), fx),
             Event::LocalAnswer(sdp) => self.send_in_call(Kind::Answer, |m| m.with_sdp(sdp), fx),
             Event::LocalIce(c) => self.send_in_call(Kind::Ice, |m| m.with_ice(c), fx),
@@ -597,24 +653,46 @@ impl State {
     fn go_live(&mut self, peer: &str, role: Role, fx: &mut Vec<Effect>) {
         let mut s = Session::new(peer, role);
         s.connect_timer = arm(&mut self.timers, Timer::Connect, CONNECT_MS, fx);
-        let warm = std::mem::take(&mut self.warm);
+        let mut warm = std::mem::take(&mut self.warm);
+        let prepared = std::mem::take(&mut self.prepared);
+        if role == Role::Callee && prepared.offering {
+            // Glare turned us from caller into callee: our own offer is set on the connection
+            // and would clash with theirs. Start the media over.
+            fx.push(Effect::Teardown);
+            warm = Warm::Off;
+        }
         if warm == Warm::Off {
             fx.push(Effect::StartMedia { ask: true });
         }
         self.phase = Phase::Live(s);
         if warm == Warm::Ready {
-            self.media_ready(fx);
+            self.media_ready(prepared, fx);
         }
     }
 
-    /// Camera and microphone are on in a live call: the caller offers; the callee answers an
+    /// Camera and microphone are on in a live call: the caller offers (the offer it prepared
+    /// while ringing, if any: with the candidates gathered meanwhile); the callee answers an
     /// offer that came first.
-    fn media_ready(&mut self, fx: &mut Vec<Effect>) {
+    fn media_ready(&mut self, prepared: Prepared, fx: &mut Vec<Effect>) {
         let Phase::Live(s) = &mut self.phase else { return };
         s.media_ready = true;
         match s.role {
             Role::Caller => {
-                fx.push(Effect::CreateOffer);
+                match prepared.offer {
+                    Some(sdp) => {
+                        let peer = s.peer.clone();
+                        fx.push(Effect::Send(Message::to(Kind::Offer, &peer).with_sdp(sdp)));
+                        fx.extend(
+                            prepared
+                                .ice
+                                .into_iter()
+                                .map(|c| Effect::Send(Message::to(Kind::Ice, &peer).with_ice(c))),
+                        );
+                    }
+                    // Still being made: `LocalOffer` sends it.
+                    None if prepared.offering => {}
+                    None => fx.push(Effect::CreateOffer),
+                }
                 s.negotiating = true;
                 s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
             }
@@ -1237,10 +1315,96 @@ mod tests {
         );
         assert!(s.previewing(), "own preview while it rings");
         assert_eq!(s.tone(), Tone::Ringback);
+        // The offer is made while it rings; it and its candidates wait for the accept.
+        let (s, fx) = run(
+            s,
+            [
+                Event::LocalOffer("o".into()),
+                Event::LocalIce(ice(1)),
+                Event::LocalIce(ice(2)),
+            ],
+        );
+        assert!(
+            fx.is_empty(),
+            "nothing reaches the callee before the accept: {fx:?}"
+        );
         let (s, fx) = s.step(Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)));
-        assert_eq!(untimed(&fx), [Effect::CreateOffer]);
+        assert_eq!(
+            sent(&fx),
+            [
+                (Kind::Offer, "bob".into(), None),
+                (Kind::Ice, "bob".into(), None),
+                (Kind::Ice, "bob".into(), None)
+            ]
+        );
+        assert!(!fx.contains(&Effect::CreateOffer));
         assert!(session(&s).media_ready && session(&s).negotiating);
         assert!(!s.previewing());
+        assert_eq!(s.prepared, Prepared::default());
+        // The answer is taken as for any offer.
+        let (_, fx) = s.step(Event::Received(msg(Kind::Answer, "bob").with_sdp("a".into())));
+        assert_eq!(untimed(&fx), [Effect::AcceptAnswer("a".into())]);
+    }
+
+    #[test]
+    fn negotiation_traffic_changes_nothing_on_screen_but_the_call_phase_does() {
+        let callee = run(State::new("bob"), [recv(Kind::CallStart, "alice"), Event::Accept]).0;
+        let (s, _) = callee
+            .clone()
+            .step(Event::Received(msg(Kind::Ice, "alice").with_ice(ice(1))));
+        assert_ne!(s, callee);
+        assert!(s.looks_like(&callee), "a queued candidate is invisible");
+        let (s2, _) = s.clone().step(Event::MediaReady);
+        assert!(!s2.looks_like(&s), "media ready shows the controls");
+        let (s3, _) = s2.clone().step(Event::PeerConnected { at_ms: 1.0 });
+        assert!(!s3.looks_like(&s2));
+        let caller = run(
+            State::new("alice"),
+            [Event::Dial("bob".into()), Event::MediaReady],
+        )
+        .0;
+        let (s, _) = caller.clone().step(Event::LocalOffer("o".into()));
+        assert!(s.looks_like(&caller));
+    }
+
+    #[test]
+    fn an_accept_that_overtakes_the_offer_being_made_sends_it_when_made() {
+        let (s, fx) = run(
+            State::new("alice"),
+            [Event::Dial("bob".into()), Event::MediaReady],
+        );
+        assert!(fx.contains(&Effect::CreateOffer));
+        let (s, fx) = s.step(Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)));
+        assert!(
+            sent(&fx).is_empty() && !fx.contains(&Effect::CreateOffer),
+            "{fx:?}"
+        );
+        assert!(session(&s).negotiating);
+        let (_, fx) = s.step(Event::LocalOffer("o".into()));
+        assert_eq!(sent(&fx), [(Kind::Offer, "bob".into(), None)]);
+    }
+
+    #[test]
+    fn glare_with_an_offer_made_ahead_starts_the_callees_media_over() {
+        let (s, fx) = run(
+            State::new("bob"),
+            [
+                Event::Dial("alice".into()),
+                Event::MediaReady,
+                recv(Kind::CallStart, "alice"),
+            ],
+        );
+        assert!(matches!(&s.phase, Phase::Live(x) if x.role == Role::Callee && !x.media_ready));
+        let tail = &fx[fx.iter().position(|e| *e == Effect::Teardown).expect("teardown")..];
+        assert!(tail.contains(&Effect::StartMedia { ask: true }), "{fx:?}");
+        let (_, fx) = run(
+            s,
+            [
+                Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())),
+                Event::MediaReady,
+            ],
+        );
+        assert_eq!(fx, [Effect::AnswerOffer("o".into())]);
     }
 
     #[test]
@@ -1981,10 +2145,10 @@ mod tests {
         assert!(matches!(&b.phase, Phase::Live(s) if s.role == Role::Callee));
         assert!(!fb.contains(&Effect::Teardown), "bob's warm camera carries over");
         assert!(sent(&fb).contains(&(Kind::CallBack, "alice".into(), Some("1".into()))));
-        // bob's accept reaches alice (her camera is open by now): she offers at once.
-        let (a, _) = a.step(Event::MediaReady);
+        // bob's accept reaches alice (her camera is open, her offer made): she offers at once.
+        let (a, _) = run(a, [Event::MediaReady, Event::LocalOffer("o".into())]);
         let (a, fx) = a.step(Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)));
-        assert_eq!(untimed(&fx), [Effect::CreateOffer]);
+        assert_eq!(sent(&fx), [(Kind::Offer, "bob".into(), None)]);
         assert!(matches!(&a.phase, Phase::Live(s) if s.role == Role::Caller));
     }
 

@@ -110,6 +110,33 @@ test('@smoke the signaling socket opens while the page loads, and the app takes 
   expect(errors).toEqual([]);
 });
 
+test('a Call tapped before the app has loaded is placed once it has', async ({ browser }) => {
+  const [aName, bName] = [uniqueName('quick'), uniqueName('there')];
+  const b = await (await browser.newContext()).newPage();
+  await b.goto(`/u/${bName}`);
+  await expectOnline(b);
+  const a = await (await browser.newContext()).newPage();
+  const errors = watchErrors(a);
+  let release = () => {};
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  await a.route('**/*.wasm', async (route) => {
+    await gate;
+    await route.continue();
+  });
+  await a.goto(`/u/${aName}`, { waitUntil: 'domcontentloaded' });
+  await a.getByLabel("Friend's name").fill(bName);
+  await a.getByRole('button', { name: 'Call', exact: true }).click();
+  await expect(a.locator('html')).not.toHaveAttribute('data-hydrated', /.*/);
+  expect(new URL(a.url()).search).toBe('');
+  release();
+  await expect(b.getByRole('alertdialog')).toContainText(aName);
+  await expect(status(a)).toHaveText(`Calling ${bName}…`);
+  await a.getByRole('button', { name: 'Cancel' }).click();
+  expect(errors).toEqual([]);
+  await a.context().close();
+  await b.context().close();
+});
+
 test('camera refused: a clear message and no stuck state', async ({ browser, playwright }) => {
   // A browser without the fake-UI flag: Playwright dismisses the permission prompt (denies).
   const denying = await playwright.chromium.launch({

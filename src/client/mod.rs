@@ -53,6 +53,18 @@ pub fn start(
     }
     socket::connect(me, &secret());
     watch_visibility();
+    // A Call tapped before the WASM had loaded (see `app::EARLY_SOCKET`): placed now; it goes
+    // out once the relay has greeted us.
+    if let Some(window) = web_sys::window() {
+        let key = JsValue::from_str("duetEarlyDial");
+        if let Some(friend) = js_sys::Reflect::get(&window, &key)
+            .ok()
+            .and_then(|v| v.as_string())
+        {
+            let _ = js_sys::Reflect::delete_property(&window, &key);
+            dispatch(Event::Dial(friend));
+        }
+    }
 }
 
 /// The page was hidden or shown: the wake lock comes back, and a call's notification appears
@@ -111,7 +123,12 @@ pub fn dispatch(event: Event) {
         sends.into_iter().for_each(run);
         let (tone, live) = (next.tone(), matches!(next.phase, Phase::Live(_)));
         follow_alert(&next);
-        state.set(next);
+        // (The signal still holds the state before this event.)
+        if state.with_untracked(|shown| next.looks_like(shown)) {
+            state.update_untracked(|s| *s = next);
+        } else {
+            state.set(next);
+        }
         tone::play(tone);
         wake::hold(live);
         others.into_iter().for_each(run);

@@ -321,32 +321,32 @@ fn offer(ice_restart: bool) {
     });
 }
 
-/// Applies the peer's description and reports it, which releases queued ICE candidates.
-async fn set_remote(
-    pc: &RtcPeerConnection,
-    kind: RtcSdpType,
-    sdp: &str,
-    at_start: u32,
-) -> Result<(), String> {
+/// Applies the peer's description.
+async fn set_remote(pc: &RtcPeerConnection, kind: RtcSdpType, sdp: &str) -> Result<(), String> {
     JsFuture::from(pc.set_remote_description(&description(kind, sdp)))
         .await
-        .map_err(describe)?;
-    report(at_start, Event::RemoteDescriptionSet);
-    Ok(())
+        .map_err(describe)
+        .map(drop)
 }
 
 pub fn answer_offer(offer: String) {
     spawn_step(|pc, at_start| async move {
-        set_remote(&pc, RtcSdpType::Offer, &offer, at_start).await?;
+        set_remote(&pc, RtcSdpType::Offer, &offer).await?;
         let answer = JsFuture::from(pc.create_answer()).await.map_err(describe)?;
         let sdp = set_local(&pc, answer, RtcSdpType::Answer).await?;
         report(at_start, Event::LocalAnswer(sdp));
+        // The caller waits for the answer, not for us: the queued candidates go in after it.
+        report(at_start, Event::RemoteDescriptionSet);
         Ok(())
     });
 }
 
 pub fn accept_answer(answer: String) {
-    spawn_step(|pc, at_start| async move { set_remote(&pc, RtcSdpType::Answer, &answer, at_start).await });
+    spawn_step(|pc, at_start| async move {
+        set_remote(&pc, RtcSdpType::Answer, &answer).await?;
+        report(at_start, Event::RemoteDescriptionSet);
+        Ok(())
+    });
 }
 
 pub fn add_ice(c: IceCandidate) {

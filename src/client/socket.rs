@@ -136,7 +136,7 @@ fn detach(live: Live) {
 
 fn receive(text: &str) {
     LAST_HEARD.set(js_sys::Date::now());
-    match Message::parse(text) {
+    match Message::from_relay(text) {
         Ok(m) => {
             // The relay greets every accepted connection with the presence list.
             if m.kind == Kind::Presence && !GREETED.replace(true) {

@@ -234,7 +234,9 @@ impl StageView {
     /// The drag offset for this video while it is the small one being dragged.
     fn offset(self, local: bool) -> Option<String> {
         let (x, y) = self.drag_offset.get()?;
-        self.small(local).then(|| format!("{x}px {y}px"))
+        // Whole pixels: formatting an f64 would bring float printing into the WASM.
+        self.small(local)
+            .then(|| format!("{}px {}px", x as i32, y as i32))
     }
 
     fn drag_start(self, local: bool, ev: &leptos::ev::PointerEvent) {

@@ -1,7 +1,10 @@
-//! The HTML shell, the router and the pages.
+//! The HTML shell and the pages.
 //!
-//! Routes: `/` join (choose a name), `/u/{name}` the app as that name, `/call/{peer}` a link that
+//! Pages: `/` join (choose a name), `/u/{name}` the app as that name, `/call/{peer}` a link that
 //! opens the app ready to call `peer`. `/webrtc/{name}` is the signaling WebSocket (server).
+//! No client-side router: every page is a full load (the service worker and the HTTP cache make
+//! a second one cheap), and [`Page::of`] reads the URL the same way on the server and in the
+//! hydrating browser. leptos_router was a fifth of the WASM (179 of 875 KiB).
 
 use crate::components::call_screen::CallScreen;
 use crate::components::join::JoinPage;
@@ -9,11 +12,9 @@ use crate::components::text::{self, Ui};
 use crate::components::{lang, t};
 use crate::i18n::Lang;
 use crate::signal::validate_name;
+use leptos::either::EitherOf3;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
-use leptos_router::components::{Route, Router, Routes};
-use leptos_router::hooks::{use_params_map, use_query_map};
-use leptos_router::path;
 
 /// Inline so the app is installable and works offline even where the WASM never loads.
 const REGISTER_SERVICE_WORKER: &str = "if ('serviceWorker' in navigator) { \
@@ -88,40 +89,124 @@ fn page_lang() -> Lang {
     Lang::default()
 }
 
+/// Which page a URL shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// `/` and `/call/{peer}` (`peer` only if it is a valid name).
+    Join {
+        peer: Option<String>,
+    },
+    /// `/u/{name}?call={friend}` (the name is checked by the page, which explains what is wrong).
+    Call {
+        name: String,
+        friend: String,
+    },
+    NotFound,
+}
+
+impl Page {
+    /// From the URL's path and query (without the `?`), percent-decoded.
+    pub fn of(path: &str, query: &str) -> Page {
+        let segments: Vec<&str> = path
+            .trim_start_matches('/')
+            .trim_end_matches('/')
+            .split('/')
+            .collect();
+        match segments[..] {
+            [""] => Page::Join { peer: None },
+            ["call", peer] => Page::Join {
+                peer: Some(decode_segment(peer)).filter(|p| validate_name(p).is_ok()),
+            },
+            ["u", name] => Page::Call {
+                name: decode_segment(name),
+                friend: query_value(query, "call").unwrap_or_default(),
+            },
+            _ => Page::NotFound,
+        }
+    }
+
+    /// The page of the request being rendered (server) or of the page being hydrated (browser).
+    fn current() -> Page {
+        #[cfg(feature = "ssr")]
+        if let Some(req) = use_context::<axum::http::request::Parts>() {
+            return Page::of(req.uri.path(), req.uri.query().unwrap_or_default());
+        }
+        #[cfg(feature = "hydrate")]
+        {
+            let location = window().location();
+            let path = location.pathname().unwrap_or_default();
+            let search = location.search().unwrap_or_default();
+            return Page::of(&path, search.trim_start_matches('?'));
+        }
+        #[allow(unreachable_code)]
+        Page::NotFound
+    }
+}
+
+/// `%XX` escapes decoded (and `+` as a space in a query); invalid UTF-8 is replaced, so a
+/// mangled URL shows as an invalid name rather than failing.
+fn decode_segment(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn query_value(query: &str, key: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| decode_segment(&v.replace('+', " ")))
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_context(RwSignal::new(page_lang()));
+    let page = match Page::current() {
+        Page::Join { peer } => EitherOf3::A(view! { <JoinPage peer/> }),
+        Page::Call { name, friend } => EitherOf3::B(view! { <CallPage name friend/> }),
+        Page::NotFound => EitherOf3::C(view! { <NotFound/> }),
+    };
     view! {
         <Stylesheet id="leptos" href="/pkg/duet.css"/>
         <Title text="Duet"/>
         <OfflineBanner/>
-        <Router>
-            <Routes fallback=NotFound>
-                <Route path=path!("/") view=JoinPage/>
-                <Route path=path!("/call/:peer") view=JoinPage/>
-                <Route path=path!("/u/:name") view=CallPage/>
-            </Routes>
-        </Router>
+        {page}
     }
 }
 
 /// `/u/{name}`: the app as `name`; `?call=peer` pre-fills the friend field.
 #[component]
-fn CallPage() -> impl IntoView {
-    let name = use_params_map().with_untracked(|p| p.get("name").unwrap_or_default());
-    let friend = use_query_map().with_untracked(|q| q.get("call").unwrap_or_default());
+fn CallPage(name: String, friend: String) -> impl IntoView {
     let lang = lang();
     match validate_name(&name) {
-        Ok(()) => view! { <CallScreen me=name friend/> }.into_any(),
-        Err(e) => view! {
+        Ok(()) => leptos::either::Either::Left(view! { <CallScreen me=name friend/> }),
+        Err(e) => leptos::either::Either::Right(view! {
             <main class="page message">
                 <h1>{t(Ui::BadNameTitle)}</h1>
                 <p>{move || text::bad_name(lang.get(), &name, &e)}</p>
                 <a class="btn primary" href="/">{t(Ui::ChooseName)}</a>
             </main>
-        }
-        .into_any(),
+        }),
     }
 }
 
@@ -181,5 +266,65 @@ fn NotFound() -> impl IntoView {
             <h1>{t(Ui::NotFound)}</h1>
             <a class="btn primary" href="/">{t(Ui::OpenDuet)}</a>
         </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_map_to_pages_on_both_sides_alike() {
+        assert_eq!(Page::of("/", ""), Page::Join { peer: None });
+        assert_eq!(
+            Page::of("/call/bob", ""),
+            Page::Join {
+                peer: Some("bob".into())
+            }
+        );
+        assert_eq!(Page::of("/call/bad%20name", ""), Page::Join { peer: None });
+        assert_eq!(
+            Page::of("/u/%E5%BC%A0%E4%BC%9F", "call=bob&x=1"),
+            Page::Call {
+                name: "张伟".into(),
+                friend: "bob".into()
+            }
+        );
+        assert_eq!(
+            Page::of("/u/alice/", ""),
+            Page::Call {
+                name: "alice".into(),
+                friend: String::new()
+            }
+        );
+        // Invalid names reach the page, which says what is wrong with them.
+        assert_eq!(
+            Page::of("/u/a%20b", ""),
+            Page::Call {
+                name: "a b".into(),
+                friend: String::new()
+            }
+        );
+        assert_eq!(
+            Page::of("/u/%FF", "").clone(),
+            Page::Call {
+                name: "\u{fffd}".into(),
+                friend: String::new()
+            }
+        );
+        for other in ["/u", "/u/a/b", "/nope", "/call/"] {
+            assert_eq!(Page::of(other, ""), Page::NotFound, "{other}");
+        }
+    }
+
+    #[test]
+    fn percent_decoding_round_trips_the_encoder_and_survives_garbage() {
+        for name in ["alice", "张伟", "a_b-c.d", "x y%z"] {
+            assert_eq!(decode_segment(&crate::signal::encode_segment(name)), name);
+        }
+        assert_eq!(decode_segment("%"), "%");
+        assert_eq!(decode_segment("%4"), "%4");
+        assert_eq!(decode_segment("%zz"), "%zz");
+        assert_eq!(query_value("call=a+b", "call").as_deref(), Some("a b"));
     }
 }

@@ -1,7 +1,7 @@
 //! Server assembly: configuration, the router (Leptos SSR pages + the signaling relay + static
 //! files), the relay's clock, and serving with graceful shutdown.
 
-use crate::app::{shell, App};
+use crate::app::shell;
 use crate::config::{Config, LogFormat};
 use crate::relay::{self, Hub};
 use crate::signal::{encode_segment, validate_name};
@@ -12,7 +12,6 @@ use axum::serve::{Listener, ListenerExt};
 use axum::Router;
 use clap::Parser;
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,13 +20,20 @@ use tokio::net::TcpListener;
 
 /// The whole application router. Tests build the same one.
 pub fn app(leptos_options: LeptosOptions, hub: Arc<Hub>) -> Router {
-    let routes = generate_route_list(App);
+    // Leptos' rendering spawns on tokio (leptos_axum's route list used to set this up).
+    let _ = any_spawner::Executor::init_tokio();
     let pkg = std::path::Path::new(&*leptos_options.site_root).join(&*leptos_options.site_pkg_dir);
+    // The pages (`app::Page` picks one from the URL); anything else is a static file or the
+    // not-found page.
+    let page = leptos_axum::render_app_to_stream_with_context(|| {}, {
+        let options = leptos_options.clone();
+        move || shell(options.clone())
+    });
+    let page = move |req: axum::extract::Request| page(req);
     let pages = Router::new()
-        .leptos_routes(&leptos_options, routes, {
-            let options = leptos_options.clone();
-            move || shell(options.clone())
-        })
+        .route("/", axum::routing::get(page.clone()))
+        .route("/call/{peer}", axum::routing::get(page.clone()))
+        .route("/u/{name}", axum::routing::get(page))
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options);
     relay::router(hub)

@@ -377,24 +377,25 @@ fn controls(
     dispatch: Callback<Event>,
     friend: RwSignal<String>,
     share: String,
-) -> AnyView {
+) -> impl IntoView {
+    use leptos::either::EitherOf4;
     let hang_up = move |label: Ui| {
         view! {
             <button class="btn hangup" on:click=move |_| dispatch.run(Event::HangUp)>{t(label)}</button>
         }
     };
+    // Not `into_any()`: an AnyView drags in code for async hydration, which Duet never uses.
     match mode {
-        Controls::Dialer => dialer(state, dispatch, friend, share).into_any(),
-        Controls::Cancel => hang_up(Ui::Cancel).into_any(),
-        Controls::InCall => view! {
+        Controls::Dialer => EitherOf4::A(dialer(state, dispatch, friend, share)),
+        Controls::Cancel => EitherOf4::B(hang_up(Ui::Cancel)),
+        Controls::InCall => EitherOf4::C(view! {
             <div class="incall" role="group" aria-label=t(Ui::CallControls)>
                 {media_controls(state, dispatch)}
                 {hang_up(Ui::HangUp)}
             </div>
-        }
-        .into_any(),
-        Controls::HangUp => hang_up(Ui::HangUp).into_any(),
-        Controls::None => ().into_any(),
+        }),
+        Controls::HangUp => EitherOf4::B(hang_up(Ui::HangUp)),
+        Controls::None => EitherOf4::D(()),
     }
 }
 

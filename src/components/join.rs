@@ -7,13 +7,10 @@ use crate::signal::encode_segment;
 use crate::signal::{validate_name, NameError};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
-use leptos_router::hooks::{use_navigate, use_params_map};
 
+/// `peer`: from `/call/{peer}`, a valid name.
 #[component]
-pub fn JoinPage() -> impl IntoView {
-    let peer = use_params_map()
-        .with_untracked(|p| p.get("peer"))
-        .filter(|p| validate_name(p).is_ok());
+pub fn JoinPage(peer: Option<String>) -> impl IntoView {
     let name = RwSignal::new(typed_before_hydration("name").unwrap_or_default());
     let error = RwSignal::new(None::<NameError>);
     let lang = lang();
@@ -29,7 +26,6 @@ pub fn JoinPage() -> impl IntoView {
         }
     });
 
-    let navigate = use_navigate();
     let target = peer.clone();
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
@@ -42,7 +38,11 @@ pub fn JoinPage() -> impl IntoView {
             Some(p) => format!("/u/{}?call={}", encode_segment(&me), encode_segment(p)),
             None => format!("/u/{}", encode_segment(&me)),
         };
-        navigate(&url, Default::default());
+        // A full load: the page's inline script opens the signaling socket at once.
+        #[cfg(feature = "hydrate")]
+        let _ = window().location().assign(&url);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = url;
     };
 
     let heading = {

@@ -141,17 +141,21 @@ test('@perf call-ready on a phone over slow 4G: Duet next to the classic page, c
   console.log(`[figure] warm Duet / cold classic: ${warmRatio.toFixed(2)}×`);
 });
 
-/** Two people on `kind`'s page with camera permission granted (as after a first call). */
-async function pair(browser: Browser, kind: Kind): Promise<[Page, Page, string, string]> {
+/** Two people on `kind`'s page with camera permission granted (as after a first call); on
+ *  `phones`, two emulated Pixel 7s on slow 4G with a 4× slower CPU. */
+async function pair(browser: Browser, kind: Kind, phones = false): Promise<[Page, Page, string, string]> {
   const pages: Page[] = [];
   const names = [uniqueName('pa'), uniqueName('pb')];
   for (const name of names) {
-    const ctx = await browser.newContext({ permissions: ['camera', 'microphone'] });
+    const ctx = await browser.newContext({
+      ...(phones ? devices['Pixel 7'] : {}),
+      permissions: ['camera', 'microphone'],
+    });
     await ctx.addInitScript(READY_WATCH);
-    // The classic page asks with confirm(): answered at once, in the page, like Duet's below.
     const page = await ctx.newPage();
+    if (phones) await throttle(page);
     await page.goto(pageUrl(kind, name));
-    await expect.poll(() => page.evaluate(() => (window as any).__readyAt ?? 0)).toBeGreaterThan(0);
+    await expect.poll(() => page.evaluate(() => (window as any).__readyAt ?? 0), { timeout: 60_000 }).toBeGreaterThan(0);
     pages.push(page);
   }
   return [pages[0], pages[1], names[0], names[1]];
@@ -190,6 +194,18 @@ async function timedCall(kind: Kind, a: Page, b: Page, bName: string, acceptAfte
       v.requestVideoFrameCallback(() => ((window as any).__frameAt = Date.now()));
     }, kind);
   }
+  // The caller's screen says "Calling …".
+  await a.evaluate((kind) => {
+    const w = window as any;
+    w.__callingAt = 0;
+    const status = document.querySelector(kind === 'duet' ? 'p.status' : '#status')!;
+    const seen = new MutationObserver(() => {
+      if (!/^calling/i.test(status.textContent?.trim() ?? '')) return;
+      seen.disconnect();
+      w.__callingAt = Date.now();
+    });
+    seen.observe(status, { subtree: true, childList: true, characterData: true });
+  }, kind);
   const clickAt = await a.evaluate((bName) => {
     const button = [...document.querySelectorAll('button')].find(
       (b) => b.textContent?.trim() === bName || b.getAttribute('aria-label')?.endsWith(` ${bName}`),
@@ -202,10 +218,11 @@ async function timedCall(kind: Kind, a: Page, b: Page, bName: string, acceptAfte
     await expect.poll(() => p.evaluate((k) => (window as any)[k] ?? 0, key), { intervals: [20] }).toBeGreaterThan(0);
     return p.evaluate((k) => (window as any)[k] as number, key);
   };
+  const calling = (await at(a, '__callingAt')) - clickAt;
   const incoming = (await at(b, '__incomingAt')) - clickAt;
   const callerFrame = (await at(a, '__frameAt')) - clickAt - acceptAfter;
   const calleeFrame = (await at(b, '__frameAt')) - clickAt - acceptAfter;
-  return { incoming, callerFrame, calleeFrame };
+  return { calling, incoming, callerFrame, calleeFrame };
 }
 
 async function hangUp(kind: Kind, a: Page, b: Page) {
@@ -218,26 +235,35 @@ async function hangUp(kind: Kind, a: Page, b: Page) {
   }
 }
 
-for (const acceptAfter of [0, 1000]) {
+for (const [acceptAfter, phones] of [
+  [0, false],
+  [1000, false],
+  [1000, true],
+] as const) {
   const when = acceptAfter ? 'a second after it rings' : 'at once';
-  test(`@perf call setup on loopback, the callee answering ${when}: Duet next to the classic page`, async ({ browser }) => {
-    test.setTimeout(RUNS * 2 * 30_000);
+  const where = phones ? 'on two phones over slow 4G' : 'on loopback';
+  test(`@perf call setup ${where}, the callee answering ${when}: Duet next to the classic page`, async ({ browser }) => {
+    test.setTimeout(RUNS * 2 * 30_000 + (phones ? 120_000 : 0));
     for (const kind of ['classic', 'duet'] as Kind[]) {
-      const [a, b, , bName] = await pair(browser, kind);
+      const [a, b, , bName] = await pair(browser, kind, phones);
       // One call first, untimed: the browser's first call pays for starting its media stack.
       await timedCall(kind, a, b, bName, 0);
       await hangUp(kind, a, b);
+      const calling: number[] = [];
       const incoming: number[] = [];
       const caller: number[] = [];
       const callee: number[] = [];
-      for (let i = 0; i < RUNS; i++) {
+      // On the throttled phones a call takes seconds: three are enough for a median.
+      for (let i = 0; i < (phones ? Math.min(RUNS, 3) : RUNS); i++) {
         const t = await timedCall(kind, a, b, bName, acceptAfter);
+        calling.push(t.calling);
         incoming.push(t.incoming);
         caller.push(t.callerFrame);
         callee.push(t.calleeFrame);
         await hangUp(kind, a, b);
       }
-      const tag = `${kind}, answered ${when}`;
+      const tag = `${kind}, ${phones ? 'phones, ' : ''}answered ${when}`;
+      report(`${tag}: tap -> "Calling" shown`, 'ms', calling);
       report(`${tag}: click -> incoming call shown`, 'ms', incoming);
       report(`${tag}: ${acceptAfter ? 'answer' : 'click'} -> first remote frame, caller`, 'ms', caller);
       report(`${tag}: ${acceptAfter ? 'answer' : 'click'} -> first remote frame, callee`, 'ms', callee);

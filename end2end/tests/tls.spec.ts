@@ -28,6 +28,10 @@ test('HTTPS: the self-signed mode serves the app and a call works over it', asyn
       .poll(async () => (await api.get(`${BASE}/healthz`).catch(() => null))?.status() ?? 0, { timeout: 20_000 })
       .toBe(200);
     expect(readFileSync(join(dir, 'cert.pem'), 'utf8')).toContain('-----BEGIN CERTIFICATE-----');
+    // Under HTTPS, browsers are told to keep to it.
+    const page = await api.get(`${BASE}/u/x`);
+    expect(page.headers()['strict-transport-security']).toBe('max-age=31536000');
+    expect(page.headers()['x-frame-options']).toBe('DENY');
     expect(printed).toContain(`https://127.0.0.1:${PORT}/`);
 
     for (const base of ['alice', 'bob']) {

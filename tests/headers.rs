@@ -1,0 +1,54 @@
+//! Security headers on every kind of response of the real router, over a real loopback
+//! connection: pages, the not-found page, static files, health and the relay's refusals.
+
+use duet::relay::{Hub, RelayConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn head_of(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    String::from_utf8_lossy(&raw[..end]).to_lowercase()
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let conf = leptos::prelude::get_configuration(Some("Cargo.toml")).expect("leptos config");
+    let hub = Hub::new(RelayConfig::default());
+    let app = duet::server::app(conf.leptos_options, hub.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(duet::server::serve(listener, app, hub, std::future::pending()));
+
+    // A page, a page for a bad name, not found, a static file (or its 404 without a build), the
+    // health check, a language switch (redirect), and a WebSocket request without an upgrade.
+    for path in [
+        "/",
+        "/u/alice",
+        "/u/a%20b",
+        "/nope",
+        "/sw.js",
+        "/pkg/duet.css",
+        "/healthz",
+        "/lang/zh-CN",
+        "/webrtc/alice",
+    ] {
+        let head = head_of(addr, path).await;
+        assert!(head.starts_with("http/1.1 "), "{path}: {head}");
+        for expected in [
+            "x-content-type-options: nosniff",
+            "referrer-policy: no-referrer",
+            "x-frame-options: deny",
+            "content-security-policy: frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'",
+            "permissions-policy: camera=(self), microphone=(self), fullscreen=(self), screen-wake-lock=(self)",
+        ] {
+            assert!(head.contains(expected), "{path} lacks {expected:?}:\n{head}");
+        }
+        // HSTS only under HTTPS (the TLS e2e test sees it there).
+        assert!(!head.contains("strict-transport-security"), "{path}: {head}");
+    }
+}

@@ -127,19 +127,8 @@ impl Page {
 
     /// The page of the request being rendered (server) or of the page being hydrated (browser).
     fn current() -> Page {
-        #[cfg(feature = "ssr")]
-        if let Some(req) = use_context::<axum::http::request::Parts>() {
-            return Page::of(req.uri.path(), req.uri.query().unwrap_or_default());
-        }
-        #[cfg(feature = "hydrate")]
-        {
-            let location = window().location();
-            let path = location.pathname().unwrap_or_default();
-            let search = location.search().unwrap_or_default();
-            return Page::of(&path, search.trim_start_matches('?'));
-        }
-        #[allow(unreachable_code)]
-        Page::NotFound
+        let (path, query) = crate::components::page_url();
+        Page::of(&path, &query)
     }
 }
 

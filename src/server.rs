@@ -104,10 +104,17 @@ async fn go(Query(q): Query<GoQuery>) -> Response {
     Redirect::to(&target).into_response()
 }
 
-/// `GET /lang/{tag}`: the language toggle without JavaScript. Remembers the choice in a cookie
-/// and sends the browser back to the page it came from (same site only).
+#[derive(Deserialize)]
+struct LangQuery {
+    back: Option<String>,
+}
+
+/// `GET /lang/{tag}?back={path}`: the language toggle without JavaScript. Remembers the choice
+/// in a cookie and sends the browser back to the page it came from: `back` (the toggle's link
+/// carries it: pages send no Referer), else the Referer; a path of this site only.
 async fn set_lang(
     axum::extract::Path(tag): axum::extract::Path<String>,
+    Query(q): Query<LangQuery>,
     headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
     use axum::http::{header, StatusCode};
@@ -116,9 +123,15 @@ async fn set_lang(
         return (StatusCode::NOT_FOUND, "unknown language; use en or zh-CN").into_response();
     };
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let back = header(header::REFERER)
-        .zip(header(header::HOST))
-        .and_then(|(referer, host)| back_path(referer, host))
+    let back = q
+        .back
+        .as_deref()
+        .filter(|b| local_path(b))
+        .or_else(|| {
+            header(header::REFERER)
+                .zip(header(header::HOST))
+                .and_then(|(referer, host)| back_path(referer, host))
+        })
         .unwrap_or("/");
     (
         [(header::SET_COOKIE, lang.cookie())],
@@ -135,7 +148,16 @@ fn back_path<'a>(referer: &'a str, host: &str) -> Option<&'a str> {
         .or_else(|| referer.strip_prefix("https://"))?;
     let (authority, path) = rest.split_at(rest.find('/')?);
     let path = path.split('#').next().unwrap_or(path);
-    (authority.eq_ignore_ascii_case(host) && !path.starts_with("//") && !path.contains('\\')).then_some(path)
+    (authority.eq_ignore_ascii_case(host) && local_path(path)).then_some(path)
+}
+
+/// A path on this site: not `//other.site` or `/\other.site` (browsers read both as another host),
+/// nothing but a path.
+fn local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.contains(['\r', '\n', '#'])
 }
 
 /// Serves `router` on `listener` (with client addresses, which the relay's per-IP limit needs)
@@ -321,7 +343,25 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::back_path;
+    use super::{back_path, local_path};
+
+    #[test]
+    fn the_toggles_back_parameter_is_a_path_of_this_site_only() {
+        for good in ["/", "/u/bob?call=x", "/call/%E5%BC%A0"] {
+            assert!(local_path(good), "{good}");
+        }
+        for bad in [
+            "",
+            "u/bob",
+            "//evil.example/",
+            "/\\evil",
+            "https://evil.example/",
+            "/a\r\nSet-Cookie: x",
+            "/#x",
+        ] {
+            assert!(!local_path(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn the_language_toggle_only_sends_people_back_within_the_site() {

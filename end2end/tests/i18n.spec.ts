@@ -46,10 +46,17 @@ test('language: Accept-Language picks 中文, the toggle switches and is remembe
   await expect(p).toHaveURL(`${baseURL}/call/bob`);
   await expect(p.locator('h1')).toHaveText('在 Duet 上呼叫 bob');
   expect((await plain.cookies()).find((c) => c.name === 'duet_lang')?.value).toBe('zh-CN');
+  // Pages send no Referer: the link itself says where to go back.
+  expect(await p.locator('a.lang-toggle').getAttribute('href')).toBe('/lang/en?back=%2Fcall%2Fbob');
   // It never redirects to another site.
-  const away = await p.request.get('/lang/en', { headers: { Referer: 'https://evil.example/x' }, maxRedirects: 0 });
-  expect(away.status()).toBe(303);
-  expect(away.headers()['location']).toBe('/');
+  for (const back of ['//evil.example/x', 'https%3A%2F%2Fevil.example%2Fx', '%2F%5Cevil.example']) {
+    const away = await p.request.get(`/lang/en?back=${back}`, {
+      headers: { Referer: 'https://evil.example/x' },
+      maxRedirects: 0,
+    });
+    expect(away.status()).toBe(303);
+    expect(away.headers()['location']).toBe('/');
+  }
   expect((await p.request.get('/lang/klingon', { maxRedirects: 0 })).status()).toBe(404);
   await plain.close();
 });

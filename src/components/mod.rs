@@ -28,6 +28,29 @@ pub fn typed_before_hydration(id: &str) -> Option<String> {
     }
 }
 
+/// The path and query of the page being rendered (server) or hydrated (browser): both sides
+/// read the same URL, so what is made from it hydrates cleanly.
+pub fn page_url() -> (String, String) {
+    #[cfg(feature = "ssr")]
+    if let Some(req) = use_context::<axum::http::request::Parts>() {
+        return (
+            req.uri.path().to_owned(),
+            req.uri.query().unwrap_or_default().to_owned(),
+        );
+    }
+    #[cfg(feature = "hydrate")]
+    {
+        let location = window().location();
+        let search = location.search().unwrap_or_default();
+        return (
+            location.pathname().unwrap_or_default(),
+            search.trim_start_matches('?').to_owned(),
+        );
+    }
+    #[allow(unreachable_code)]
+    (String::from("/"), String::new())
+}
+
 /// The UI language, provided by [`crate::app::App`]; the toggle changes it in place.
 pub fn lang() -> RwSignal<Lang> {
     use_context().unwrap_or_else(|| RwSignal::new(Lang::default()))
@@ -45,8 +68,14 @@ pub fn t(key: Ui) -> impl Fn() -> &'static str + Copy + Send + Sync + 'static {
 #[component]
 pub fn LangToggle() -> impl IntoView {
     let lang = lang();
-    // Without JavaScript the server sets the cookie and sends the browser back (Referer).
-    let href = move || format!("/lang/{}", lang.get().other().tag());
+    // Without JavaScript the server sets the cookie and sends the browser back to `back` (no
+    // Referer: every response says `Referrer-Policy: no-referrer`).
+    let back = match page_url() {
+        (path, query) if query.is_empty() => path,
+        (path, query) => format!("{path}?{query}"),
+    };
+    let back = crate::signal::encode_segment(&back);
+    let href = move || format!("/lang/{}?back={back}", lang.get().other().tag());
     view! {
         <a
             class="lang-toggle"

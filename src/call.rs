@@ -200,11 +200,11 @@ pub enum Warm {
     Ready,
 }
 
-/// The caller's offer made while it rings (see the module docs), sent on the accept.
+/// The caller's offer made while it rings (see the module docs), sent on the accept. It is
+/// being made from the moment media is ready while calling (`warm` is `Ready`); `offer` is
+/// `None` until the browser has made it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Prepared {
-    /// `CreateOffer` is out.
-    pub offering: bool,
     pub offer: Option<String>,
     /// Our candidates gathered meanwhile (at most [`MAX_PENDING_ICE`]).
     pub ice: Vec<IceCandidate>,
@@ -526,6 +526,14 @@ impl State {
         self.phase = Phase::Ended { peer, reason };
     }
 
+    /// No peer-to-peer path: one that never `connected` without a TURN server configured is
+    /// what symmetric NATs (many mobile networks) do, and the user is told a relay is needed.
+    fn no_path(&self, connected: bool) -> EndReason {
+        EndReason::ConnectionFailed {
+            needs_relay: !connected && !self.turn,
+        }
+    }
+
     /// Ends the call from our side, telling the peer.
     fn hang_up(&mut self, reason: EndReason, fx: &mut Vec<Effect>) {
         if let Some(peer) = self.peer() {
@@ -582,10 +590,9 @@ impl State {
             }
             Event::Received(m) => self.receive(m, fx),
             Event::MediaReady => match self.phase {
-                Phase::Live(_) => self.media_ready(Prepared::default(), fx),
+                Phase::Live(_) => self.media_ready(None, fx),
                 Phase::Calling { .. } => {
                     self.warm = Warm::Ready;
-                    self.prepared.offering = true;
                     fx.push(Effect::CreateOffer);
                 }
                 Phase::Ringing { .. } => self.warm = Warm::Ready,
@@ -655,7 +662,9 @@ impl State {
         s.connect_timer = arm(&mut self.timers, Timer::Connect, CONNECT_MS, fx);
         let mut warm = std::mem::take(&mut self.warm);
         let prepared = std::mem::take(&mut self.prepared);
-        if role == Role::Callee && prepared.offering {
+        // Media ready while calling means an offer was made (or is being made) ahead.
+        let offered = matches!(self.phase, Phase::Calling { .. }) && warm == Warm::Ready;
+        if role == Role::Callee && offered {
             // Glare turned us from caller into callee: our own offer is set on the connection
             // and would clash with theirs. Start the media over.
             fx.push(Effect::Teardown);
@@ -666,37 +675,34 @@ impl State {
         }
         self.phase = Phase::Live(s);
         if warm == Warm::Ready {
-            self.media_ready(prepared, fx);
+            self.media_ready(offered.then_some(prepared), fx);
         }
     }
 
-    /// Camera and microphone are on in a live call: the caller offers (the offer it prepared
-    /// while ringing, if any: with the candidates gathered meanwhile); the callee answers an
-    /// offer that came first.
-    fn media_ready(&mut self, prepared: Prepared, fx: &mut Vec<Effect>) {
+    /// Camera and microphone are on in a live call: the caller offers (`ahead`: the offer it
+    /// made while ringing, with the candidates gathered meanwhile); the callee answers an offer
+    /// that came first.
+    fn media_ready(&mut self, ahead: Option<Prepared>, fx: &mut Vec<Effect>) {
         let Phase::Live(s) = &mut self.phase else { return };
         s.media_ready = true;
-        match s.role {
-            Role::Caller => {
-                match prepared.offer {
-                    Some(sdp) => {
-                        let peer = s.peer.clone();
-                        fx.push(Effect::Send(Message::to(Kind::Offer, &peer).with_sdp(sdp)));
-                        fx.extend(
-                            prepared
-                                .ice
-                                .into_iter()
-                                .map(|c| Effect::Send(Message::to(Kind::Ice, &peer).with_ice(c))),
-                        );
-                    }
-                    // Still being made: `LocalOffer` sends it.
-                    None if prepared.offering => {}
-                    None => fx.push(Effect::CreateOffer),
+        if s.role == Role::Callee {
+            return fx.extend(s.pending_offer.take().map(Effect::AnswerOffer));
+        }
+        s.negotiating = true;
+        s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
+        match ahead {
+            Some(Prepared {
+                offer: Some(sdp),
+                ice,
+            }) => {
+                self.send_in_call(Kind::Offer, |m| m.with_sdp(sdp), fx);
+                for c in ice {
+                    self.send_in_call(Kind::Ice, |m| m.with_ice(c), fx);
                 }
-                s.negotiating = true;
-                s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
             }
-            Role::Callee => fx.extend(s.pending_offer.take().map(Effect::AnswerOffer)),
+            // Still being made: `LocalOffer` sends it.
+            Some(_) => {}
+            None => fx.push(Effect::CreateOffer),
         }
     }
 
@@ -707,8 +713,7 @@ impl State {
         let Phase::Live(s) = &mut self.phase else { return };
         if s.connected_at.is_none() {
             if failed {
-                let needs_relay = !self.turn;
-                self.hang_up(EndReason::ConnectionFailed { needs_relay }, fx);
+                self.hang_up(self.no_path(false), fx);
             }
             return;
         }
@@ -758,8 +763,8 @@ impl State {
             (Phase::Live(s), Timer::Connect)
                 if id == s.connect_timer && (s.connected_at.is_none() || s.disrupted) =>
             {
-                let needs_relay = s.connected_at.is_none() && !self.turn;
-                self.hang_up(EndReason::ConnectionFailed { needs_relay }, fx);
+                let connected = s.connected_at.is_some();
+                self.hang_up(self.no_path(connected), fx);
             }
             (Phase::Live(s), Timer::Ice)
                 if id == s.ice_timer && (s.disrupted || s.connected_at.is_none()) && !s.negotiating =>
@@ -900,9 +905,7 @@ impl State {
                         (Phase::Ringing { .. }, _) => EndReason::Missed,
                         (_, Some(Code::PeerDisconnected)) => EndReason::PeerDisconnected,
                         (Phase::Live(s), _) if m.msg.as_deref() == Some(HANGUP_NO_PATH) => {
-                            EndReason::ConnectionFailed {
-                                needs_relay: s.connected_at.is_none() && !self.turn,
-                            }
+                            self.no_path(s.connected_at.is_some())
                         }
                         _ => EndReason::PeerHungUp,
                     };

@@ -476,10 +476,47 @@ pub fn encode_segment(s: &str) -> String {
     out
 }
 
+/// The inverse of [`encode_segment`]: `%XX` escapes decoded; invalid UTF-8 is replaced, so a
+/// mangled URL shows as an invalid name rather than failing.
+pub fn decode_segment(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn decoding_round_trips_the_encoder_and_survives_garbage() {
+        for name in ["alice", "张伟", "a_b-c.d", "x y%z"] {
+            assert_eq!(decode_segment(&encode_segment(name)), name);
+        }
+        assert_eq!(decode_segment("%"), "%");
+        assert_eq!(decode_segment("%4"), "%4");
+        assert_eq!(decode_segment("%zz"), "%zz");
+        assert_eq!(decode_segment("%FF"), "\u{fffd}");
+    }
 
     #[test]
     fn encodes_non_ascii_names() {

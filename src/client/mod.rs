@@ -55,16 +55,21 @@ pub fn start(
     watch_visibility();
     // A Call tapped before the WASM had loaded (see `app::EARLY_SOCKET`): placed now; it goes
     // out once the relay has greeted us.
-    if let Some(window) = web_sys::window() {
-        let key = JsValue::from_str("duetEarlyDial");
-        if let Some(friend) = js_sys::Reflect::get(&window, &key)
-            .ok()
-            .and_then(|v| v.as_string())
-        {
-            let _ = js_sys::Reflect::delete_property(&window, &key);
-            dispatch(Event::Dial(friend));
-        }
+    if let Some(friend) = take_early("duetEarlyDial").and_then(|v| v.as_string()) {
+        dispatch(Event::Dial(friend));
     }
+}
+
+/// What the page's inline script (`app::EARLY_SOCKET`) left on `window` under `name` for the
+/// WASM, taken once.
+fn take_early(name: &str) -> Option<JsValue> {
+    let window = web_sys::window()?;
+    let key = JsValue::from_str(name);
+    let value = js_sys::Reflect::get(&window, &key)
+        .ok()
+        .filter(|v| !v.is_undefined())?;
+    let _ = js_sys::Reflect::delete_property(&window, &key);
+    Some(value)
 }
 
 /// The page was hidden or shown: the wake lock comes back, and a call's notification appears

@@ -56,7 +56,7 @@ pub fn connect(me: &str, secret: &str) {
     };
     let host = location.host().unwrap_or_default();
     URL.with(|u| *u.borrow_mut() = format!("{scheme}://{host}/webrtc/{}?key={secret}", encode_segment(me)));
-    match take_early(me, secret) {
+    match adopt_early(me, secret) {
         Some((ws, queued)) => {
             install(ws.clone());
             queued.iter().for_each(|text| receive(text));
@@ -69,12 +69,8 @@ pub fn connect(me: &str, secret: &str) {
 }
 
 /// The socket the inline script opened for this name and secret, with the frames it kept.
-fn take_early(me: &str, secret: &str) -> Option<(WebSocket, Vec<String>)> {
-    let window = web_sys::window()?;
-    let early = Reflect::get(&window, &"duetEarly".into())
-        .ok()
-        .filter(|e| e.is_object())?;
-    let _ = Reflect::delete_property(&window, &"duetEarly".into());
+fn adopt_early(me: &str, secret: &str) -> Option<(WebSocket, Vec<String>)> {
+    let early = super::take_early("duetEarly").filter(|e| e.is_object())?;
     let field = |k: &str| Reflect::get(&early, &k.into()).ok();
     let ws: WebSocket = field("ws")?.dyn_into().ok()?;
     let text = |k: &str| field(k).and_then(|v| v.as_string());
@@ -154,9 +150,14 @@ fn receive(text: &str) {
 fn closed(ws: &WebSocket) {
     let current = SOCKET.with(|s| s.borrow().as_ref().is_some_and(|live| &live.ws == ws));
     if current {
-        drop_current();
-        dispatch(Event::SocketClosed);
+        lost();
     }
+}
+
+/// The current socket is gone: drop it and let the state machine reconnect.
+fn lost() {
+    drop_current();
+    dispatch(Event::SocketClosed);
 }
 
 fn drop_current() {
@@ -216,8 +217,7 @@ pub fn check() {
         move || {
             if GREETED.get() && LAST_HEARD.get() < asked {
                 leptos::logging::warn!("the signaling socket does not answer: reconnecting");
-                drop_current();
-                dispatch(Event::SocketClosed);
+                lost();
             }
         },
         Duration::from_millis(CHECK_MS),

@@ -333,11 +333,15 @@ test('the call view: tap to swap, drag the picture-in-picture to a corner, scree
     return s.width * s.height < (o.width * o.height) / 4;
   };
   expect(await small('#local-video', '#remote-video')).toBe(true);
+  // The small picture is covered by a real button (no ARIA role on a <video>).
+  const handle = page.getByRole('button', { name: /^Swap videos/ });
+  const [h, l] = [await box(page, '.pip-handle'), await box(page, '#local-video')];
+  expect([h.x, h.y, h.width, h.height]).toEqual([l.x, l.y, l.width, l.height]);
 
   // Tap the small picture: the two swap; tap the (now small) remote: back.
-  await page.locator('#local-video').click();
+  await handle.click();
   await expect.poll(() => small('#remote-video', '#local-video')).toBe(true);
-  await page.locator('#remote-video').click({ position: { x: 20, y: 20 } });
+  await handle.click({ position: { x: 20, y: 20 } });
   await expect.poll(() => small('#local-video', '#remote-video')).toBe(true);
 
   // Drag it towards the bottom left: it snaps into that corner, and the drag is not a tap.
@@ -354,7 +358,7 @@ test('the call view: tap to swap, drag the picture-in-picture to a corner, scree
   expect(await small('#local-video', '#remote-video')).toBe(true);
 
   // After a swap the small one is the remote video, and it drags just the same.
-  await page.locator('#local-video').click();
+  await handle.click();
   await expect.poll(() => small('#remote-video', '#local-video')).toBe(true);
   const r = await box(page, '#remote-video');
   await page.mouse.move(r.x + r.width / 2, r.y + r.height / 2);
@@ -364,13 +368,16 @@ test('the call view: tap to swap, drag the picture-in-picture to a corner, scree
   await expect(page.locator('section.stage')).toHaveClass(/pip-tr/);
   expect(await small('#remote-video', '#local-video'), 'a drag is not a tap').toBe(true);
 
-  // By keyboard: Enter on the small video swaps (focus moves to the new small one), arrow keys
-  // move it between corners.
-  await page.locator('#remote-video').focus();
+  // By keyboard: Enter or Space on the handle swaps (focus stays on it), arrow keys move the
+  // small one between corners.
+  await handle.focus();
   await page.keyboard.press('Enter');
   await expect.poll(() => small('#local-video', '#remote-video')).toBe(true);
-  await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('local-video');
-  await expect(page.locator('#local-video')).toHaveAttribute('aria-label', /Swap videos/);
+  await page.keyboard.press('Space');
+  await expect.poll(() => small('#remote-video', '#local-video')).toBe(true);
+  await page.keyboard.press('Space');
+  await expect.poll(() => small('#local-video', '#remote-video')).toBe(true);
+  await expect(handle).toBeFocused();
   await page.keyboard.press('ArrowLeft');
   await expect(page.locator('section.stage')).toHaveClass(/pip-tl/);
   await page.keyboard.press('ArrowDown');
@@ -385,7 +392,7 @@ test('the call view: tap to swap, drag the picture-in-picture to a corner, scree
   await expect.poll(() => page.evaluate(() => document.fullscreenElement === null)).toBe(true);
 
   // Hang up while swapped: the next call starts the usual way round, in the corner chosen.
-  await page.locator('#local-video').click();
+  await handle.click();
   await expect.poll(() => small('#remote-video', '#local-video')).toBe(true);
   await page.getByRole('button', { name: 'Hang up' }).click();
   await expect(page.locator('html')).not.toHaveAttribute('data-wake-lock', /.*/);

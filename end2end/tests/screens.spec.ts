@@ -1,10 +1,11 @@
 import { test, expect, devices, Page, TestInfo } from '@playwright/test';
 import * as path from 'path';
-import { Person, connectCall, expectOnline, ring, status, uniqueName, watchErrors } from './helpers';
+import { Person, axeViolations, connectCall, expectOnline, ring, status, uniqueName, watchErrors } from './helpers';
 
 // Every screen on a phone (Pixel 7 emulation: 412×839, touch, mobile) and on a desktop: each is
-// checked to fit (no sideways scrolling, controls on screen, named, big enough to tap) and
-// photographed into test-results/screens/ (kept as test artifacts).
+// checked to fit (no sideways scrolling, controls on screen, named, big enough to tap), checked by
+// axe-core (WCAG 2.2 A/AA) in both languages and both colour schemes, and photographed into
+// test-results/screens/ (kept as test artifacts).
 
 const layouts = [
   { id: 'pixel7', options: devices['Pixel 7'], phone: true },
@@ -43,6 +44,24 @@ async function screen(page: Page, info: TestInfo, layout: string, screen: string
   await page.screenshot({ path: file, animations: 'disabled' });
   await info.attach(`${layout}-${screen}`, { path: file, contentType: 'image/png' });
   expect(problems, `${layout} ${screen}`).toEqual([]);
+  expect.soft(await axeInBothLanguages(page), `axe-core on ${layout} ${screen}`).toEqual([]);
+}
+
+/** axe-core's findings in the page's language, then in the other one (switched in place and back). */
+async function axeInBothLanguages(page: Page): Promise<string[]> {
+  const html = page.locator('html');
+  const lang = (await html.getAttribute('lang'))!;
+  const found = (await axeViolations(page)).map((v) => `${lang} ${v}`);
+  const toggle = page.locator('a.lang-toggle');
+  if ((await toggle.count()) === 0) return found;
+  // A script click: on the incoming screen the sheet covers the toggle for the pointer.
+  await toggle.evaluate((a: HTMLElement) => a.click());
+  await expect(html).not.toHaveAttribute('lang', lang);
+  const other = (await html.getAttribute('lang'))!;
+  found.push(...(await axeViolations(page)).map((v) => `${other} ${v}`));
+  await toggle.evaluate((a: HTMLElement) => a.click());
+  await expect(html).toHaveAttribute('lang', lang);
+  return found;
 }
 
 for (const { id, options, phone } of layouts) {

@@ -69,9 +69,13 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
         })
     });
 
+    let me_title = me.clone();
     view! {
         <Title text=format!("Duet · {me}")/>
-        <div class="call" class:live=full_screen>
+        // One landmark for the whole screen: the call is one task, header and sheet included.
+        <main class="call" class:live=full_screen>
+            // The screen's title for screen readers; sighted people see their name in the bar.
+            <h1 class="sr-only">{move || text::screen_title(lang.get(), &me_title)}</h1>
             <header class="topbar">
                 <a class="brand" href="/">"Duet"</a>
                 <span class="me" title=t(Ui::YourName)>{me.clone()}</span>
@@ -95,6 +99,7 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
             >
                 {stage_video(view, false, || false)}
                 {stage_video(view, true, move || session_flag(state, |s| !s.local.video))}
+                {pip_handle(view)}
                 {move || peer_flags(flags.get())}
             </section>
             <div class="panel">
@@ -107,7 +112,7 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
                 {move || controls(mode.get(), state, dispatch, friend, share.clone())}
             </div>
             {move || ringing.get().map(|peer| incoming(peer, dispatch))}
-        </div>
+        </main>
     }
 }
 
@@ -192,55 +197,34 @@ impl StageView {
         !self.preview.get() && local != self.swapped.get()
     }
 
-    /// A tap on a video swaps the two if it is the small one (`local` says which was tapped).
-    fn swap_if_small(self, local: bool) {
-        if self.dragged.get_untracked() || self.preview.get_untracked() {
+    /// A click on the handle swaps the two videos, unless it ends a drag. A click from the
+    /// keyboard (Enter or Space on the handle: `detail` 0) always swaps.
+    fn swap(self, ev: &leptos::ev::MouseEvent) {
+        if self.preview.get_untracked() || (ev.detail() != 0 && self.dragged.get_untracked()) {
             return;
         }
-        if local != self.swapped.get_untracked() {
-            self.swapped.update(|s| *s = !*s);
+        self.swapped.update(|s| *s = !*s);
+    }
+
+    /// Arrow keys on the handle move the small video to another corner.
+    fn key(self, ev: &leptos::ev::KeyboardEvent) {
+        if let key @ ("ArrowLeft" | "ArrowRight" | "ArrowUp" | "ArrowDown") = ev.key().as_str() {
+            ev.prevent_default();
+            self.corner.update(|c| *c = c.moved(key));
         }
     }
 
-    /// The keyboard on the small video: Enter or Space swaps (and keeps focus on the new small
-    /// one), arrow keys move it to another corner.
-    fn key(self, local: bool, ev: &leptos::ev::KeyboardEvent) {
-        if !self.small(local) {
-            return;
-        }
-        match ev.key().as_str() {
-            "Enter" | " " => {
-                ev.prevent_default();
-                self.swapped.update(|s| *s = !*s);
-                #[cfg(feature = "hydrate")]
-                request_animation_frame(move || {
-                    let other = if local { "remote-video" } else { "local-video" };
-                    if let Some(el) = document()
-                        .get_element_by_id(other)
-                        .and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok())
-                    {
-                        let _ = el.focus();
-                    }
-                });
-            }
-            key @ ("ArrowLeft" | "ArrowRight" | "ArrowUp" | "ArrowDown") => {
-                ev.prevent_default();
-                self.corner.update(|c| *c = c.moved(key));
-            }
-            _ => {}
-        }
-    }
-
-    /// The drag offset for this video while it is the small one being dragged.
-    fn offset(self, local: bool) -> Option<String> {
+    /// The drag offset for the handle and, if it is the small one (`local` says which), a video.
+    fn offset(self, local: Option<bool>) -> Option<String> {
         let (x, y) = self.drag_offset.get()?;
         // Whole pixels: formatting an f64 would bring float printing into the WASM.
-        self.small(local)
+        local
+            .is_none_or(|local| self.small(local))
             .then(|| format!("{}px {}px", x as i32, y as i32))
     }
 
-    fn drag_start(self, local: bool, ev: &leptos::ev::PointerEvent) {
-        if !self.small(local) {
+    fn drag_start(self, ev: &leptos::ev::PointerEvent) {
+        if self.preview.get_untracked() {
             return;
         }
         self.dragged.set(false);
@@ -288,8 +272,8 @@ impl StageView {
     }
 }
 
-/// One of the two videos (`local`: our camera, muted and mirrored). Whichever is small can be
-/// tapped (swap), dragged or moved by keyboard; the other just fills the stage.
+/// One of the two videos (`local`: our camera, muted and mirrored). Whichever is small sits under
+/// the [`pip_handle`]; the other fills the stage.
 fn stage_video(
     view: StageView,
     local: bool,
@@ -305,17 +289,29 @@ fn stage_video(
             // Our own sound must never play back to us.
             muted=local
             prop:muted=local
-            tabindex=move || view.small(local).then_some("0")
-            role=move || view.small(local).then_some("button")
-            aria-label=move || view.small(local).then(t(Ui::SwapVideos))
-            on:click=move |_| view.swap_if_small(local)
-            on:keydown=move |ev| view.key(local, &ev)
-            on:pointerdown=move |ev| view.drag_start(local, &ev)
+            style:translate=move || view.offset(Some(local))
+        ></video>
+    }
+}
+
+/// A transparent button over the picture-in-picture, whichever video it shows: tap or Enter to
+/// swap the two, drag or arrow keys to move it to another corner. A real button, so keyboards
+/// and screen readers get it without an ARIA role a `<video>` may not have.
+fn pip_handle(view: StageView) -> impl IntoView {
+    view! {
+        <button
+            class="pip-handle"
+            type="button"
+            aria-label=t(Ui::SwapVideos)
+            title=t(Ui::SwapVideos)
+            on:click=move |ev| view.swap(&ev)
+            on:keydown=move |ev| view.key(&ev)
+            on:pointerdown=move |ev| view.drag_start(&ev)
             on:pointermove=move |ev| view.drag_move(&ev)
             on:pointerup=move |ev| view.drag_end(&ev)
             on:pointercancel=move |ev| view.drag_end(&ev)
-            style:translate=move || view.offset(local)
-        ></video>
+            style:translate=move || view.offset(None)
+        ></button>
     }
 }
 
@@ -581,7 +577,6 @@ fn dialer(
         dispatch.run(Event::Dial(friend.get_untracked()));
     };
     let online = move || state.with(|s| s.online.clone());
-    let lang = lang();
     view! {
         <form class="dial" on:submit=submit>
             <label for="friend">{t(Ui::FriendsName)}</label>
@@ -616,14 +611,13 @@ fn dialer(
                             let callee = name.clone();
                             view! {
                                 <li>
+                                    // Named by its content, "Call bob": the name people see
+                                    // is the name voice control hears.
                                     <button
                                         class="person"
-                                        aria-label={
-                                            let name = name.clone();
-                                            move || text::call_person(lang.get(), &name)
-                                        }
                                         on:click=move |_| dispatch.run(Event::Dial(callee.clone()))
                                     >
+                                        <span class="sr-only">{t(Ui::Call)}" "</span>
                                         <span class="avatar" aria-hidden="true">{initial(&name)}</span>
                                         <span class="who">{name.clone()}</span>
                                         <PhoneIcon/>
@@ -674,11 +668,9 @@ fn PhoneIcon() -> impl IntoView {
     }
 }
 
+/// The first letter (CSS shows it in capitals: no Unicode case tables in the WASM).
 fn initial(name: &str) -> String {
-    name.chars()
-        .next()
-        .map(|c| c.to_uppercase().collect())
-        .unwrap_or_default()
+    name.chars().next().map(String::from).unwrap_or_default()
 }
 
 fn incoming(peer: String, dispatch: Callback<Event>) -> impl IntoView {

@@ -81,8 +81,8 @@ pub fn LangToggle() -> impl IntoView {
             class="lang-toggle"
             href=href
             hreflang=move || lang.get().other().tag()
-            // The label is in the page's language; only the language's own name is in its own.
-            aria-label=t(Ui::SwitchLanguage)
+            // Named by what it shows ("中文", in its own language), so voice control finds it by
+            // that; the title (in the page's language) says what it does.
             title=t(Ui::SwitchLanguage)
             on:click=move |ev| {
                 ev.prevent_default();

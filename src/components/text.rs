@@ -364,8 +364,13 @@ pub fn join_heading(lang: Lang, peer: Option<&str>) -> String {
     }
 }
 
-pub fn call_person(lang: Lang, name: &str) -> String {
-    pick(lang, format!("Call {name}"), format!("呼叫 {name}"))
+/// The call screen's heading (read by screen readers only).
+pub fn screen_title(lang: Lang, me: &str) -> String {
+    pick(
+        lang,
+        format!("Duet: calls as {me}"),
+        format!("Duet：以 {me} 的身份通话"),
+    )
 }
 
 pub fn peer_muted(lang: Lang, peer: &str) -> String {

@@ -1,11 +1,15 @@
 // Duet's service worker: lets the app start without a network.
-// Network first, always: online, every page and asset comes fresh (the build's file names carry no
-// content hash, so a cache-first shell would serve stale WASM); offline, the last copy, and for a
-// page never visited, the offline page. Bump CACHE when SHELL changes; activate drops old caches.
-const CACHE = "duet-shell-v2";
+// The server serves this file with the build's content-addressed names in SHELL (duet.<hash>.wasm)
+// and the build's hash in BUILD, so every build is a new worker with its own cache; activate
+// drops the old ones. Those names never change content: cache first. Everything else network
+// first: online, pages come fresh; offline, the last copy, and for a page never visited, the
+// offline page. Bump the version in CACHE when this file's logic changes.
+const BUILD = "";
+const CACHE = "duet-shell-v3" + BUILD;
 const SHELL = [
   "/",
   "/offline.html",
+  "/offline.js",
   "/pkg/duet.js",
   "/pkg/duet.wasm",
   "/pkg/duet.css",
@@ -37,6 +41,10 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(request.url);
   if (request.method !== "GET" || url.origin !== self.location.origin) return;
   if (LIVE.some((p) => url.pathname.startsWith(p))) return;
+  if (/^\/pkg\/.+\.[0-9a-f]{16}\.[a-z]+$/.test(url.pathname)) {
+    event.respondWith(caches.match(request).then((cached) => cached || fetch(request)));
+    return;
+  }
   event.respondWith(
     fetch(request)
       .then((response) => {

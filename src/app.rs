@@ -14,9 +14,12 @@ use crate::i18n::Lang;
 use crate::signal::{decode_segment, validate_name};
 use leptos::either::EitherOf3;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+#[cfg(feature = "ssr")]
+use leptos_meta::MetaTags;
+use leptos_meta::{provide_meta_context, Title};
 
 /// Inline so the app is installable and works offline even where the WASM never loads.
+#[cfg(feature = "ssr")]
 const REGISTER_SERVICE_WORKER: &str = "if ('serviceWorker' in navigator) { \
     addEventListener('load', function () { navigator.serviceWorker.register('/sw.js') \
     .catch(function (e) { console.warn('service worker not registered', e); }); }); }";
@@ -44,8 +47,22 @@ pub const EARLY_SOCKET: &str = "(function () { \
       e.preventDefault(); window.duetEarlyDial = i.value; \
     }, true); })();";
 
+/// The page around the app (server only). The build's files are linked by content-addressed
+/// names (cached for good, see `assets`), and every inline script carries the page's nonce, the
+/// only way the Content-Security-Policy lets an inline script run.
+#[cfg(feature = "ssr")]
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let lang = page_lang();
+    let nonce = leptos::nonce::use_nonce();
+    let build = crate::assets::Build::of(&options);
+    let (js, wasm, css) = (build.url("js"), build.url("wasm"), build.url("css"));
+    // What Leptos' HydrationScripts does, with the fingerprinted names.
+    let hydrate = format!(
+        "import({js:?}).then(function (m) {{ \
+         return m.default({{ module_or_path: {wasm:?} }}).then(function () {{ m.hydrate(); }}); }});"
+    );
+    // The early socket only where the app will take it: a valid name's page.
+    let early = matches!(Page::current(), Page::Call { name, .. } if validate_name(&name).is_ok());
     view! {
         <!DOCTYPE html>
         <html lang=lang.tag()>
@@ -58,11 +75,14 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="manifest" href="/manifest.webmanifest"/>
                 <link rel="apple-touch-icon" href="/icons/icon-192.png"/>
                 <meta name="apple-mobile-web-app-capable" content="yes"/>
+                <link rel="stylesheet" href=css/>
+                <link rel="modulepreload" href=js/>
+                <link rel="preload" href=wasm r#as="fetch" r#type="application/wasm" crossorigin=""/>
                 // Registered from the shell, not the WASM: it works before (and without) hydration.
-                <script inner_html=EARLY_SOCKET></script>
-                <script inner_html=REGISTER_SERVICE_WORKER></script>
+                {early.then(|| view! { <script nonce=nonce.clone() inner_html=EARLY_SOCKET></script> })}
+                <script nonce=nonce.clone() inner_html=REGISTER_SERVICE_WORKER></script>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <script type="module" nonce=nonce inner_html=hydrate></script>
                 <MetaTags/>
             </head>
             <body>
@@ -150,7 +170,6 @@ pub fn App() -> impl IntoView {
         Page::NotFound => EitherOf3::C(view! { <NotFound/> }),
     };
     view! {
-        <Stylesheet id="leptos" href="/pkg/duet.css"/>
         <Title text="Duet"/>
         <OfflineBanner/>
         {page}

@@ -3,12 +3,19 @@
 //! gets those (a phone downloads ~200 KiB of brotli instead of ~700 KiB of WASM). A copy older
 //! than its file, left over from an earlier build, is never served: that would pair new JS glue
 //! with old WASM.
+//!
+//! Pages link each file by a content-addressed name, `duet.<hash>.wasm` ([`fingerprinted`]):
+//! served with `Cache-Control: immutable`, so a second visit asks nothing, and a new build is
+//! new names. A name whose hash is not the file's current one is not found (never new content
+//! under an old name). The plain names still work and are revalidated on every use.
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
@@ -28,9 +35,23 @@ pub fn router(dir: PathBuf) -> Router {
     Router::new().fallback(serve).with_state(pkg)
 }
 
-async fn serve(State(pkg): State<Arc<Pkg>>, req: Request) -> Response {
-    let file = req.uri().path().trim_start_matches('/');
-    let service = if copies_are_fresh(&pkg.dir, file) {
+async fn serve(State(pkg): State<Arc<Pkg>>, mut req: Request) -> Response {
+    use axum::http::{header, HeaderValue, StatusCode};
+    let mut file = req.uri().path().trim_start_matches('/').to_owned();
+    let mut immutable = false;
+    if let Some((plain, hash)) = split_hash(&file) {
+        if fingerprint(&pkg.dir, &plain).as_deref() != Some(hash.as_str()) {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        // ServeDir sees the plain name (and finds its .br/.gz copies).
+        match format!("/{plain}").parse() {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => return StatusCode::NOT_FOUND.into_response(),
+        }
+        file = plain;
+        immutable = true;
+    }
+    let service = if copies_are_fresh(&pkg.dir, &file) {
         pkg.packed.clone()
     } else {
         pkg.plain.clone()
@@ -40,17 +61,131 @@ async fn serve(State(pkg): State<Arc<Pkg>>, req: Request) -> Response {
         Err(never) => match never {},
     };
     // The same URL answers differently per Accept-Encoding: caches must keep them apart.
-    response.headers_mut().insert(
-        axum::http::header::VARY,
-        axum::http::HeaderValue::from_static("accept-encoding"),
-    );
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if immutable && response.status().is_success() {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+    }
     response
+}
+
+/// The build's files as a page or the service worker names them.
+#[derive(Clone)]
+pub struct Build {
+    /// Where the files are (`target/site/pkg`) and the URL path they are served under (`/pkg`).
+    pub dir: PathBuf,
+    pub url_dir: String,
+    /// `duet`: the files are `duet.js`, `duet.wasm`, `duet.css`.
+    pub name: String,
+}
+
+impl Build {
+    pub fn of(options: &leptos::config::LeptosOptions) -> Build {
+        Build {
+            dir: Path::new(&*options.site_root).join(&*options.site_pkg_dir),
+            url_dir: format!("/{}", options.site_pkg_dir),
+            name: options.output_name.to_string(),
+        }
+    }
+
+    /// The fingerprinted URL of the build's file with extension `ext`.
+    pub fn url(&self, ext: &str) -> String {
+        fingerprinted(&self.dir, &self.url_dir, &format!("{}.{ext}", self.name))
+    }
+
+    /// `text` (a static file that names the build's files by their plain URLs) with the
+    /// fingerprinted URLs instead, and `const BUILD = "";` set to the WASM's hash.
+    pub fn fill_in(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for ext in ["js", "wasm", "css"] {
+            let plain = format!("{}/{}.{ext}\"", self.url_dir, self.name);
+            text = text.replace(&plain, &format!("{}\"", self.url(ext)));
+        }
+        let build = fingerprint(&self.dir, &format!("{}.wasm", self.name)).unwrap_or_default();
+        text.replace("const BUILD = \"\";", &format!("const BUILD = \"-{build}\";"))
+    }
+}
+
+/// `/sw.js` and `/offline.html` from `site_root`, filled in by [`Build::fill_in`] (the worker
+/// caches exactly this build's files; the offline page links this build's CSS).
+pub fn filled_in(site_root: PathBuf, build: Build) -> Router {
+    let serve = |file: &'static str, mime: &'static str| {
+        let (root, build) = (site_root.clone(), build.clone());
+        axum::routing::get(move || async move {
+            match tokio::fs::read_to_string(root.join(file)).await {
+                Ok(text) => {
+                    ([(axum::http::header::CONTENT_TYPE, mime)], build.fill_in(&text)).into_response()
+                }
+                Err(_) => axum::http::StatusCode::NOT_FOUND.into_response(),
+            }
+        })
+    };
+    Router::new()
+        .route("/sw.js", serve("sw.js", "text/javascript; charset=utf-8"))
+        .route("/offline.html", serve("offline.html", "text/html; charset=utf-8"))
+}
+
+/// The URL path pages use for `file` of the pkg directory `dir`, served as `url_dir`:
+/// `{url_dir}/{stem}.{hash}.{ext}`, or the plain name while the file is missing (no build yet).
+pub fn fingerprinted(dir: &Path, url_dir: &str, file: &str) -> String {
+    match (fingerprint(dir, file), file.rsplit_once('.')) {
+        (Some(hash), Some((stem, ext))) => format!("{url_dir}/{stem}.{hash}.{ext}"),
+        _ => format!("{url_dir}/{file}"),
+    }
+}
+
+/// `duet.0123456789abcdef.wasm` → (`duet.wasm`, `0123456789abcdef`); None for a plain name.
+fn split_hash(file: &str) -> Option<(String, String)> {
+    let (rest, ext) = file.rsplit_once('.')?;
+    let (stem, hash) = rest.rsplit_once('.')?;
+    (hash.len() == HASH_LEN
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+    .then(|| (format!("{stem}.{ext}"), hash.to_owned()))
+}
+
+/// A file directly in the pkg directory; anything else is left to ServeDir, which refuses it.
+fn is_plain_name(file: &str) -> bool {
+    !(file.is_empty() || file.contains(['/', '\\']) || file.starts_with('.'))
+}
+
+/// Hex digits of a file's SHA-1 kept in its name: 64 bits tell builds apart, nothing secret.
+const HASH_LEN: usize = 16;
+
+/// The content hash of `dir/file`, computed again only when the file's size or time changes
+/// (a rebuild under a running `cargo leptos watch`).
+fn fingerprint(dir: &Path, file: &str) -> Option<String> {
+    use sha1::Digest;
+    type Known = HashMap<PathBuf, (SystemTime, u64, String)>;
+    static KNOWN: Mutex<Option<Known>> = Mutex::new(None);
+    if !is_plain_name(file) {
+        return None;
+    }
+    let path = dir.join(file);
+    let meta = std::fs::metadata(&path).ok()?;
+    let stamp = (meta.modified().ok()?, meta.len());
+    let mut known = KNOWN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let known = known.get_or_insert_with(HashMap::new);
+    if let Some((time, len, hash)) = known.get(&path) {
+        if (*time, *len) == stamp {
+            return Some(hash.clone());
+        }
+    }
+    let digest = sha1::Sha1::digest(std::fs::read(&path).ok()?);
+    let hash: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hash = hash[..HASH_LEN].to_owned();
+    known.insert(path, (stamp.0, stamp.1, hash.clone()));
+    Some(hash)
 }
 
 /// False if `file` has a compressed copy older than itself. Names that are not a plain file name
 /// are left to ServeDir, which refuses them, and get no compression.
 fn copies_are_fresh(dir: &Path, file: &str) -> bool {
-    if file.is_empty() || file.contains(['/', '\\']) || file.starts_with('.') {
+    if !is_plain_name(file) {
         return false;
     }
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -64,7 +199,7 @@ fn copies_are_fresh(dir: &Path, file: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::copies_are_fresh;
+    use super::{copies_are_fresh, fingerprinted, split_hash};
     use std::fs::{self, File};
     use std::time::{Duration, SystemTime};
 
@@ -92,6 +227,28 @@ mod tests {
         assert!(!copies_are_fresh(&dir, "app.wasm"));
         for odd in ["", "../app.wasm", "a/b", ".hidden", "missing.js"] {
             assert!(!copies_are_fresh(&dir, odd), "{odd:?}");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn fingerprinted_names_follow_the_content() {
+        let dir = std::env::temp_dir().join(format!("duet-fp-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        assert_eq!(
+            fingerprinted(&dir, "/pkg", "app.wasm"),
+            "/pkg/app.wasm",
+            "no file yet"
+        );
+        touch(&dir.join("app.wasm"), 100);
+        let first = fingerprinted(&dir, "/pkg", "app.wasm");
+        let (plain, hash) = split_hash(first.trim_start_matches("/pkg/")).unwrap();
+        assert_eq!(plain, "app.wasm");
+        assert_eq!(hash.len(), 16);
+        fs::write(dir.join("app.wasm"), b"rebuilt, longer").unwrap();
+        assert_ne!(fingerprinted(&dir, "/pkg", "app.wasm"), first);
+        for plain in ["app.wasm", "app.0123.wasm", "app.0123456789ABCDEF.wasm", "x", ""] {
+            assert_eq!(split_hash(plain), None, "{plain:?}");
         }
         fs::remove_dir_all(&dir).unwrap();
     }

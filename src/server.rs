@@ -22,10 +22,11 @@ use tokio::net::TcpListener;
 pub fn app(leptos_options: LeptosOptions, hub: Arc<Hub>) -> Router {
     // Leptos' rendering spawns on tokio (leptos_axum's route list used to set this up).
     let _ = any_spawner::Executor::init_tokio();
-    let pkg = std::path::Path::new(&*leptos_options.site_root).join(&*leptos_options.site_pkg_dir);
+    let build = crate::assets::Build::of(&leptos_options);
+    let site_root = std::path::PathBuf::from(&*leptos_options.site_root);
     // The pages (`app::Page` picks one from the URL); anything else is a static file or the
     // not-found page.
-    let page = leptos_axum::render_app_to_stream_with_context(|| {}, {
+    let page = leptos_axum::render_app_to_stream_with_context(page_policy, {
         let options = leptos_options.clone();
         move || shell(options.clone())
     });
@@ -34,20 +35,54 @@ pub fn app(leptos_options: LeptosOptions, hub: Arc<Hub>) -> Router {
         .route("/", axum::routing::get(page.clone()))
         .route("/call/{peer}", axum::routing::get(page.clone()))
         .route("/u/{name}", axum::routing::get(page))
-        .fallback(leptos_axum::file_and_error_handler(shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context(
+            page_policy,
+            shell,
+        ))
         .with_state(leptos_options);
     relay::router(hub)
         .route("/lang/{tag}", axum::routing::get(set_lang))
         .route("/go", axum::routing::get(go))
-        .nest("/pkg", crate::assets::router(pkg))
+        .nest(&build.url_dir, crate::assets::router(build.dir.clone()))
+        .merge(crate::assets::filled_in(site_root, build))
         .merge(pages)
         .layer(axum::middleware::map_response(security_headers))
 }
 
+/// What Duet's pages may load and run, and nothing more: scripts from Duet itself or carrying
+/// the page's nonce (Leptos puts a fresh one on every inline script of a rendered page), WASM
+/// compilation (`'wasm-unsafe-eval'`, not `eval`), styles from Duet's CSS only, media from
+/// cameras and blobs, connections (the signaling WebSocket) back to Duet only. No plugins, no
+/// `<base>`, forms post only to Duet, and no page may frame Duet (a page that frames it could
+/// lay a decoy over Accept). Responses other than pages get it without a nonce.
+pub fn content_security_policy(nonce: Option<&str>) -> String {
+    let nonce = nonce.map(|n| format!(" 'nonce-{n}'")).unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{nonce}; style-src 'self'; \
+         img-src 'self'; media-src 'self' blob: mediastream:; connect-src 'self'; \
+         worker-src 'self'; manifest-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Run while a page renders (after leptos_axum made the page's nonce): the page's policy.
+fn page_policy() {
+    let (Some(response), Some(nonce)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        leptos::nonce::use_nonce(),
+    ) else {
+        return;
+    };
+    if let Ok(policy) = axum::http::HeaderValue::from_str(&content_security_policy(Some(&nonce))) {
+        response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, policy);
+    }
+}
+
 /// Headers on every response: no MIME sniffing, no referrer (a page's URL names the person),
-/// no framing (a page that frames Duet could lay a decoy over Accept), and camera, microphone,
-/// full screen and wake lock for Duet's own pages only. (Scripts are not restricted by the
-/// policy yet: the inline scripts need hashes or a nonce first.)
+/// no framing, the content security policy (a page's own, else the one without a nonce),
+/// camera, microphone, full screen and wake lock for Duet's own pages only, and revalidation
+/// of anything not content-addressed (pages, `/sw.js`, the unhashed `/pkg` names): a new build
+/// is seen at once, an unchanged file costs a 304.
 async fn security_headers(mut res: Response) -> Response {
     use axum::http::{header, HeaderValue};
     let h = res.headers_mut();
@@ -57,12 +92,12 @@ async fn security_headers(mut res: Response) -> Response {
     );
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'",
-        ),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        static DEFAULT: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
+            HeaderValue::from_str(&content_security_policy(None)).expect("ASCII policy")
+        });
+        h.insert(header::CONTENT_SECURITY_POLICY, DEFAULT.clone());
+    }
     h.insert(
         "permissions-policy",
         HeaderValue::from_static(
@@ -70,6 +105,8 @@ async fn security_headers(mut res: Response) -> Response {
              geolocation=(), payment=(), usb=()",
         ),
     );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-cache"));
     res
 }
 

@@ -73,3 +73,72 @@ async fn precompressed_assets_are_served_only_when_accepted_and_fresh() {
     );
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn fingerprinted_names_are_immutable_and_only_for_the_current_content() {
+    let root = std::env::temp_dir().join(format!("duet-site-{}", std::process::id()));
+    let dir = root.join("pkg");
+    fs::create_dir_all(&dir).unwrap();
+    write(&dir.join("duet.wasm"), b"WASM", 100);
+    write(&dir.join("duet.wasm.br"), b"BROTLI", 50);
+    write(&dir.join("duet.css"), b"CSS", 100);
+    fs::write(
+        root.join("sw.js"),
+        "const BUILD = \"\";\nconst SHELL = [\"/pkg/duet.wasm\", \"/pkg/duet.css\", \"/pkg/duet.js\"];",
+    )
+    .unwrap();
+    let build = duet::assets::Build {
+        dir: dir.clone(),
+        url_dir: "/pkg".into(),
+        name: "duet".into(),
+    };
+    let wasm = build.url("wasm");
+    assert!(
+        wasm.starts_with("/pkg/duet.") && wasm.ends_with(".wasm") && wasm.len() == 31,
+        "{wasm}"
+    );
+    let app = Router::new()
+        .nest("/pkg", duet::assets::router(dir.clone()))
+        .merge(duet::assets::filled_in(root.clone(), build.clone()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // The fingerprinted name: the file (compressed as usual), cached for good.
+    let (head, body) = get(addr, &wasm, "br").await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("cache-control: public, max-age=31536000, immutable"),
+        "{head}"
+    );
+    assert!(head.contains("content-encoding: br"), "{head}");
+    assert_eq!(body, b"BROTLI");
+    // The plain name still works, without the promise.
+    let (head, _) = get(addr, "/pkg/duet.wasm", "identity").await;
+    assert!(
+        head.starts_with("http/1.1 200") && !head.contains("immutable"),
+        "{head}"
+    );
+    // Another build's name is not found: never new content under an old name.
+    let (head, _) = get(addr, "/pkg/duet.0123456789abcdef.wasm", "br").await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+
+    // The service worker names exactly this build's files (a missing one keeps its plain name).
+    let (head, body) = get(addr, "/sw.js", "identity").await;
+    assert!(head.contains("content-type: text/javascript"), "{head}");
+    let body = String::from_utf8(body).unwrap();
+    let hash = &wasm["/pkg/duet.".len()..wasm.len() - ".wasm".len()];
+    assert!(body.contains(&format!("const BUILD = \"-{hash}\";")), "{body}");
+    assert!(
+        body.contains(&format!("\"{wasm}\"")) && body.contains(&format!("\"{}\"", build.url("css"))),
+        "{body}"
+    );
+    assert!(body.contains("\"/pkg/duet.js\""), "{body}");
+
+    // A rebuild: new content, new name; the old name is gone.
+    write(&dir.join("duet.wasm"), b"NEW WASM", 0);
+    assert_ne!(build.url("wasm"), wasm);
+    let (head, _) = get(addr, &wasm, "identity").await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    fs::remove_dir_all(&root).unwrap();
+}

@@ -5,14 +5,18 @@ use duet::relay::{Hub, RelayConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-async fn head_of(addr: std::net::SocketAddr, path: &str) -> String {
+/// One GET: the response head (lower-cased) and body.
+async fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.unwrap();
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    String::from_utf8_lossy(&raw[..end]).to_lowercase()
+    (
+        String::from_utf8_lossy(&raw[..end]).to_lowercase(),
+        String::from_utf8_lossy(&raw[end + 4..]).into_owned(),
+    )
 }
 
 #[tokio::test]
@@ -37,18 +41,53 @@ async fn every_response_carries_the_security_headers() {
         "/lang/zh-CN",
         "/webrtc/alice",
     ] {
-        let head = head_of(addr, path).await;
+        let (head, body) = get(addr, path).await;
         assert!(head.starts_with("http/1.1 "), "{path}: {head}");
         for expected in [
             "x-content-type-options: nosniff",
             "referrer-policy: no-referrer",
             "x-frame-options: deny",
-            "content-security-policy: frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'",
+            "content-security-policy: default-src 'self'; script-src 'self' 'wasm-unsafe-eval'",
+            "; style-src 'self'; ",
+            "; connect-src 'self'; ",
+            "; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
             "permissions-policy: camera=(self), microphone=(self), fullscreen=(self), screen-wake-lock=(self)",
+            // Nothing here is content-addressed: revalidated on every use.
+            "cache-control: no-cache",
         ] {
             assert!(head.contains(expected), "{path} lacks {expected:?}:\n{head}");
         }
+        assert!(!head.contains("unsafe-inline"), "{path}: {head}");
         // HSTS only under HTTPS (the TLS e2e test sees it there).
         assert!(!head.contains("strict-transport-security"), "{path}: {head}");
+        if head.contains("content-type: text/html") && body.contains("<script") {
+            inline_scripts_carry_the_policys_nonce(path, &head, &body);
+        }
     }
+}
+
+/// A rendered page: a nonce in its policy, and that nonce on every one of its scripts.
+fn inline_scripts_carry_the_policys_nonce(path: &str, head: &str, body: &str) {
+    let policy = head
+        .lines()
+        .find(|l| l.starts_with("content-security-policy:"))
+        .unwrap();
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("{path}: a page's policy has a nonce: {policy}"));
+    assert!(nonce.len() >= 16, "{path}: {nonce}");
+    // The head was lower-cased, so the page is compared lower-cased too.
+    let body = body.to_lowercase();
+    let scripts = body.matches("<script").count();
+    assert!(
+        scripts >= 2,
+        "{path}: the hydration script and the service worker's"
+    );
+    let with_nonce = body.matches(&format!(" nonce=\"{nonce}\">")).count();
+    assert_eq!(
+        with_nonce, scripts,
+        "{path}: every script has the nonce {nonce}:\n{body}"
+    );
 }

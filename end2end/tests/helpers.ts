@@ -1,4 +1,5 @@
 import { Browser, BrowserContext, Page, expect } from '@playwright/test';
+import * as fs from 'fs';
 
 /** A person: one browser context (own localStorage, own camera) with one page. */
 export interface Person {
@@ -25,6 +26,12 @@ export async function newPerson(browser: Browser, name: string): Promise<Person>
 
 export function watchErrors(page: Page): string[] {
   const errors: string[] = [];
+  // Anything the Content-Security-Policy blocks is an error too (Chromium also logs most of them).
+  void page.addInitScript(() =>
+    document.addEventListener('securitypolicyviolation', (e) =>
+      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile}:${e.lineNumber})`),
+    ),
+  );
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(`console: ${m.text()}`);
@@ -142,4 +149,30 @@ export async function audioEnergyOver(page: Page, ms: number): Promise<number> {
   const before = await receivedAudioEnergy(page);
   await page.waitForTimeout(ms); // a measurement window, not a synchronisation
   return (await receivedAudioEnergy(page)) - before;
+}
+
+const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+/**
+ * axe-core's violations on the page as it is now, in its light and its dark colour scheme
+ * (default rule set: WCAG 2.0–2.2 A/AA and best practices). Injected through DevTools
+ * evaluation, which the page's Content-Security-Policy does not apply to, so the check runs
+ * with the CSP on. One line per violation and element: "rule (impact) [scheme]: target — why".
+ */
+export async function axeViolations(page: Page): Promise<string[]> {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(axeSource);
+  const found: string[] = [];
+  for (const colorScheme of ['light', 'dark'] as const) {
+    await page.emulateMedia({ colorScheme });
+    const violations = await page.evaluate(async () => {
+      const axe = (window as any).axe;
+      const result = await axe.run(document, { resultTypes: ['violations'] });
+      return result.violations.flatMap((v: any) =>
+        v.nodes.map((n: any) => `${v.id} (${v.impact}): ${n.target.join(' ')} — ${n.failureSummary.replace(/\s+/g, ' ')}`),
+      ) as string[];
+    });
+    found.push(...violations.map((v) => v.replace(':', ` [${colorScheme}]:`)));
+  }
+  await page.emulateMedia({ colorScheme: null });
+  return found;
 }

@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { expectOnline, status, uniqueName, watchErrors } from './helpers';
+import { axeViolations, expectOnline, status, uniqueName, watchErrors } from './helpers';
 
 test('@smoke pages hydrate without errors', async ({ page }) => {
   const errors = watchErrors(page);
@@ -11,13 +11,33 @@ test('@smoke pages hydrate without errors', async ({ page }) => {
   expect(errors).toEqual([]);
 });
 
-test('@smoke release: the WASM, JS and CSS arrive compressed', async ({ request }) => {
-  test.skip(!process.env.DUET_E2E_SMOKE, 'only the release build is precompressed (-P)');
-  for (const file of ['duet.wasm', 'duet.js', 'duet.css']) {
-    const r = await request.get(`/pkg/${file}`, { headers: { 'Accept-Encoding': 'br, gzip' } });
-    expect(r.status(), file).toBe(200);
-    expect(r.headers()['content-encoding'], file).toBe('br');
-    expect(r.headers()['vary'], file).toBe('accept-encoding');
+test('axe-core: no violations on the pages around a call, in both languages', async ({ browser }) => {
+  for (const locale of ['en-US', 'zh-CN']) {
+    const ctx = await browser.newContext({ locale });
+    const page = await ctx.newPage();
+    const errors = watchErrors(page);
+    for (const path of ['/call/bob', '/u/not%20a%20name', '/no/such/page']) {
+      await page.goto(path);
+      await expect(page.locator('h1')).toBeVisible();
+      expect(await axeViolations(page), `${locale} ${path}`).toEqual([]);
+    }
+    // 404s are the point of the last page; nothing else may log an error.
+    expect(errors.filter((e) => !/404/.test(e))).toEqual([]);
+    await ctx.close();
+  }
+});
+
+test('@smoke the build files: linked by content-addressed names, cached for good, compressed in release', async ({ request }) => {
+  const page = await (await request.get(`/u/${uniqueName('files')}`)).text();
+  const links = [...page.matchAll(/"(\/pkg\/duet\.[0-9a-f]{16}\.(?:wasm|js|css))"/g)].map((m) => m[1]);
+  expect(new Set(links.map((l) => l.split('.').pop()))).toEqual(new Set(['wasm', 'js', 'css']));
+  for (const url of new Set(links)) {
+    const r = await request.get(url, { headers: { 'Accept-Encoding': 'br, gzip' } });
+    expect(r.status(), url).toBe(200);
+    expect(r.headers()['cache-control'], url).toBe('public, max-age=31536000, immutable');
+    expect(r.headers()['vary'], url).toBe('accept-encoding');
+    // Only the release build is precompressed (-P).
+    if (process.env.DUET_E2E_SMOKE) expect(r.headers()['content-encoding'], url).toBe('br');
   }
 });
 
@@ -162,6 +182,7 @@ test('camera refused: a clear message and no stuck state', async ({ browser, pla
     // Dialing without a camera says so at once, and the call does not ring on.
     await callee.getByRole('button', { name: `Call ${callerName}` }).click();
     await expect(status(callee)).toHaveText(/Camera and microphone access was denied/);
+    expect(await axeViolations(callee), 'the camera-refused message').toEqual([]);
     await expect(caller.getByRole('alertdialog')).toHaveCount(0);
     await expect(status(caller)).toHaveText(`Missed call from ${calleeName}`);
     await caller.context().close();

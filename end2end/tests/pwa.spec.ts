@@ -2,7 +2,7 @@ import { test, expect, chromium } from '@playwright/test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expectOnline, uniqueName, watchErrors } from './helpers';
+import { axeViolations, expectOnline, uniqueName, watchErrors } from './helpers';
 
 test('PWA: the manifest parses, the app is installable, and it starts offline', async ({}, info) => {
   // A persistent profile: Chromium never offers installation in an incognito-like context.
@@ -38,9 +38,11 @@ test('PWA: the manifest parses, the app is installable, and it starts offline', 
   await page.reload();
   await expect(page.locator('header .me')).toHaveText(me);
   await expect(page.locator('.offline-banner')).toContainText('You are offline');
+  expect(await axeViolations(page), 'offline, from the cache').toEqual([]);
   // A page never visited gets the offline page.
   await page.goto('/u/never_visited_before');
   await expect(page.getByRole('heading', { name: 'You are offline' })).toBeVisible();
+  expect(await axeViolations(page), 'the offline page').toEqual([]);
 
   // Back online: the banner goes and the app reconnects by itself.
   await page.goto(`/u/${me}`).catch(() => undefined);

@@ -79,7 +79,7 @@ fn page_policy() {
 }
 
 /// Headers on every response: no MIME sniffing, no referrer (a page's URL names the person),
-/// no framing, the content security policy (a page's own, else the one without a nonce),
+/// no framing, no window handles across origins, the content security policy (a page's own, else the one without a nonce),
 /// camera, microphone, full screen and wake lock for Duet's own pages only, and revalidation
 /// of anything not content-addressed (pages, `/sw.js`, the unhashed `/pkg` names): a new build
 /// is seen at once, an unchanged file costs a 304.
@@ -92,6 +92,11 @@ async fn security_headers(mut res: Response) -> Response {
     );
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // A page Duet opens (none today) or that opens Duet gets no handle on its window.
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
         static DEFAULT: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
             HeaderValue::from_str(&content_security_policy(None)).expect("ASCII policy")

@@ -47,6 +47,7 @@ async fn every_response_carries_the_security_headers() {
             "x-content-type-options: nosniff",
             "referrer-policy: no-referrer",
             "x-frame-options: deny",
+            "cross-origin-opener-policy: same-origin",
             "content-security-policy: default-src 'self'; script-src 'self' 'wasm-unsafe-eval'",
             "; style-src 'self'; ",
             "; connect-src 'self'; ",

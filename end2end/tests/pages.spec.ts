@@ -31,13 +31,22 @@ test('@smoke the build files: linked by content-addressed names, cached for good
   const page = await (await request.get(`/u/${uniqueName('files')}`)).text();
   const links = [...page.matchAll(/"(\/pkg\/duet\.[0-9a-f]{16}\.(?:wasm|js|css))"/g)].map((m) => m[1]);
   expect(new Set(links.map((l) => l.split('.').pop()))).toEqual(new Set(['wasm', 'js', 'css']));
+  let firstDownload = Buffer.byteLength(page);
   for (const url of new Set(links)) {
     const r = await request.get(url, { headers: { 'Accept-Encoding': 'br, gzip' } });
     expect(r.status(), url).toBe(200);
     expect(r.headers()['cache-control'], url).toBe('public, max-age=31536000, immutable');
     expect(r.headers()['vary'], url).toBe('accept-encoding');
-    // Only the release build is precompressed (-P).
     if (process.env.DUET_E2E_SMOKE) expect(r.headers()['content-encoding'], url).toBe('br');
+    firstDownload += Number(r.headers()['content-length']);
+  }
+  // Only the release build is precompressed (-P): there, everything a phone fetches before a tap
+  // on Call works (the page, JS, WASM, CSS, brotli as sent) has a budget. The goal is 150 KiB
+  // (issue 12); until the WASM is split this gate holds the size reached so far (196 KiB) + 2 %,
+  // so it can only go down.
+  if (process.env.DUET_E2E_SMOKE) {
+    console.log(`[figure] first download for /u/{name}: ${firstDownload} B (${(firstDownload / 1024).toFixed(1)} KiB)`);
+    expect(firstDownload).toBeLessThanOrEqual(Math.round(196 * 1024 * 1.02));
   }
 });
 

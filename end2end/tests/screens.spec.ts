@@ -99,8 +99,16 @@ for (const { id, options, phone } of layouts) {
     await ring(other, me);
     await expect(page.getByRole('alertdialog')).toBeVisible();
     await expect.poll(() => page.locator('#local-video').evaluate((v: HTMLVideoElement) => v.currentTime)).toBeGreaterThan(0);
-    // The sheet takes the focus (announced to screen readers); Tab reaches its buttons.
+    // The sheet takes the focus, so screen readers announce it by its name; Tab reaches its
+    // buttons (focus is not put on Accept: a key meant for something else must not answer).
     await expect(page.getByRole('alertdialog')).toBeFocused();
+    await expect(page.getByRole('alertdialog')).toHaveAccessibleName(`Incoming video call ${other.name}`);
+    // The ringing pulse stops for people who asked for less motion.
+    const pulse = () => page.locator('.sheet .avatar').evaluate((el) => getComputedStyle(el).animationName);
+    expect(await pulse()).toBe('pulse');
+    await page.emulateMedia({ reducedMotion: 'reduce' });
+    expect(await pulse()).toBe('none');
+    await page.emulateMedia({ reducedMotion: null });
     await page.keyboard.press('Tab');
     await expect(page.getByRole('button', { name: 'Decline' })).toBeFocused();
     await screen(page, info, id, '4-incoming', phone);

@@ -688,11 +688,12 @@ fn incoming(peer: String, dispatch: Callback<Event>) -> impl IntoView {
                 class="sheet"
                 role="alertdialog"
                 aria-modal="true"
-                aria-labelledby="incoming-name"
+                // Read on arrival as "Incoming video call, bob".
+                aria-labelledby="incoming-kicker incoming-name"
                 tabindex="-1"
                 node_ref=sheet
             >
-                <p class="kicker">{t(Ui::IncomingCall)}</p>
+                <p class="kicker" id="incoming-kicker">{t(Ui::IncomingCall)}</p>
                 <span class="avatar big" aria-hidden="true">{initial(&peer)}</span>
                 <h2 id="incoming-name">{peer}</h2>
                 <div class="sheet-actions">

@@ -75,12 +75,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="manifest" href="/manifest.webmanifest"/>
                 <link rel="apple-touch-icon" href="/icons/icon-192.png"/>
                 <meta name="apple-mobile-web-app-capable" content="yes"/>
-                <link rel="stylesheet" href=css/>
+                // Before the stylesheet: a script after it would wait for the CSS to arrive.
+                {early.then(|| view! { <script nonce=nonce.clone() inner_html=EARLY_SOCKET></script> })}
+                // Registered from the shell, not the WASM: it works before (and without) hydration.
+                <script nonce=nonce.clone() inner_html=REGISTER_SERVICE_WORKER></script>
                 <link rel="modulepreload" href=js/>
                 <link rel="preload" href=wasm r#as="fetch" r#type="application/wasm" crossorigin=""/>
-                // Registered from the shell, not the WASM: it works before (and without) hydration.
-                {early.then(|| view! { <script nonce=nonce.clone() inner_html=EARLY_SOCKET></script> })}
-                <script nonce=nonce.clone() inner_html=REGISTER_SERVICE_WORKER></script>
+                <link rel="stylesheet" href=css/>
                 <AutoReload options=options.clone()/>
                 <script type="module" nonce=nonce inner_html=hydrate></script>
                 <MetaTags/>

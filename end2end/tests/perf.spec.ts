@@ -208,7 +208,7 @@ async function timedCall(kind: Kind, a: Page, b: Page, bName: string, acceptAfte
   }, kind);
   const clickAt = await a.evaluate((bName) => {
     const button = [...document.querySelectorAll('button')].find(
-      (b) => b.textContent?.trim() === bName || b.getAttribute('aria-label')?.endsWith(` ${bName}`),
+      (b) => b.textContent?.trim() === bName || b.querySelector('.who')?.textContent === bName,
     )!;
     const t = Date.now();
     button.click();

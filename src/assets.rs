@@ -38,6 +38,9 @@ pub fn router(dir: PathBuf) -> Router {
 async fn serve(State(pkg): State<Arc<Pkg>>, mut req: Request) -> Response {
     use axum::http::{header, HeaderValue, StatusCode};
     let mut file = req.uri().path().trim_start_matches('/').to_owned();
+    if file.starts_with("__wasm_split.") && file.ends_with(".js") && is_plain_name(&file) {
+        return split_loader(&pkg.dir, &file).await;
+    }
     let mut immutable = false;
     if let Some((plain, hash)) = split_hash(&file) {
         if fingerprint(&pkg.dir, &plain).as_deref() != Some(hash.as_str()) {
@@ -126,6 +129,32 @@ pub fn filled_in(site_root: PathBuf, build: Build) -> Router {
     Router::new()
         .route("/sw.js", serve("sw.js", "text/javascript; charset=utf-8"))
         .route("/offline.html", serve("offline.html", "text/html; charset=utf-8"))
+}
+
+/// The loader of the lazily loaded WASM chunks (`cargo leptos build --split`) imports the main
+/// JS glue by its plain name; the page imports it by its fingerprinted one, and two URLs would be
+/// two instances of the module. Served with the fingerprinted name put in.
+async fn split_loader(dir: &Path, file: &str) -> Response {
+    let Ok(text) = tokio::fs::read_to_string(dir.join(file)).await else {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    };
+    let glue = text
+        .split("from \"./")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .filter(|name| name.ends_with(".js") && is_plain_name(name));
+    let text = match glue {
+        Some(glue) => text.replace(
+            &format!("\"./{glue}\""),
+            &format!("\"{}\"", fingerprinted(dir, ".", glue)),
+        ),
+        None => text,
+    };
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        text,
+    )
+        .into_response()
 }
 
 /// The URL path pages use for `file` of the pkg directory `dir`, served as `url_dir`:

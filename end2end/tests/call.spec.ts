@@ -74,7 +74,7 @@ test('the callee can hang up too, and both can call again', async () => {
   await expect(status(a.page)).toContainText(`In call with ${b.name}`);
 });
 
-test('decline: the caller is told; the camera opened for dialing goes off at once', async () => {
+test('@smoke decline: the caller is told; the camera opened for dialing goes off at once', async () => {
   const [a, b] = people;
   await ring(a, b);
   // b's page rings (WebAudio, vibration), a hears ringback.
@@ -254,7 +254,7 @@ async function remoteFrames(page: import('@playwright/test').Page): Promise<numb
 }
 
 for (const layout of ['desktop', 'Pixel 7'] as const) {
-  test(`in-call controls (${layout}): mute, camera off and on, switch camera; the peer sees it`, async ({ browser }) => {
+  test(`${layout === 'desktop' ? '@smoke ' : ''}in-call controls (${layout}): mute, camera off and on, switch camera; the peer sees it`, async ({ browser }) => {
     let [a, b] = people;
     if (layout !== 'desktop') {
       // The one who taps the controls is on a phone.
@@ -401,7 +401,7 @@ test('the call view: tap to swap, drag the picture-in-picture to a corner, scree
   await expect(page.locator('section.stage')).toHaveClass(/pip-bl/);
 });
 
-test('connection quality: bars during the call, figures from getStats on tap', async () => {
+test('@smoke connection quality: bars during the call, figures from getStats on tap', async () => {
   const [a, b] = people;
   await connectCall(a, b);
   const bars = a.page.locator('header button.quality');

@@ -2,6 +2,8 @@
 //! no protocol or WebRTC logic lives here.
 
 pub mod call_screen;
+#[cfg(feature = "hydrate")]
+mod extras;
 pub mod join;
 pub mod text;
 

@@ -1,4 +1,4 @@
-import { test, expect } from '@playwright/test';
+import { test, expect, devices } from '@playwright/test';
 import { axeViolations, expectOnline, status, uniqueName, watchErrors } from './helpers';
 
 test('@smoke pages hydrate without errors', async ({ page }) => {
@@ -11,9 +11,14 @@ test('@smoke pages hydrate without errors', async ({ page }) => {
   expect(errors).toEqual([]);
 });
 
-test('axe-core: no violations on the pages around a call, in both languages', async ({ browser }) => {
-  for (const locale of ['en-US', 'zh-CN']) {
-    const ctx = await browser.newContext({ locale });
+test('axe-core: no violations on the pages around a call, in both languages, phone and desktop', async ({ browser }) => {
+  for (const [locale, layout] of [
+    ['en-US', {}],
+    ['zh-CN', {}],
+    ['en-US', devices['Pixel 7']],
+    ['zh-CN', devices['Pixel 7']],
+  ] as const) {
+    const ctx = await browser.newContext({ ...layout, locale });
     const page = await ctx.newPage();
     const errors = watchErrors(page);
     for (const path of ['/call/bob', '/u/not%20a%20name', '/no/such/page']) {

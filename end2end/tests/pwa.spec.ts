@@ -43,6 +43,11 @@ test('PWA: the manifest parses, the app is installable, and it starts offline', 
   await page.goto('/u/never_visited_before');
   await expect(page.getByRole('heading', { name: 'You are offline' })).toBeVisible();
   expect(await axeViolations(page), 'the offline page').toEqual([]);
+  // In Chinese too (the page picks the remembered language itself).
+  await ctx.addCookies([{ name: 'duet_lang', value: 'zh-CN', url: page.url() }]);
+  await page.reload();
+  await expect(page.getByRole('heading', { name: '你已离线' })).toBeVisible();
+  expect(await axeViolations(page), 'the offline page in 中文').toEqual([]);
 
   // Back online: the banner goes and the app reconnects by itself.
   await page.goto(`/u/${me}`).catch(() => undefined);

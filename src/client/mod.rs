@@ -179,7 +179,7 @@ pub fn remember_lang(lang: Lang) {
 
 fn run(effect: Effect) {
     match effect {
-        Effect::Send(m) => socket::send(m.to_json()),
+        Effect::Send(m) => socket::send(m.to_wire()),
         Effect::StartMedia { ask } => peer::start_media(ask),
         Effect::CreateOffer => peer::create_offer(),
         Effect::AnswerOffer(sdp) => peer::answer_offer(sdp),

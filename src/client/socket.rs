@@ -212,7 +212,7 @@ pub fn check() {
         return; // already reconnecting
     }
     let asked = js_sys::Date::now();
-    send(Message::config_request().to_json());
+    send(Message::config_request().to_wire());
     leptos::prelude::set_timeout(
         move || {
             if GREETED.get() && LAST_HEARD.get() < asked {

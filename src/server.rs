@@ -39,7 +39,10 @@ pub fn app(leptos_options: LeptosOptions, hub: Arc<Hub>) -> Router {
             page_policy,
             shell,
         ))
-        .with_state(leptos_options);
+        .with_state(leptos_options)
+        // Pages in brotli for browsers that take it (a page is ~4 KB, ~1.7 KB compressed);
+        // only pages: the relay's upgrade responses and the precompressed /pkg stay untouched.
+        .layer(tower_http::compression::CompressionLayer::new());
     relay::router(hub)
         .route("/lang/{tag}", axum::routing::get(set_lang))
         .route("/go", axum::routing::get(go))

@@ -7,8 +7,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// One GET: the response head (lower-cased) and body.
 async fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    get_with(addr, path, "").await
+}
+
+async fn get_with(addr: std::net::SocketAddr, path: &str, headers: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.unwrap();
@@ -19,14 +23,31 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
     )
 }
 
-#[tokio::test]
-async fn every_response_carries_the_security_headers() {
+/// The whole app on a loopback port.
+async fn start() -> std::net::SocketAddr {
     let conf = leptos::prelude::get_configuration(Some("Cargo.toml")).expect("leptos config");
     let hub = Hub::new(RelayConfig::default());
     let app = duet::server::app(conf.leptos_options, hub.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(duet::server::serve(listener, app, hub, std::future::pending()));
+    addr
+}
+
+#[tokio::test]
+async fn pages_are_sent_compressed_to_browsers_that_take_it() {
+    let addr = start().await;
+    let (head, body) = get_with(addr, "/u/alice", "Accept-Encoding: br\r\n").await;
+    assert!(head.contains("content-encoding: br"), "{head}");
+    assert!(!body.contains("<html"), "compressed");
+    let (head, body) = get(addr, "/u/alice").await;
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(body.contains("<html"));
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let addr = start().await;
 
     // A page, a page for a bad name, not found, a static file (or its 404 without a build), the
     // health check, a language switch (redirect), and a WebSocket request without an upgrade.

@@ -48,6 +48,9 @@ test('PWA: the manifest parses, the app is installable, and it starts offline', 
   await page.reload();
   await expect(page.getByRole('heading', { name: '你已离线' })).toBeVisible();
   expect(await axeViolations(page), 'the offline page in 中文').toEqual([]);
+  // And at a phone's size.
+  await page.setViewportSize({ width: 412, height: 839 });
+  expect(await axeViolations(page), 'the offline page in 中文 on a phone').toEqual([]);
 
   // Back online: the banner goes and the app reconnects by itself.
   await page.goto(`/u/${me}`).catch(() => undefined);

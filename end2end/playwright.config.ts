@@ -3,8 +3,8 @@ import { defineConfig } from '@playwright/test';
 // `cargo leptos end-to-end` builds, starts the server on 127.0.0.1:3000 and runs this suite;
 // global-setup waits until the server answers. DUET_E2E_SMOKE=1 (used for the release build)
 // runs only the tests tagged @smoke (between them they use every lazily loaded part of the UI:
-// incoming sheet, notices, in-call controls, peer flags, quality details); DUET_E2E_PERF=1 adds the @perf figures (release build only:
-// a debug build's speed means nothing).
+// incoming sheet, notices, in-call controls, peer flags, quality details); DUET_E2E_PERF=1 adds
+// the @perf figures (release build only: a debug build's speed means nothing).
 export default defineConfig({
   testDir: './tests',
   globalSetup: './global-setup.ts',

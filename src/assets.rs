@@ -63,11 +63,12 @@ async fn serve(State(pkg): State<Arc<Pkg>>, mut req: Request) -> Response {
         Ok(response) => response.into_response(),
         Err(never) => match never {},
     };
-    // The same URL answers differently per Accept-Encoding: caches must keep them apart.
+    let immutable = immutable && response.status().is_success();
     let headers = response.headers_mut();
+    // The same URL answers differently per Accept-Encoding: caches must keep them apart.
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    if immutable && response.status().is_success() {
-        response.headers_mut().insert(
+    if immutable {
+        headers.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=31536000, immutable"),
         );

@@ -82,9 +82,9 @@ fn page_policy() {
 }
 
 /// Headers on every response: no MIME sniffing, no referrer (a page's URL names the person),
-/// no framing, no window handles across origins, the content security policy (a page's own, else the one without a nonce),
-/// camera, microphone, full screen and wake lock for Duet's own pages only, and revalidation
-/// of anything not content-addressed (pages, `/sw.js`, the unhashed `/pkg` names): a new build
+/// no framing, no window handles across origins, the content security policy (a page's own,
+/// else the one without a nonce), camera, microphone, full screen and wake lock for Duet's own
+/// pages only, and revalidation of anything not content-addressed (pages, `/sw.js`, the unhashed `/pkg` names): a new build
 /// is seen at once, an unchanged file costs a 304.
 async fn security_headers(mut res: Response) -> Response {
     use axum::http::{header, HeaderValue};

@@ -373,30 +373,9 @@ impl Message {
     /// writes (property tests hold them together). Stricter on odd forms the relay never sends:
     /// a struct written as an array, a number like `-0`.
     pub fn from_relay(text: &str) -> Result<Message, String> {
-        match json::parse(text)? {
-            Json::Obj(fields) => Message::from_fields(fields),
-            _ => Err("expected a JSON object".into()),
-        }
-    }
-
-    fn from_fields(fields: Vec<(String, Json)>) -> Result<Message, String> {
-        let mut seen = Vec::new();
-        let mut kind = None;
-        let mut m = Message {
-            kind: Kind::Hangup,
-            from_user: None,
-            to_user: None,
-            msg: None,
-            sdp: None,
-            ice_candidate: None,
-            code: None,
-            users: None,
-            audio: None,
-            video: None,
-            ice_servers: None,
-        };
-        for (key, value) in fields {
-            let known = [
+        let mut f = object(
+            json::parse(text)?,
+            &[
                 "type",
                 "fromUser",
                 "toUser",
@@ -408,33 +387,27 @@ impl Message {
                 "audio",
                 "video",
                 "iceServers",
-            ];
-            let Some(field) = known.iter().position(|k| *k == key) else {
-                continue; // unknown fields are ignored, as serde does
-            };
-            if seen.contains(&field) {
-                return Err(format!("duplicate field `{key}`"));
-            }
-            seen.push(field);
-            match field {
-                0 => match value {
-                    Json::Str(t) => kind = Some(Kind::parse(&t).ok_or("unknown type")?),
-                    _ => return Err("\"type\" must be a string".into()),
-                },
-                1 => m.from_user = opt(value, string)?,
-                2 => m.to_user = opt(value, string)?,
-                3 => m.msg = opt(value, string)?,
-                4 => m.sdp = opt(value, string)?,
-                5 => m.ice_candidate = opt(value, ice_candidate)?,
-                6 => m.code = opt(value, |v| string(v).and_then(|c| code(&c)))?,
-                7 => m.users = opt(value, strings)?,
-                8 => m.audio = opt(value, boolean)?,
-                9 => m.video = opt(value, boolean)?,
-                _ => m.ice_servers = opt(value, |v| list(v, ice_server))?,
-            }
-        }
-        m.kind = kind.ok_or("missing field `type`")?;
-        Ok(m)
+            ],
+        )?
+        .into_iter();
+        let mut next = || f.next().flatten();
+        let kind = match next().ok_or("missing field `type`")? {
+            Json::Str(t) => Kind::parse(&t).ok_or("unknown type")?,
+            _ => return Err("\"type\" must be a string".into()),
+        };
+        Ok(Message {
+            kind,
+            from_user: optional(next(), string)?,
+            to_user: optional(next(), string)?,
+            msg: optional(next(), string)?,
+            sdp: optional(next(), string)?,
+            ice_candidate: optional(next(), ice_candidate)?,
+            code: optional(next(), |v| string(v).and_then(|c| code(&c)))?,
+            users: optional(next(), strings)?,
+            audio: optional(next(), boolean)?,
+            video: optional(next(), boolean)?,
+            ice_servers: optional(next(), |v| list(v, ice_server))?,
+        })
     }
 
     /// Parses one frame from a client. Classifies every failure into a [`ProtocolError`], so the
@@ -507,11 +480,11 @@ fn write_strings(out: &mut String, items: &[String]) {
 // Readers of field values for [`Message::from_relay`]: the types serde's derive would accept.
 type Read<T> = Result<T, String>;
 
-/// `null` is absent, as serde reads an `Option`.
-fn opt<T>(value: Json, read: impl FnOnce(Json) -> Read<T>) -> Read<Option<T>> {
+/// An `Option` field: absent or `null` is `None`, as serde reads it.
+fn optional<T>(value: Option<Json>, read: impl FnOnce(Json) -> Read<T>) -> Read<Option<T>> {
     match value {
-        Json::Null => Ok(None),
-        v => read(v).map(Some),
+        None | Some(Json::Null) => Ok(None),
+        Some(v) => read(v).map(Some),
     }
 }
 
@@ -547,7 +520,8 @@ fn code(name: &str) -> Read<Code> {
         .ok_or_else(|| "unknown code".into())
 }
 
-/// The fields of an object by name, each at most once; unknown ones ignored.
+/// The fields of an object by name, in the order of `known`, each at most once; unknown ones
+/// ignored, as serde does.
 fn object(value: Json, known: &[&str]) -> Read<Vec<Option<Json>>> {
     let Json::Obj(fields) = value else {
         return Err("expected an object".into());
@@ -572,17 +546,12 @@ fn ice_candidate(value: Json) -> Read<IceCandidate> {
     let mut next = || f.next().flatten();
     Ok(IceCandidate {
         candidate: next().map(string).transpose()?.unwrap_or_default(),
-        sdp_mid: next().map(|v| opt(v, string)).transpose()?.flatten(),
-        sdp_m_line_index: next()
-            .map(|v| {
-                opt(v, |n| match n {
-                    Json::Num(raw) => raw.parse::<u16>().map_err(|_| "expected a u16".into()),
-                    _ => Err("expected a number".into()),
-                })
-            })
-            .transpose()?
-            .flatten(),
-        username_fragment: next().map(|v| opt(v, string)).transpose()?.flatten(),
+        sdp_mid: optional(next(), string)?,
+        sdp_m_line_index: optional(next(), |n| match n {
+            Json::Num(raw) => raw.parse::<u16>().map_err(|_| "expected a u16".into()),
+            _ => Err("expected a number".into()),
+        })?,
+        username_fragment: optional(next(), string)?,
     })
 }
 
@@ -591,8 +560,8 @@ fn ice_server(value: Json) -> Read<IceServer> {
     let mut next = || f.next().flatten();
     Ok(IceServer {
         urls: strings(next().ok_or("missing field `urls`")?)?,
-        username: next().map(|v| opt(v, string)).transpose()?.flatten(),
-        credential: next().map(|v| opt(v, string)).transpose()?.flatten(),
+        username: optional(next(), string)?,
+        credential: optional(next(), string)?,
     })
 }
 

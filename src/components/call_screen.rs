@@ -543,7 +543,6 @@ fn PhoneIcon() -> impl IntoView {
     }
 }
 
-/// The first letter (CSS shows it in capitals: no Unicode case tables in the WASM).
 /// Reads a flag of the current call; false outside one.
 pub(super) fn session_flag(state: RwSignal<State>, f: impl Fn(&Session) -> bool) -> bool {
     state.with(|s| match &s.phase {
@@ -552,6 +551,7 @@ pub(super) fn session_flag(state: RwSignal<State>, f: impl Fn(&Session) -> bool)
     })
 }
 
+/// The first letter (CSS shows it in capitals: no Unicode case tables in the WASM).
 pub(super) fn initial(name: &str) -> String {
     name.chars().next().map(String::from).unwrap_or_default()
 }

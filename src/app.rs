@@ -37,7 +37,7 @@ pub const EARLY_SOCKET: &str = "(function () { \
       if (!k) { var b = new Uint8Array(16); crypto.getRandomValues(b); \
         k = Array.prototype.map.call(b, function (x) { return (x < 16 ? '0' : '') + x.toString(16); }).join(''); \
         s.setItem('duet.key', k); } \
-      var ws = new WebSocket((location.protocol == 'https:' ? 'wss://' : 'ws://') + location.host + '/webrtc/' + m[1] + '?key=' + k); \
+      var ws = new WebSocket((location.protocol == 'https:' ? 'wss://' : 'ws://') + location.host + '/webrtc/' + m[1] + '?key=' + k + '&early=1'); \
       var q = []; ws.onmessage = function (e) { q.push(e.data); }; \
       window.duetEarly = { ws: ws, name: decodeURIComponent(m[1]), key: k, queue: q }; \
     } catch (e) { console.warn('early signaling socket not opened', e); } \

@@ -11,9 +11,14 @@
 //! dialing, the callee while it rings (only if the browser already has the permission, so no
 //! prompt appears before the person chose to answer); both see their own preview, and Accept
 //! leaves only the SDP exchange. Declining, cancelling or ringing out releases them at once.
-//! The caller even makes its offer (and gathers its ICE candidates) while it rings, and sends
-//! them the moment the call is accepted. (The callee does nothing of the kind before Accept:
-//! starting ICE would tell the caller its address.)
+//! The caller even makes its offer (and gathers its ICE candidates) while it rings and sends
+//! them at once; the relay passes them on to a callee that asks for them (`?early=1`, this
+//! page) and holds them until the accept for classic clients. The callee sets the offer up and
+//! makes its answer while it rings, but keeps the answer, its own candidates and the caller's
+//! candidates until Accept: with no remote candidate its ICE agent sends nothing to the
+//! caller, so a call that is not answered never learns the callee's address (candidates inside
+//! an offer's SDP are taken out for that too, [`split_candidates`]). Accept then only sends
+//! what is ready.
 //! Candidates that arrive before the remote description is set are queued, then applied.
 //!
 //! The network may change under a call: when the peer-to-peer path is `disconnected` for
@@ -200,14 +205,19 @@ pub enum Warm {
     Ready,
 }
 
-/// The caller's offer made while it rings (see the module docs), sent on the accept. It is
-/// being made from the moment media is ready while calling (`warm` is `Ready`); `offer` is
-/// `None` until the browser has made it.
+/// The callee's side of a call set up while it rings (see the module docs), all held until
+/// the accept.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Prepared {
+pub struct Early {
+    /// The caller's offer, its candidates taken out (they wait in `their_ice`).
     pub offer: Option<String>,
-    /// Our candidates gathered meanwhile (at most [`MAX_PENDING_ICE`]).
-    pub ice: Vec<IceCandidate>,
+    /// The caller's candidates (at most [`MAX_PENDING_ICE`]).
+    pub their_ice: Vec<IceCandidate>,
+    /// The shell is answering `offer` (media was ready); `answer` is `None` until it has.
+    pub answering: bool,
+    pub answer: Option<String>,
+    /// Our candidates, gathered since the answer was set (at most [`MAX_PENDING_ICE`]).
+    pub our_ice: Vec<IceCandidate>,
 }
 
 /// A one-off message for the user. Typed, so the UI words it in the user's language.
@@ -250,8 +260,8 @@ pub struct State {
     pub ring_timer: u32,
     /// Media warmed for the call being set up (calling or ringing).
     pub warm: Warm,
-    /// Calling: the offer made ahead.
-    pub prepared: Prepared,
+    /// Ringing: the call set up ahead of the accept.
+    pub early: Early,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -407,7 +417,7 @@ impl State {
             timers: 0,
             ring_timer: 0,
             warm: Warm::Off,
-            prepared: Prepared::default(),
+            early: Early::default(),
         }
     }
 
@@ -458,7 +468,7 @@ impl State {
         let mut s = State {
             timers: 0,
             ring_timer: 0,
-            prepared: Prepared::default(),
+            early: Early::default(),
             ..self.clone()
         };
         if let Phase::Live(x) = &mut s.phase {
@@ -522,7 +532,7 @@ impl State {
             fx.push(Effect::Teardown);
         }
         self.warm = Warm::Off;
-        self.prepared = Prepared::default();
+        self.early = Early::default();
         self.phase = Phase::Ended { peer, reason };
     }
 
@@ -590,12 +600,15 @@ impl State {
             }
             Event::Received(m) => self.receive(m, fx),
             Event::MediaReady => match self.phase {
-                Phase::Live(_) => self.media_ready(None, fx),
+                Phase::Live(_) => self.media_ready(false, fx),
                 Phase::Calling { .. } => {
                     self.warm = Warm::Ready;
                     fx.push(Effect::CreateOffer);
                 }
-                Phase::Ringing { .. } => self.warm = Warm::Ready,
+                Phase::Ringing { .. } => {
+                    self.warm = Warm::Ready;
+                    self.answer_early(fx);
+                }
                 _ => {}
             },
             // The caller cannot make a video call without them: better said now than after the
@@ -611,12 +624,13 @@ impl State {
                 Phase::Live(s) if !s.media_ready => fx.push(Effect::StartMedia { ask: true }),
                 _ => {}
             },
-            Event::LocalOffer(sdp) if matches!(self.phase, Phase::Calling { .. }) => {
-                self.prepared.offer = Some(sdp)
+            // Ringing: kept for the accept (see the module docs).
+            Event::LocalAnswer(sdp) if matches!(self.phase, Phase::Ringing { .. }) => {
+                self.early.answer = Some(sdp)
             }
-            Event::LocalIce(c) if matches!(self.phase, Phase::Calling { .. }) => {
-                if self.prepared.ice.len() < MAX_PENDING_ICE {
-                    self.prepared.ice.push(c);
+            Event::LocalIce(c) if matches!(self.phase, Phase::Ringing { .. }) => {
+                if self.early.our_ice.len() < MAX_PENDING_ICE {
+                    self.early.our_ice.push(c);
                 }
             }
             Event::LocalOffer(sdp) => self.send_in_call(Kind::Offer, |m| m.with_sdp(sdp), fx),
@@ -648,11 +662,21 @@ impl State {
                 }
             }
             Event::Timeout(timer, id) => self.timeout(timer, id, fx),
-            Event::NegotiationFailed(why) => {
-                if matches!(self.phase, Phase::Live(_)) {
-                    self.hang_up(EndReason::NegotiationFailed(why), fx);
+            Event::NegotiationFailed(why) => match self.phase {
+                Phase::Live(_) => self.hang_up(EndReason::NegotiationFailed(why), fx),
+                // The offer that came while ringing was refused: start over on the accept, which
+                // answers it again and ends the call with the browser's reason if it fails again.
+                Phase::Ringing { .. } if self.early.answering => {
+                    fx.push(Effect::Teardown);
+                    self.warm = Warm::Off;
+                    self.early = Early {
+                        offer: self.early.offer.take(),
+                        their_ice: std::mem::take(&mut self.early.their_ice),
+                        ..Early::default()
+                    };
                 }
-            }
+                _ => {}
+            },
         }
     }
 
@@ -661,8 +685,8 @@ impl State {
         let mut s = Session::new(peer, role);
         s.connect_timer = arm(&mut self.timers, Timer::Connect, CONNECT_MS, fx);
         let mut warm = std::mem::take(&mut self.warm);
-        let prepared = std::mem::take(&mut self.prepared);
-        // Media ready while calling means an offer was made (or is being made) ahead.
+        let early = std::mem::take(&mut self.early);
+        // Media ready while calling means an offer was made (or is being made) and sent ahead.
         let offered = matches!(self.phase, Phase::Calling { .. }) && warm == Warm::Ready;
         if role == Role::Callee && offered {
             // Glare turned us from caller into callee: our own offer is set on the connection
@@ -673,16 +697,37 @@ impl State {
         if warm == Warm::Off {
             fx.push(Effect::StartMedia { ask: true });
         }
+        if early.answering {
+            // Answered (or being answered) while it rang: send what is ready; an answer still
+            // being made goes out with `LocalAnswer`, the caller's candidates with
+            // `RemoteDescriptionSet`.
+            s.media_ready = true;
+            s.remote_set = early.answer.is_some();
+            let (answer, ours) = (early.answer, early.our_ice);
+            fx.extend(answer.map(|sdp| Effect::Send(Message::to(Kind::Answer, peer).with_sdp(sdp))));
+            fx.extend(
+                ours.into_iter()
+                    .map(|c| Effect::Send(Message::to(Kind::Ice, peer).with_ice(c))),
+            );
+            if s.remote_set {
+                fx.extend(early.their_ice.into_iter().map(Effect::AddIce));
+            } else {
+                s.pending_ice = early.their_ice;
+            }
+            self.phase = Phase::Live(s);
+            return;
+        }
+        s.pending_offer = early.offer;
+        s.pending_ice = early.their_ice;
         self.phase = Phase::Live(s);
         if warm == Warm::Ready {
-            self.media_ready(offered.then_some(prepared), fx);
+            self.media_ready(offered, fx);
         }
     }
 
-    /// Camera and microphone are on in a live call: the caller offers (`ahead`: the offer it
-    /// made while ringing, with the candidates gathered meanwhile); the callee answers an offer
-    /// that came first.
-    fn media_ready(&mut self, ahead: Option<Prepared>, fx: &mut Vec<Effect>) {
+    /// Camera and microphone are on in a live call: the caller offers (unless it did while
+    /// ringing, `offered`); the callee answers an offer that came first.
+    fn media_ready(&mut self, offered: bool, fx: &mut Vec<Effect>) {
         let Phase::Live(s) = &mut self.phase else { return };
         s.media_ready = true;
         if s.role == Role::Callee {
@@ -690,19 +735,25 @@ impl State {
         }
         s.negotiating = true;
         s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
-        match ahead {
-            Some(Prepared {
-                offer: Some(sdp),
-                ice,
-            }) => {
-                self.send_in_call(Kind::Offer, |m| m.with_sdp(sdp), fx);
-                for c in ice {
-                    self.send_in_call(Kind::Ice, |m| m.with_ice(c), fx);
-                }
-            }
-            // Still being made: `LocalOffer` sends it.
-            Some(_) => {}
-            None => fx.push(Effect::CreateOffer),
+        if !offered {
+            fx.push(Effect::CreateOffer);
+        }
+    }
+
+    /// The caller's candidates that came while ringing, kept for the accept.
+    fn early_ice(&mut self, ice: impl IntoIterator<Item = IceCandidate>) {
+        let room = MAX_PENDING_ICE.saturating_sub(self.early.their_ice.len());
+        self.early.their_ice.extend(ice.into_iter().take(room));
+    }
+
+    /// Ringing with media ready and the caller's offer in: answer it now, keep the answer.
+    fn answer_early(&mut self, fx: &mut Vec<Effect>) {
+        if self.warm != Warm::Ready || self.early.answering {
+            return;
+        }
+        if let Some(offer) = &self.early.offer {
+            self.early.answering = true;
+            fx.push(Effect::AnswerOffer(offer.clone()));
         }
     }
 
@@ -822,10 +873,17 @@ impl State {
         }
     }
 
+    /// To the peer of the live call, or of the call we are making: the caller's offer and
+    /// candidates go out while it rings.
     fn send_in_call(&self, kind: Kind, fill: impl FnOnce(Message) -> Message, fx: &mut Vec<Effect>) {
-        if let Phase::Live(s) = &self.phase {
-            fx.push(Effect::Send(fill(Message::to(kind, &s.peer))));
+        if let Phase::Live(Session { peer, .. }) | Phase::Calling { peer } = &self.phase {
+            fx.push(Effect::Send(fill(Message::to(kind, peer))));
         }
+    }
+
+    /// Ringing, and `from` is who rings us.
+    fn ringing_from(&self, from: &str) -> bool {
+        matches!(&self.phase, Phase::Ringing { peer } if peer == from)
     }
 
     /// The live session with `from`, if that is who we are in a call with.
@@ -865,6 +923,15 @@ impl State {
         match m.kind {
             Kind::CallStart => self.incoming(&from, fx),
             Kind::CallBack => self.call_back(&from, m.msg.unwrap_or_default(), fx),
+            Kind::Offer if self.ringing_from(&from) => {
+                if let (None, Some(sdp)) = (&self.early.offer, m.sdp) {
+                    let (sdp, ice) = split_candidates(&sdp);
+                    self.early.offer = Some(sdp);
+                    self.early_ice(ice);
+                    self.answer_early(fx);
+                }
+            }
+            Kind::Ice if self.ringing_from(&from) => self.early_ice(m.ice_candidate),
             Kind::Offer => {
                 if let (Some(s), Some(sdp)) = (self.session_with(&from), m.sdp) {
                     if s.role == Role::Callee {
@@ -1042,6 +1109,47 @@ impl State {
             code => self.notice = Some(Notice::Server { code, text }),
         }
     }
+}
+
+/// Takes the `a=candidate` lines out of an SDP, as trickled candidates of their m-section (`mid`
+/// and index): an offer that comes while ringing is set without them, so the callee's ICE
+/// agent has no one to send checks to before the accept (see the module docs). Also drops
+/// `a=end-of-candidates`, which would stop the candidates added later.
+pub fn split_candidates(sdp: &str) -> (String, Vec<IceCandidate>) {
+    let mut kept = String::with_capacity(sdp.len());
+    let mut found: Vec<(usize, String)> = Vec::new();
+    let mut mids: Vec<Option<String>> = Vec::new();
+    for line in sdp.split_inclusive('\n') {
+        let content = line.trim_end_matches(['\r', '\n']);
+        if content.starts_with("m=") {
+            mids.push(None);
+        } else if let (Some(mid), Some(last)) = (content.strip_prefix("a=mid:"), mids.last_mut()) {
+            *last = Some(mid.to_owned());
+        }
+        if let Some(candidate) = content.strip_prefix("a=") {
+            if candidate.starts_with("candidate:") {
+                // Before the first m-section a candidate belongs to nothing: dropped.
+                if let Some(index) = mids.len().checked_sub(1) {
+                    found.push((index, candidate.to_owned()));
+                }
+                continue;
+            }
+            if candidate == "end-of-candidates" {
+                continue;
+            }
+        }
+        kept.push_str(line);
+    }
+    let ice = found
+        .into_iter()
+        .map(|(index, candidate)| IceCandidate {
+            candidate,
+            sdp_mid: mids[index].clone(),
+            sdp_m_line_index: u16::try_from(index).ok(),
+            username_fragment: None,
+        })
+        .collect();
+    (kept, ice)
 }
 
 /// Hands out the next timer id and starts that timer.
@@ -1311,14 +1419,14 @@ mod tests {
     }
 
     #[test]
-    fn warmed_caller_offers_the_moment_the_call_is_accepted() {
+    fn warmed_caller_sends_its_offer_while_it_rings() {
         let (s, _) = run(
             State::new("alice"),
             [Event::Dial("bob".into()), Event::MediaReady],
         );
         assert!(s.previewing(), "own preview while it rings");
         assert_eq!(s.tone(), Tone::Ringback);
-        // The offer is made while it rings; it and its candidates wait for the accept.
+        // Made and sent while it rings: the relay passes it on or holds it until the accept.
         let (s, fx) = run(
             s,
             [
@@ -1327,11 +1435,6 @@ mod tests {
                 Event::LocalIce(ice(2)),
             ],
         );
-        assert!(
-            fx.is_empty(),
-            "nothing reaches the callee before the accept: {fx:?}"
-        );
-        let (s, fx) = s.step(Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)));
         assert_eq!(
             sent(&fx),
             [
@@ -1340,13 +1443,223 @@ mod tests {
                 (Kind::Ice, "bob".into(), None)
             ]
         );
+        let (s, fx) = s.step(Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)));
+        assert!(sent(&fx).is_empty(), "nothing sent twice: {fx:?}");
         assert!(!fx.contains(&Effect::CreateOffer));
         assert!(session(&s).media_ready && session(&s).negotiating);
         assert!(!s.previewing());
-        assert_eq!(s.prepared, Prepared::default());
         // The answer is taken as for any offer.
         let (_, fx) = s.step(Event::Received(msg(Kind::Answer, "bob").with_sdp("a".into())));
         assert_eq!(untimed(&fx), [Effect::AcceptAnswer("a".into())]);
+    }
+
+    /// An offer whose SDP carries a candidate of its second m-section.
+    const OFFER_WITH_CANDIDATE: &str = "v=0\r\nm=audio 9 UDP\r\na=mid:0\r\nm=video 9 UDP\r\na=mid:1\r\n\
+        a=candidate:1 1 udp 1 192.0.2.1 5000 typ host\r\na=end-of-candidates\r\n";
+
+    #[test]
+    fn callee_answers_while_it_rings_and_sends_nothing_before_the_accept() {
+        let (s, fx) = run(
+            State::new("bob"),
+            [recv(Kind::CallStart, "alice"), Event::MediaReady],
+        );
+        assert_eq!(untimed(&fx), [Effect::StartMedia { ask: false }]);
+        let offer = msg(Kind::Offer, "alice").with_sdp(OFFER_WITH_CANDIDATE.into());
+        let (s, fx) = s.step(Event::Received(offer));
+        let stripped = split_candidates(OFFER_WITH_CANDIDATE).0;
+        assert!(!stripped.contains("candidate"), "{stripped}");
+        assert_eq!(fx, [Effect::AnswerOffer(stripped)]);
+        let (s, fx) = run(
+            s,
+            [
+                Event::Received(msg(Kind::Ice, "alice").with_ice(ice(7))),
+                Event::LocalAnswer("a".into()),
+                Event::RemoteDescriptionSet,
+                Event::LocalIce(ice(1)),
+            ],
+        );
+        assert!(fx.is_empty(), "nothing leaves before the accept: {fx:?}");
+        assert_eq!(s.status(0.0), Status::Ringing("alice".into()));
+        assert!(s.looks_like(
+            &run(
+                State::new("bob"),
+                [recv(Kind::CallStart, "alice"), Event::MediaReady]
+            )
+            .0
+        ));
+
+        let (s, fx) = s.step(Event::Accept);
+        assert_eq!(
+            sent(&fx),
+            [
+                (Kind::CallBack, "alice".into(), Some(ACCEPT.into())),
+                (Kind::Answer, "alice".into(), None),
+                (Kind::Ice, "alice".into(), None)
+            ]
+        );
+        let added: Vec<&IceCandidate> = fx
+            .iter()
+            .filter_map(|e| match e {
+                Effect::AddIce(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            added.len(),
+            2,
+            "the one from the SDP and the trickled one: {fx:?}"
+        );
+        assert_eq!(added[0].sdp_mid.as_deref(), Some("1"));
+        assert_eq!(added[1], &ice(7));
+        assert!(!fx
+            .iter()
+            .any(|e| matches!(e, Effect::StartMedia { .. } | Effect::AnswerOffer(_))));
+        assert!(session(&s).media_ready && session(&s).remote_set);
+        assert_eq!(s.early, Early::default());
+    }
+
+    #[test]
+    fn accepted_while_the_answer_is_being_made_it_goes_out_when_ready() {
+        let (s, _) = run(
+            State::new("bob"),
+            [
+                recv(Kind::CallStart, "alice"),
+                Event::MediaReady,
+                Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())),
+                Event::Received(msg(Kind::Ice, "alice").with_ice(ice(7))),
+            ],
+        );
+        let (s, fx) = s.step(Event::Accept);
+        assert_eq!(sent(&fx), [(Kind::CallBack, "alice".into(), Some(ACCEPT.into()))]);
+        assert!(!fx
+            .iter()
+            .any(|e| matches!(e, Effect::AddIce(_) | Effect::AnswerOffer(_))));
+        let (s, fx) = s.step(Event::LocalAnswer("a".into()));
+        assert_eq!(sent(&fx), [(Kind::Answer, "alice".into(), None)]);
+        let (_, fx) = s.step(Event::RemoteDescriptionSet);
+        assert_eq!(fx, [Effect::AddIce(ice(7))]);
+    }
+
+    #[test]
+    fn an_offer_that_came_while_ringing_waits_for_media_opened_on_the_accept() {
+        // No camera permission yet: nothing is opened, the offer is kept.
+        let (s, fx) = run(
+            State::new("bob"),
+            [
+                recv(Kind::CallStart, "alice"),
+                Event::MediaSkipped,
+                Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())),
+                Event::Received(msg(Kind::Ice, "alice").with_ice(ice(7))),
+            ],
+        );
+        assert_eq!(untimed(&fx), [Effect::StartMedia { ask: false }]);
+        let (s, fx) = s.step(Event::Accept);
+        assert!(fx.contains(&Effect::StartMedia { ask: true }));
+        let (s, fx) = s.step(Event::MediaReady);
+        assert_eq!(fx, [Effect::AnswerOffer("o".into())]);
+        let (s, _) = s.step(Event::LocalAnswer("a".into()));
+        let (_, fx) = s.step(Event::RemoteDescriptionSet);
+        assert_eq!(fx, [Effect::AddIce(ice(7))]);
+
+        // The camera still opening when the offer comes: answered once it is open.
+        let (s, _) = run(
+            State::new("bob"),
+            [
+                recv(Kind::CallStart, "alice"),
+                Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())),
+            ],
+        );
+        let (_, fx) = s.step(Event::MediaReady);
+        assert_eq!(fx, [Effect::AnswerOffer("o".into())]);
+    }
+
+    #[test]
+    fn a_call_answered_ahead_and_declined_releases_everything_and_sends_only_the_decline() {
+        let ringing = run(
+            State::new("bob"),
+            [
+                recv(Kind::CallStart, "alice"),
+                Event::MediaReady,
+                Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())),
+                Event::LocalAnswer("a".into()),
+                Event::LocalIce(ice(1)),
+            ],
+        )
+        .0;
+        for end in [Event::Decline, recv(Kind::Hangup, "alice")] {
+            let (s, fx) = ringing.clone().step(end);
+            assert!(fx.contains(&Effect::Teardown));
+            assert!(sent(&fx)
+                .iter()
+                .all(|(k, _, m)| *k == Kind::CallBack && m.as_deref() == Some(DECLINE)));
+            assert_eq!(s.early, Early::default());
+        }
+        // Messages of someone else, or a second offer, change nothing.
+        let (s, fx) = ringing
+            .clone()
+            .step(Event::Received(msg(Kind::Offer, "carol").with_sdp("x".into())));
+        assert!(fx.is_empty());
+        assert_eq!(s, ringing);
+        let (s, fx) = ringing
+            .clone()
+            .step(Event::Received(msg(Kind::Offer, "alice").with_sdp("x".into())));
+        assert!(fx.is_empty());
+        assert_eq!(s.early.offer.as_deref(), Some("o"));
+    }
+
+    #[test]
+    fn an_offer_refused_while_ringing_is_answered_again_on_the_accept() {
+        let (s, fx) = run(
+            State::new("bob"),
+            [
+                recv(Kind::CallStart, "alice"),
+                Event::MediaReady,
+                Event::Received(msg(Kind::Offer, "alice").with_sdp("bad".into())),
+                Event::NegotiationFailed("InvalidAccessError: no".into()),
+            ],
+        );
+        assert!(fx.contains(&Effect::Teardown), "camera off again: {fx:?}");
+        assert_eq!(s.status(0.0), Status::Ringing("alice".into()), "still rings");
+        let (s, fx) = s.step(Event::Accept);
+        assert!(fx.contains(&Effect::StartMedia { ask: true }));
+        let (s, fx) = s.step(Event::MediaReady);
+        assert_eq!(fx, [Effect::AnswerOffer("bad".into())]);
+        let (s, _) = s.step(Event::NegotiationFailed("InvalidAccessError: no".into()));
+        assert!(matches!(
+            s.status(0.0),
+            Status::Ended {
+                reason: EndReason::NegotiationFailed(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn candidates_are_taken_out_of_an_sdp_with_their_section() {
+        let (kept, ice) = split_candidates(OFFER_WITH_CANDIDATE);
+        assert_eq!(
+            kept,
+            "v=0\r\nm=audio 9 UDP\r\na=mid:0\r\nm=video 9 UDP\r\na=mid:1\r\n"
+        );
+        assert_eq!(
+            ice,
+            [IceCandidate {
+                candidate: "candidate:1 1 udp 1 192.0.2.1 5000 typ host".into(),
+                sdp_mid: Some("1".into()),
+                sdp_m_line_index: Some(1),
+                username_fragment: None,
+            }]
+        );
+        // Plain \n line ends, no mid, a candidate before any section (dropped).
+        let (kept, ice) = split_candidates("v=0\na=candidate:0 x\nm=audio\na=candidate:2 y\n");
+        assert_eq!(kept, "v=0\nm=audio\n");
+        assert_eq!(ice.len(), 1);
+        assert_eq!(
+            (ice[0].sdp_mid.as_deref(), ice[0].sdp_m_line_index),
+            (None, Some(0))
+        );
+        // Nothing to take: the same text.
+        assert_eq!(split_candidates("v=0\r\nm=audio\r\n").0, "v=0\r\nm=audio\r\n");
     }
 
     #[test]
@@ -2148,11 +2461,17 @@ mod tests {
         assert!(matches!(&b.phase, Phase::Live(s) if s.role == Role::Callee));
         assert!(!fb.contains(&Effect::Teardown), "bob's warm camera carries over");
         assert!(sent(&fb).contains(&(Kind::CallBack, "alice".into(), Some("1".into()))));
-        // bob's accept reaches alice (her camera is open, her offer made): she offers at once.
-        let (a, _) = run(a, [Event::MediaReady, Event::LocalOffer("o".into())]);
-        let (a, fx) = a.step(Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)));
+        // alice's offer went out while it rang; bob's accept makes her the caller of the call.
+        let (a, fx) = run(a, [Event::MediaReady, Event::LocalOffer("o".into())]);
         assert_eq!(sent(&fx), [(Kind::Offer, "bob".into(), None)]);
-        assert!(matches!(&a.phase, Phase::Live(s) if s.role == Role::Caller));
+        let (a, fx) = a.step(Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)));
+        assert!(sent(&fx).is_empty());
+        assert!(matches!(&a.phase, Phase::Live(s) if s.role == Role::Caller && s.negotiating));
+        // bob, now the callee, answers that offer once his camera is open.
+        let (b, fx) = b.step(Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())));
+        assert!(fx.is_empty(), "{fx:?}");
+        let (_, fx) = b.step(Event::MediaReady);
+        assert_eq!(fx, [Effect::AnswerOffer("o".into())]);
     }
 
     #[test]

@@ -187,6 +187,46 @@ async fn relays_every_type_classic_shapes_and_stamps_the_sender() {
 }
 
 #[tokio::test]
+async fn a_callers_offer_reaches_an_early_page_while_it_rings_and_a_classic_client_after_its_accept() {
+    let addr = start().await;
+    let mut alice = connect(addr, "alice", Some("ka&early=1")).await;
+    // bob's page takes offers while it rings (`early=1`); carol is a classic client.
+    let mut bob = connect(addr, "bob", Some("kb&early=1")).await;
+    let mut carol = connect(addr, "carol", Some("kc")).await;
+    let offer = |to: &str| json!({"type":"offer","toUser":to,"sdp":"v=0\r\n"});
+    let ice = |to: &str| json!({"type":"_ice","toUser":to,"iceCandidate":{"candidate":"candidate:1"}});
+
+    alice.send(json!({"type":"call_start","toUser":"bob"})).await;
+    assert_eq!(bob.recv().await["type"], "call_start");
+    alice.send(offer("bob")).await;
+    alice.send(ice("bob")).await;
+    assert_eq!(bob.recv().await["type"], "offer", "while it rings");
+    assert_eq!(bob.recv().await["type"], "_ice");
+    alice.send(json!({"type":"hangup","toUser":"bob"})).await;
+    assert_eq!(bob.recv().await["type"], "hangup");
+
+    alice.send(json!({"type":"call_start","toUser":"carol"})).await;
+    assert_eq!(carol.recv().await["type"], "call_start");
+    alice.send(offer("carol")).await;
+    alice.send(ice("carol")).await;
+    // Nothing more reaches carol before her accept: the marker comes next.
+    alice
+        .send(json!({"type":"call_back","toUser":"carol","msg":"marker"}))
+        .await;
+    assert_eq!(carol.recv().await["msg"], "marker");
+    carol
+        .send(json!({"type":"call_back","toUser":"alice","msg":"1"}))
+        .await;
+    assert_eq!(alice.recv().await["msg"], "1");
+    let m = carol.recv().await;
+    assert_eq!(
+        m,
+        json!({"type":"offer","fromUser":"alice","toUser":"carol","sdp":"v=0\r\n"})
+    );
+    assert_eq!(carol.recv().await["type"], "_ice");
+}
+
+#[tokio::test]
 async fn a_spoofed_from_user_never_reaches_anyone() {
     let addr = start().await;
     let mut alice = connect(addr, "alice", None).await;

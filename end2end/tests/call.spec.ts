@@ -1,4 +1,4 @@
-import { test, expect, devices } from '@playwright/test';
+import { test, expect, devices, type Page } from '@playwright/test';
 import {
   Person,
   audioEnergyOver,
@@ -107,8 +107,27 @@ test('the callee sees itself behind the incoming sheet; a cancel turns it off, a
   await expect(status(b.page)).toHaveText(`Missed call from ${a.name}`);
   await expect.poll(() => liveLocalTracks(b.page), { message: "the callee's camera and mic stopped" }).toBe(0);
   expect(await videosCleared(b.page)).toBe(true);
-  // Answering a warmed call: both see each other.
+  // Answering a warmed call: the caller's offer came while it rang and the answer is made,
+  // but held: the caller knows nothing of the callee's address until the accept.
   await ring(a, b);
+  const negotiation = (page: Page) =>
+    page.evaluate(async () => {
+      const pc = (window as any).duetPeerConnection as RTCPeerConnection | undefined;
+      if (!pc) return null;
+      const stats = await pc.getStats();
+      let remoteCandidates = 0;
+      stats.forEach((s) => (remoteCandidates += s.type === 'remote-candidate' ? 1 : 0));
+      return {
+        local: pc.localDescription?.type ?? null,
+        remote: pc.remoteDescription?.type ?? null,
+        ice: pc.iceConnectionState,
+        remoteCandidates,
+      };
+    });
+  await expect
+    .poll(() => negotiation(b.page), { message: 'the callee answered the offer while it rang' })
+    .toEqual({ local: 'answer', remote: 'offer', ice: 'new', remoteCandidates: 0 });
+  expect(await negotiation(a.page)).toEqual({ local: 'offer', remote: null, ice: 'new', remoteCandidates: 0 });
   await b.page.getByRole('button', { name: 'Accept' }).click();
   await expectPlaying(a.page, '#remote-video');
   await expectPlaying(b.page, '#remote-video');

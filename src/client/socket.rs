@@ -55,7 +55,12 @@ pub fn connect(me: &str, secret: &str) {
         _ => "ws",
     };
     let host = location.host().unwrap_or_default();
-    URL.with(|u| *u.borrow_mut() = format!("{scheme}://{host}/webrtc/{}?key={secret}", encode_segment(me)));
+    // `early=1`: this page takes a caller's offer while it rings (see `call`'s module docs).
+    let url = format!(
+        "{scheme}://{host}/webrtc/{}?key={secret}&early=1",
+        encode_segment(me)
+    );
+    URL.with(|u| *u.borrow_mut() = url);
     match adopt_early(me, secret) {
         Some((ws, queued)) => {
             install(ws.clone());

@@ -66,6 +66,10 @@ struct User {
     away_until: u64,
     /// Messages from the call partner that arrived while away.
     held: Vec<Message>,
+    /// The client takes an offer while its phone rings (`?early=1`, the Duet page): it sets it
+    /// up ahead and answers only after its accept. Other clients get the caller's offer,
+    /// candidates and media flags after their accept, in the classic order.
+    early: bool,
 }
 
 /// One side of a pending or active call.
@@ -75,6 +79,9 @@ struct CallLink {
     caller: bool,
     /// `Some(deadline)` while ringing, `None` once accepted.
     ringing_until: Option<u64>,
+    /// Caller's side: what the caller sent while it rang that the callee takes only after its
+    /// accept (see [`User::early`]); delivered, in order, on the accept.
+    ahead: Vec<Message>,
 }
 
 /// Default for [`Registry::with_presence_max`].
@@ -151,8 +158,8 @@ impl Registry {
 
     /// A new connection `conn` wants `name`. The same secret takes over an existing session
     /// (reload, network change, reconnect within the grace period); anything else is refused
-    /// while the owner is online or away.
-    pub fn join(&mut self, conn: ConnId, name: &str, secret: Option<&str>) -> Vec<Action> {
+    /// while the owner is online or away. `early`: see [`User::early`].
+    pub fn join(&mut self, conn: ConnId, name: &str, secret: Option<&str>, early: bool) -> Vec<Action> {
         // The HTTP layer refuses bad names before upgrading; this keeps the core safe on its own.
         if let Err(e) = validate_name(name) {
             return vec![
@@ -190,6 +197,7 @@ impl Registry {
                 secret: secret.map(str::to_owned),
                 away_until: 0,
                 held: Vec::new(),
+                early,
             },
         );
         self.conns.insert(conn, name.to_owned());
@@ -335,10 +343,17 @@ impl Registry {
                 // else: glare (both called each other) or a repeat; the clients settle glare.
             }
             (Kind::CallBack, Some(l)) if m.msg.as_deref() == Some(ACCEPT) && l.ringing_until.is_some() => {
+                let mut ahead = Vec::new();
                 for (a, b) in [(from, to.as_str()), (to.as_str(), from)] {
                     if let Some(l) = self.calls.get_mut(a).filter(|l| l.peer == b) {
                         l.ringing_until = None;
+                        ahead.append(&mut l.ahead);
                     }
+                }
+                // What the caller sent while it rang, now that the callee has accepted.
+                for held in ahead {
+                    let callee = held.to_user.clone().unwrap_or_default();
+                    actions.extend(self.deliver(&callee, held, true).ok().flatten());
                 }
             }
             (Kind::CallBack, Some(_)) if m.msg.as_deref() == Some(DECLINE) => {
@@ -355,30 +370,44 @@ impl Registry {
                 }
                 self.end_call(from);
             }
+            (Kind::Offer | Kind::Ice | Kind::Media, Some(l))
+                if l.caller && l.ringing_until.is_some() && !self.users.get(&to).is_some_and(|u| u.early) =>
+            {
+                // Ahead of the accept, to a client that wants the classic order: held.
+                if let Some(l) = self.calls.get_mut(from) {
+                    if l.ahead.len() < HELD_MAX {
+                        l.ahead.push(m);
+                    }
+                }
+                return Ok(actions);
+            }
             (Kind::Offer | Kind::Answer | Kind::Ice | Kind::Media, Some(_)) => {}
             (Kind::Offer | Kind::Answer | Kind::Ice | Kind::Media | Kind::Hangup, None) => {
                 return Err(not_in_call(&to))
             }
             (Kind::Presence | Kind::Config, _) => unreachable!("refused above"),
         }
-        match self.conn_of(&to) {
-            Some(to_conn) => actions.push(Action::Send(to_conn, m)),
-            // The other party is away (reconnecting): keep it for when they are back.
-            None if link.is_some() => {
-                if let Some(user) = self.users.get_mut(&to) {
-                    if user.held.len() < HELD_MAX {
-                        user.held.push(m);
-                    }
-                }
-            }
-            None => {
-                return Err(ProtocolError::new(
-                    Code::NotOnline,
-                    format!("{to} is not online; the {} was not delivered", m.kind.as_str()),
-                ))
-            }
-        }
+        actions.extend(self.deliver(&to, m, link.is_some())?);
         Ok(actions)
+    }
+
+    /// Sends `m` to `to`; if `to` is away (reconnecting) and `linked` (in a call with the
+    /// sender), keeps it for when they are back.
+    fn deliver(&mut self, to: &str, m: Message, linked: bool) -> Result<Option<Action>, ProtocolError> {
+        match self.users.get_mut(to) {
+            Some(User { conn: Some(c), .. }) => return Ok(Some(Action::Send(*c, m))),
+            Some(user) if linked => {
+                if user.held.len() < HELD_MAX {
+                    user.held.push(m);
+                }
+                return Ok(None);
+            }
+            _ => {}
+        }
+        Err(ProtocolError::new(
+            Code::NotOnline,
+            format!("{to} is not online; the {} was not delivered", m.kind.as_str()),
+        ))
     }
 
     fn conn_of(&self, name: &str) -> Option<ConnId> {
@@ -391,6 +420,7 @@ impl Registry {
                 peer: b.to_owned(),
                 caller,
                 ringing_until: Some(ringing_until),
+                ahead: Vec::new(),
             };
             self.calls.insert(a.to_owned(), link);
         }
@@ -450,6 +480,10 @@ impl Registry {
             assert_ne!(back.caller, l.caller, "one caller per call");
             assert_eq!(back.ringing_until, l.ringing_until);
             assert!(
+                l.ahead.is_empty() || (l.caller && l.ringing_until.is_some()),
+                "held only while ringing"
+            );
+            assert!(
                 self.users.contains_key(a) && self.users.contains_key(&l.peer),
                 "parties known"
             );
@@ -481,9 +515,9 @@ mod tests {
 
     fn reg_abc() -> Registry {
         let mut r = Registry::new(Timing::default());
-        r.join(A, "alice", Some("ka"));
-        r.join(B, "bob", Some("kb"));
-        r.join(C, "carol", None);
+        r.join(A, "alice", Some("ka"), false);
+        r.join(B, "bob", Some("kb"), false);
+        r.join(C, "carol", None, false);
         r
     }
 
@@ -516,8 +550,8 @@ mod tests {
     #[test]
     fn join_broadcasts_presence_to_everyone() {
         let mut r = Registry::new(Timing::default());
-        r.join(A, "alice", None);
-        let out = r.join(B, "bob", None);
+        r.join(A, "alice", None, false);
+        let out = r.join(B, "bob", None, false);
         assert_eq!(out.len(), 3);
         assert_eq!(out[2], Action::Config(B, "bob".into()), "then bob's ICE servers");
         for a in &out[..2] {
@@ -535,14 +569,14 @@ mod tests {
         let mut r = Registry::new(T).with_presence_max(3);
         for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
             assert_eq!(
-                r.join(i as ConnId, name, None).len(),
+                r.join(i as ConnId, name, None, false).len(),
                 i + 2,
                 "everyone hears of {name}, who gets their ICE servers"
             );
         }
         // The fourth and fifth joiners get a list of three; nobody else is told.
         for (i, name) in [(3, "d"), (4, "e")] {
-            let out = r.join(i, name, None);
+            let out = r.join(i, name, None, false);
             assert_eq!(out.len(), 2);
             assert!(
                 matches!(&out[0], Action::Send(c, m) if *c == i && m.users.as_ref().map(Vec::len) == Some(3))
@@ -560,13 +594,13 @@ mod tests {
     fn name_cannot_be_taken_over_without_the_secret() {
         let mut r = reg_abc();
         for secret in [None, Some("wrong")] {
-            let out = r.join(9, "alice", secret);
+            let out = r.join(9, "alice", secret, false);
             assert!(matches!(&out[0], Action::Send(9, m) if m.code == Some(Code::NameTaken)));
             assert!(matches!(&out[1], Action::Close(9, CLOSE_NAME_TAKEN, _)));
             assert_eq!(out.len(), 2, "nobody else hears of it");
         }
         // A name joined without a secret can never be taken over either.
-        let out = r.join(9, "carol", None);
+        let out = r.join(9, "carol", None, false);
         assert!(matches!(&out[1], Action::Close(9, CLOSE_NAME_TAKEN, _)));
         // The refused connection owns nothing, so its leaving changes nothing.
         assert!(r.leave(9, NOW).is_empty());
@@ -577,7 +611,7 @@ mod tests {
     #[test]
     fn same_secret_replaces_the_old_connection() {
         let mut r = reg_abc();
-        let out = r.join(7, "alice", Some("ka"));
+        let out = r.join(7, "alice", Some("ka"), false);
         assert!(matches!(&out[0], Action::Send(A, m) if m.code == Some(Code::Replaced)));
         assert!(matches!(&out[1], Action::Close(A, CLOSE_REPLACED, _)));
         assert_eq!(r.conn_of("alice"), Some(7));
@@ -628,6 +662,93 @@ mod tests {
         let out = send(&mut r, A, json!({"type":"hangup","toUser":"bob"}));
         assert_eq!(only_to(&out, B).kind, Kind::Hangup);
         assert_eq!(r.partner_of("alice"), None);
+    }
+
+    /// Bob's page takes offers while it rings, carol's classic client does not.
+    fn reg_early_bob() -> Registry {
+        let mut r = Registry::new(Timing::default());
+        r.join(A, "alice", Some("ka"), true);
+        r.join(B, "bob", Some("kb"), true);
+        r.join(C, "carol", None, false);
+        r
+    }
+
+    fn ahead_of_accept(to: &str) -> [serde_json::Value; 3] {
+        [
+            json!({"type":"offer","toUser":to,"sdp":"v=0 offer"}),
+            json!({"type":"_ice","toUser":to,"iceCandidate":{"candidate":"c1","sdpMid":"0","sdpMLineIndex":0}}),
+            json!({"type":"media","toUser":to,"audio":true,"video":false}),
+        ]
+    }
+
+    #[test]
+    fn an_early_callee_gets_the_offer_while_it_rings() {
+        let mut r = reg_early_bob();
+        send(&mut r, A, json!({"type":"call_start","toUser":"bob"}));
+        for v in ahead_of_accept("bob") {
+            let m = only_to(&send(&mut r, A, v.clone()), B);
+            assert_eq!(m.kind.as_str(), v["type"]);
+            assert_eq!(m.from_user.as_deref(), Some("alice"));
+        }
+        let out = send(&mut r, B, json!({"type":"call_back","toUser":"alice","msg":"1"}));
+        assert_eq!(out.len(), 1, "nothing held: {out:?}");
+    }
+
+    #[test]
+    fn a_classic_callee_gets_what_the_caller_sent_ahead_after_its_accept_in_order() {
+        let mut r = reg_early_bob();
+        send(&mut r, A, json!({"type":"call_start","toUser":"carol"}));
+        for v in ahead_of_accept("carol") {
+            assert!(send(&mut r, A, v).is_empty(), "held while carol's phone rings");
+        }
+        let out = send(&mut r, C, json!({"type":"call_back","toUser":"alice","msg":"1"}));
+        assert_eq!(only_to(&out, A).kind, Kind::CallBack);
+        let to_carol: Vec<&Message> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(C, m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        let kinds: Vec<Kind> = to_carol.iter().map(|m| m.kind).collect();
+        assert_eq!(kinds, [Kind::Offer, Kind::Ice, Kind::Media]);
+        assert!(to_carol.iter().all(|m| m.from_user.as_deref() == Some("alice")));
+        assert_eq!(to_carol[0].sdp.as_deref(), Some("v=0 offer"));
+        // Accepted: from now on everything goes straight through.
+        let out = send(
+            &mut r,
+            A,
+            json!({"type":"_ice","toUser":"carol","iceCandidate":{"candidate":"c2"}}),
+        );
+        assert_eq!(only_to(&out, C).kind, Kind::Ice);
+    }
+
+    #[test]
+    fn what_was_held_for_a_classic_callee_goes_with_a_declined_or_cancelled_call() {
+        let mut r = reg_early_bob();
+        for end in [
+            (C, json!({"type":"call_back","toUser":"alice","msg":"0"})),
+            (A, json!({"type":"hangup","toUser":"carol"})),
+        ] {
+            send(&mut r, A, json!({"type":"call_start","toUser":"carol"}));
+            for v in ahead_of_accept("carol") {
+                send(&mut r, A, v);
+            }
+            send(&mut r, end.0, end.1);
+            assert_eq!(r.partner_of("alice"), None);
+            // A new call starts with nothing held.
+            send(&mut r, A, json!({"type":"call_start","toUser":"carol"}));
+            let out = send(&mut r, C, json!({"type":"call_back","toUser":"alice","msg":"1"}));
+            assert_eq!(out.len(), 1, "{out:?}");
+            send(&mut r, A, json!({"type":"hangup","toUser":"carol"}));
+        }
+        // At most HELD_MAX messages are kept per ringing call.
+        send(&mut r, A, json!({"type":"call_start","toUser":"carol"}));
+        for _ in 0..HELD_MAX + 5 {
+            send(&mut r, A, ahead_of_accept("carol")[1].clone());
+        }
+        let out = send(&mut r, C, json!({"type":"call_back","toUser":"alice","msg":"1"}));
+        assert_eq!(out.len(), 1 + HELD_MAX);
     }
 
     #[test]
@@ -749,10 +870,10 @@ mod tests {
         r.leave(A, NOW);
         // Someone else cannot grab the name meanwhile.
         assert!(matches!(
-            r.join(8, "alice", Some("x")).last(),
+            r.join(8, "alice", Some("x"), false).last(),
             Some(Action::Close(8, CLOSE_NAME_TAKEN, _))
         ));
-        r.join(9, "alice", Some("ka"));
+        r.join(9, "alice", Some("ka"), false);
         r.assert_invariants();
         assert!(
             r.tick(NOW + T.grace_ms * 2).is_empty(),
@@ -769,8 +890,8 @@ mod tests {
     #[test]
     fn messages_for_an_away_partner_wait_for_them_bounded_and_in_order() {
         let mut r = Registry::new(T);
-        r.join(A, "alice", Some("ka"));
-        r.join(B, "bob", None);
+        r.join(A, "alice", Some("ka"), false);
+        r.join(B, "bob", None, false);
         send(&mut r, A, json!({"type":"call_start","toUser":"bob"}));
         send(&mut r, B, json!({"type":"call_back","toUser":"alice","msg":"1"}));
         r.leave(A, NOW);
@@ -782,7 +903,7 @@ mod tests {
             );
             assert!(out.is_empty(), "held quietly: {out:?}");
         }
-        let out = r.join(9, "alice", Some("ka"));
+        let out = r.join(9, "alice", Some("ka"), false);
         let held: Vec<String> = out
             .iter()
             .filter_map(|a| match a {
@@ -797,7 +918,7 @@ mod tests {
         assert_eq!(held, expected);
         // Delivered once: a later resume gets nothing again.
         r.leave(9, NOW);
-        let again = r.join(10, "alice", Some("ka"));
+        let again = r.join(10, "alice", Some("ka"), false);
         assert!(!again
             .iter()
             .any(|a| matches!(a, Action::Send(_, m) if m.kind == Kind::Ice)));
@@ -816,8 +937,8 @@ mod tests {
     #[test]
     fn without_a_grace_period_a_disconnect_ends_the_call_at_once() {
         let mut r = Registry::new(Timing { grace_ms: 0, ..T });
-        r.join(A, "alice", None);
-        r.join(B, "bob", None);
+        r.join(A, "alice", None, false);
+        r.join(B, "bob", None, false);
         in_call(&mut r);
         let out = r.leave(A, NOW);
         assert_eq!(only_to(&out, B).code, Some(Code::PeerDisconnected));
@@ -918,7 +1039,7 @@ mod tests {
     #[test]
     fn invalid_name_is_refused_by_the_core_too() {
         let mut r = Registry::new(Timing::default());
-        let out = r.join(A, "no spaces", None);
+        let out = r.join(A, "no spaces", None, false);
         assert!(matches!(out.last(), Some(Action::Close(A, 1008, _))));
         assert!(r.is_empty());
     }
@@ -950,6 +1071,7 @@ mod props {
             conn: u8,
             name: usize,
             secret: Option<u8>,
+            early: bool,
         },
         Leave {
             conn: u8,
@@ -972,8 +1094,18 @@ mod props {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0u8..6, 0..NAMES.len(), proptest::option::of(0u8..2))
-                .prop_map(|(conn, name, secret)| Op::Join { conn, name, secret }),
+            (
+                0u8..6,
+                0..NAMES.len(),
+                proptest::option::of(0u8..2),
+                any::<bool>()
+            )
+                .prop_map(|(conn, name, secret, early)| Op::Join {
+                    conn,
+                    name,
+                    secret,
+                    early
+                }),
             (0u8..6).prop_map(|conn| Op::Leave { conn }),
             (
                 0u8..6,
@@ -1006,12 +1138,12 @@ mod props {
             let mut now = 0u64;
             for op in ops {
                 match op {
-                    Op::Join { conn, name, secret } => {
+                    Op::Join { conn, name, secret, early } => {
                         if let Some(old) = slots.insert(conn, next_conn) {
                             r.leave(old, now);
                         }
                         let secret = secret.map(|s| format!("k{s}"));
-                        r.join(next_conn, NAMES[name], secret.as_deref());
+                        r.join(next_conn, NAMES[name], secret.as_deref(), early);
                         next_conn += 1;
                     }
                     Op::Leave { conn } => {
@@ -1023,6 +1155,8 @@ mod props {
                         let Some(&c) = slots.get(&conn) else { continue };
                         let sender = r.conns.get(&c).cloned();
                         let partner_before = sender.as_deref().and_then(|s| r.partner_of(s)).map(str::to_owned);
+                        // The sender is a caller whose call still rings.
+                        let ringing_caller = sender.as_deref().and_then(|s| r.calls.get(s)).is_some_and(|l| l.caller && l.ringing_until.is_some());
                         let to_name = NAMES.get(to).copied().unwrap_or("nobody");
                         let text = serde_json::json!({
                             "type": KINDS[kind], "fromUser": NAMES[spoof], "toUser": to_name,
@@ -1044,6 +1178,15 @@ mod props {
                                 if matches!(m.kind, Kind::Offer | Kind::Answer | Kind::Ice | Kind::Media | Kind::Hangup) {
                                     prop_assert_eq!(partner_before.as_deref(), Some(to_name), "only within a call");
                                 }
+                                if matches!(m.kind, Kind::Offer | Kind::Ice | Kind::Media) && ringing_caller {
+                                    prop_assert!(r.users[dest_name.as_str()].early, "classic callees get nothing ahead of their accept");
+                                }
+                            } else if m.kind != Kind::Hangup {
+                                // What the partner sent ahead, released by this accept.
+                                prop_assert_eq!(KINDS[kind], "call_back");
+                                prop_assert_eq!(dest_name, sender);
+                                prop_assert_eq!(m.from_user.as_deref(), partner_before.as_deref());
+                                prop_assert!(matches!(m.kind, Kind::Offer | Kind::Ice | Kind::Media));
                             } else {
                                 // A hang-up on the sender's behalf, to its previous partner.
                                 prop_assert_eq!(m.kind, Kind::Hangup);

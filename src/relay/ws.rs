@@ -330,6 +330,8 @@ impl Drop for Admission {
 #[derive(Deserialize)]
 struct ConnectQuery {
     key: Option<String>,
+    /// `1`: the client takes an offer while it rings (see `registry::User::early`).
+    early: Option<String>,
 }
 
 /// `GET /webrtc/{username}` (WebSocket), `GET /healthz`, `GET /metrics`, `GET /config.json`.
@@ -404,6 +406,7 @@ async fn upgrade(
             format!("invalid key: at most {MAX_KEY_BYTES} bytes"),
         );
     }
+    let early = query.early.as_deref() == Some("1");
     let host = host_header(&headers).map(Box::from);
     // Accept messages up to twice the limit so an oversized one gets a typed notice rather than
     // a dropped connection; beyond that the WebSocket layer closes with 1009.
@@ -415,14 +418,23 @@ async fn upgrade(
         .write_buffer_size(0)
         // Boxed: an async fn keeps its arguments' space for its whole life, and the socket is
         // moved out (split) at once.
-        .on_upgrade(move |socket| serve(Box::new(socket), hub, name, key, peer.ip(), host))
+        .on_upgrade(move |socket| {
+            let client = Client { key, early };
+            serve(Box::new(socket), hub, name, client, peer.ip(), host)
+        })
+}
+
+/// What a connecting client said of itself in the URL's query.
+struct Client {
+    key: Option<String>,
+    early: bool,
 }
 
 async fn serve(
     socket: Box<WebSocket>,
     hub: Arc<Hub>,
     name: String,
-    key: Option<String>,
+    client: Client,
     ip: IpAddr,
     host: Option<Box<str>>,
 ) {
@@ -469,7 +481,7 @@ async fn serve(
         }
     });
 
-    hub.with_core(|r, _| r.join(conn, &name, key.as_deref()));
+    hub.with_core(|r, _| r.join(conn, &name, client.key.as_deref(), client.early));
 
     let mut limiter = RateLimiter::new(
         cfg.rate_per_sec,

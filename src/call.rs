@@ -6,19 +6,21 @@
 //!
 //! Order of a call (classic design):
 //! caller `Dial` → `call_start` → callee `Ringing` → `Accept` → `call_back "1"` → caller
-//! creates the offer → callee answers → both trickle ICE → `PeerConnected`. Camera and
-//! microphone are warmed before the answer, as phones' call apps do: the caller opens them when
-//! dialing, the callee while it rings (only if the browser already has the permission, so no
-//! prompt appears before the person chose to answer); both see their own preview, and Accept
-//! leaves only the SDP exchange. Declining, cancelling or ringing out releases them at once.
-//! The caller even makes its offer (and gathers its ICE candidates) while it rings and sends
-//! them at once; the relay passes them on to a callee that asks for them (`?early=1`, this
-//! page) and holds them until the accept for classic clients. The callee sets the offer up and
-//! makes its answer while it rings, but keeps the answer, its own candidates and the caller's
-//! candidates until Accept: with no remote candidate its ICE agent sends nothing to the
-//! caller, so a call that is not answered never learns the callee's address (candidates inside
-//! an offer's SDP are taken out for that too, [`split_candidates`]). Accept then only sends
-//! what is ready.
+//! creates the offer → callee answers → both trickle ICE → `PeerConnected`. Duet does each step
+//! as early as it can. The peer connection is made when the call starts (dialing, or ringing)
+//! and media is given to it when the camera opens ([`Effect::OpenPeer`], then
+//! [`Effect::StartMedia`]): the SDP exchange never waits for a camera. Camera and microphone
+//! are opened before the answer, as phones' call apps do: the caller's when dialing, the
+//! callee's while it rings (only if the browser already has the permission, so no prompt
+//! appears before the person chose to answer); both see their own preview. Declining,
+//! cancelling or ringing out releases them at once.
+//! The caller makes its offer (and gathers its ICE candidates) when it dials and sends them at
+//! once; the relay passes them on to a callee that asks for them (`?early=1`, this page) and
+//! holds them until the accept for classic clients. The callee sets the offer up and makes its
+//! answer while it rings, but keeps the answer, its own candidates and the caller's candidates
+//! until Accept: with no remote candidate its ICE agent sends nothing to the caller, so a call
+//! that is not answered never learns the callee's address (candidates inside an offer's SDP
+//! are taken out for that too, [`split_candidates`]). Accept then only sends what is ready.
 //! Candidates that arrive before the remote description is set are queued, then applied.
 //!
 //! The network may change under a call: when the peer-to-peer path is `disconnected` for
@@ -62,14 +64,12 @@ pub enum Role {
 pub struct Session {
     pub peer: String,
     pub role: Role,
-    /// Local camera/microphone are on and their tracks added to the peer connection.
+    /// Local camera/microphone are on and their tracks given to the peer connection.
     pub media_ready: bool,
     /// The remote description is applied, so ICE candidates can be added.
     pub remote_set: bool,
     /// Candidates received before `remote_set`.
     pub pending_ice: Vec<IceCandidate>,
-    /// Callee: an offer that arrived before local media was ready.
-    pub pending_offer: Option<String>,
     /// When media started flowing (ms, shell clock); `None` while connecting.
     pub connected_at: Option<f64>,
     /// Caller: an offer is out (or about to be) and its answer not applied yet.
@@ -114,7 +114,6 @@ impl Session {
             media_ready: false,
             remote_set: false,
             pending_ice: Vec::new(),
-            pending_offer: None,
             connected_at: None,
             negotiating: false,
             restart_pending: false,
@@ -213,7 +212,7 @@ pub struct Early {
     pub offer: Option<String>,
     /// The caller's candidates (at most [`MAX_PENDING_ICE`]).
     pub their_ice: Vec<IceCandidate>,
-    /// The shell is answering `offer` (media was ready); `answer` is `None` until it has.
+    /// The shell is answering `offer`; `answer` is `None` until it has.
     pub answering: bool,
     pub answer: Option<String>,
     /// Our candidates, gathered since the answer was set (at most [`MAX_PENDING_ICE`]).
@@ -313,16 +312,22 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     Send(Message),
-    /// getUserMedia (video + audio), create the peer connection, add the tracks, show the own
-    /// preview; report `MediaReady` or `MediaFailed`. `ask: false`: only if the browser already
-    /// has the permission (no prompt), else report `MediaSkipped`.
+    /// Create the peer connection for a new call, without media: the SDP exchange need not
+    /// wait for the camera (see the module docs). At once, before the next effect.
+    OpenPeer,
+    /// getUserMedia (video + audio), give the tracks to the peer connection (they are sent from
+    /// then on, no renegotiation), show the own preview; report `MediaReady` or `MediaFailed`.
+    /// `ask: false`: only if the browser already has the permission (no prompt), else report
+    /// `MediaSkipped`.
     StartMedia {
         ask: bool,
     },
-    /// Create an offer, set it as local description, report `LocalOffer`.
+    /// Add an audio and a video transceiver if there are none, create an offer, set it as local
+    /// description, report `LocalOffer`.
     CreateOffer,
-    /// Set this remote offer, create and set an answer, report `LocalAnswer`, then
-    /// `RemoteDescriptionSet` (queued candidates wait until the answer is out).
+    /// Set this remote offer, send our audio and video back on its transceivers, create and set
+    /// an answer, report `LocalAnswer`, then `RemoteDescriptionSet` (queued candidates wait
+    /// until the answer is out).
     AnswerOffer(String),
     /// Set this remote answer, report `RemoteDescriptionSet`.
     AcceptAnswer(String),
@@ -473,7 +478,6 @@ impl State {
         };
         if let Phase::Live(x) = &mut s.phase {
             x.pending_ice = Vec::new();
-            x.pending_offer = None;
             x.remote_set = false;
             x.negotiating = false;
             x.restart_pending = false;
@@ -527,10 +531,8 @@ impl State {
         let Some(peer) = self.peer().map(str::to_owned) else {
             return;
         };
-        // Camera light off at once, whether the call was live or only warmed.
-        if matches!(self.phase, Phase::Live(_)) || self.warm != Warm::Off {
-            fx.push(Effect::Teardown);
-        }
+        // Connection closed and camera light off at once, whether the call was live or not.
+        fx.push(Effect::Teardown);
         self.warm = Warm::Off;
         self.early = Early::default();
         self.phase = Phase::Ended { peer, reason };
@@ -599,16 +601,9 @@ impl State {
                 }
             }
             Event::Received(m) => self.receive(m, fx),
-            Event::MediaReady => match self.phase {
-                Phase::Live(_) => self.media_ready(false, fx),
-                Phase::Calling { .. } => {
-                    self.warm = Warm::Ready;
-                    fx.push(Effect::CreateOffer);
-                }
-                Phase::Ringing { .. } => {
-                    self.warm = Warm::Ready;
-                    self.answer_early(fx);
-                }
+            Event::MediaReady => match &mut self.phase {
+                Phase::Live(s) => s.media_ready = true,
+                Phase::Calling { .. } | Phase::Ringing { .. } => self.warm = Warm::Ready,
                 _ => {}
             },
             // The caller cannot make a video call without them: better said now than after the
@@ -662,46 +657,37 @@ impl State {
                 }
             }
             Event::Timeout(timer, id) => self.timeout(timer, id, fx),
-            Event::NegotiationFailed(why) => match self.phase {
-                Phase::Live(_) => self.hang_up(EndReason::NegotiationFailed(why), fx),
-                // The offer that came while ringing was refused: start over on the accept, which
-                // answers it again and ends the call with the browser's reason if it fails again.
-                Phase::Ringing { .. } if self.early.answering => {
-                    fx.push(Effect::Teardown);
-                    self.warm = Warm::Off;
-                    self.early = Early {
-                        offer: self.early.offer.take(),
-                        their_ice: std::mem::take(&mut self.early.their_ice),
-                        ..Early::default()
-                    };
-                }
-                _ => {}
-            },
+            // The call cannot work (the peer's SDP refused, say), answered or not: both sides
+            // are told why at once.
+            Event::NegotiationFailed(why) => self.hang_up(EndReason::NegotiationFailed(why), fx),
         }
     }
 
-    /// Accepted: media (warmed or opened now), and [`CONNECT_MS`] for the connection to come up.
+    /// Accepted: media (opened already, being opened, or asked for now), and [`CONNECT_MS`] for
+    /// the connection to come up.
     fn go_live(&mut self, peer: &str, role: Role, fx: &mut Vec<Effect>) {
         let mut s = Session::new(peer, role);
         s.connect_timer = arm(&mut self.timers, Timer::Connect, CONNECT_MS, fx);
-        let mut warm = std::mem::take(&mut self.warm);
+        let warm = std::mem::take(&mut self.warm);
         let early = std::mem::take(&mut self.early);
-        // Media ready while calling means an offer was made (or is being made) and sent ahead.
-        let offered = matches!(self.phase, Phase::Calling { .. }) && warm == Warm::Ready;
-        if role == Role::Callee && offered {
+        if role == Role::Callee && matches!(self.phase, Phase::Calling { .. }) {
             // Glare turned us from caller into callee: our own offer is set on the connection
-            // and would clash with theirs. Start the media over.
-            fx.push(Effect::Teardown);
-            warm = Warm::Off;
+            // and would clash with theirs. A new connection; the camera stays.
+            fx.push(Effect::OpenPeer);
         }
         if warm == Warm::Off {
             fx.push(Effect::StartMedia { ask: true });
+        }
+        s.media_ready = warm == Warm::Ready;
+        if role == Role::Caller {
+            // The offer went out when dialing (or goes with `LocalOffer`).
+            s.negotiating = true;
+            s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
         }
         if early.answering {
             // Answered (or being answered) while it rang: send what is ready; an answer still
             // being made goes out with `LocalAnswer`, the caller's candidates with
             // `RemoteDescriptionSet`.
-            s.media_ready = true;
             s.remote_set = early.answer.is_some();
             let (answer, ours) = (early.answer, early.our_ice);
             fx.extend(answer.map(|sdp| Effect::Send(Message::to(Kind::Answer, peer).with_sdp(sdp))));
@@ -717,44 +703,14 @@ impl State {
             self.phase = Phase::Live(s);
             return;
         }
-        s.pending_offer = early.offer;
         s.pending_ice = early.their_ice;
         self.phase = Phase::Live(s);
-        if warm == Warm::Ready {
-            self.media_ready(offered, fx);
-        }
-    }
-
-    /// Camera and microphone are on in a live call: the caller offers (unless it did while
-    /// ringing, `offered`); the callee answers an offer that came first.
-    fn media_ready(&mut self, offered: bool, fx: &mut Vec<Effect>) {
-        let Phase::Live(s) = &mut self.phase else { return };
-        s.media_ready = true;
-        if s.role == Role::Callee {
-            return fx.extend(s.pending_offer.take().map(Effect::AnswerOffer));
-        }
-        s.negotiating = true;
-        s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
-        if !offered {
-            fx.push(Effect::CreateOffer);
-        }
     }
 
     /// The caller's candidates that came while ringing, kept for the accept.
     fn early_ice(&mut self, ice: impl IntoIterator<Item = IceCandidate>) {
         let room = MAX_PENDING_ICE.saturating_sub(self.early.their_ice.len());
         self.early.their_ice.extend(ice.into_iter().take(room));
-    }
-
-    /// Ringing with media ready and the caller's offer in: answer it now, keep the answer.
-    fn answer_early(&mut self, fx: &mut Vec<Effect>) {
-        if self.warm != Warm::Ready || self.early.answering {
-            return;
-        }
-        if let Some(offer) = &self.early.offer {
-            self.early.answering = true;
-            fx.push(Effect::AnswerOffer(offer.clone()));
-        }
     }
 
     /// The peer-to-peer path went `disconnected` (`failed`: true). Before the call ever
@@ -857,8 +813,12 @@ impl State {
             return;
         }
         self.notice = None;
-        fx.push(Effect::Send(Message::to(Kind::CallStart, peer)));
-        fx.push(Effect::StartMedia { ask: true });
+        fx.extend([
+            Effect::Send(Message::to(Kind::CallStart, peer)),
+            Effect::OpenPeer,
+            Effect::CreateOffer,
+            Effect::StartMedia { ask: true },
+        ]);
         self.warm = Warm::Opening;
         self.ring_timer = arm(&mut self.timers, Timer::Ring, RING_MS, fx);
         self.phase = Phase::Calling {
@@ -926,22 +886,19 @@ impl State {
             Kind::Offer if self.ringing_from(&from) => {
                 if let (None, Some(sdp)) = (&self.early.offer, m.sdp) {
                     let (sdp, ice) = split_candidates(&sdp);
-                    self.early.offer = Some(sdp);
                     self.early_ice(ice);
-                    self.answer_early(fx);
+                    self.early.answering = true;
+                    fx.push(Effect::AnswerOffer(sdp.clone()));
+                    self.early.offer = Some(sdp);
                 }
             }
             Kind::Ice if self.ringing_from(&from) => self.early_ice(m.ice_candidate),
             Kind::Offer => {
                 if let (Some(s), Some(sdp)) = (self.session_with(&from), m.sdp) {
                     if s.role == Role::Callee {
-                        // A new offer (an ICE restart): its candidates wait for it.
+                        // The offer (or a new one, an ICE restart): its candidates wait for it.
                         s.remote_set = false;
-                        if s.media_ready {
-                            fx.push(Effect::AnswerOffer(sdp));
-                        } else {
-                            s.pending_offer = Some(sdp);
-                        }
+                        fx.push(Effect::AnswerOffer(sdp));
                     }
                 }
             }
@@ -1037,7 +994,7 @@ impl State {
     fn incoming(&mut self, from: &str, fx: &mut Vec<Effect>) {
         match &self.phase {
             Phase::Idle | Phase::Ended { .. } => {
-                fx.push(Effect::StartMedia { ask: false });
+                fx.extend([Effect::OpenPeer, Effect::StartMedia { ask: false }]);
                 self.warm = Warm::Opening;
                 self.ring_timer = arm(&mut self.timers, Timer::Ring, RING_MS, fx);
                 self.phase = Phase::Ringing {
@@ -1354,24 +1311,30 @@ mod tests {
     }
 
     #[test]
-    fn caller_happy_path_in_classic_order() {
+    fn caller_happy_path_answered_before_the_camera_opens() {
         let s = State::new("alice");
         let (s, fx) = s.step(Event::Dial(" bob ".into()));
-        assert_eq!(sent(&fx), [(Kind::CallStart, "bob".into(), None)]);
-        assert!(
-            fx.contains(&Effect::StartMedia { ask: true }),
-            "dialing opens the camera"
+        assert_eq!(
+            untimed(&fx)[1..],
+            [
+                Effect::OpenPeer,
+                Effect::CreateOffer,
+                Effect::StartMedia { ask: true }
+            ],
+            "the connection and its offer first, the camera meanwhile"
         );
+        assert_eq!(sent(&fx), [(Kind::CallStart, "bob".into(), None)]);
         assert_eq!(s.status(0.0), Status::Calling("bob".into()));
         assert!(!s.previewing());
 
-        // Answered before the camera is open: the offer waits for it.
+        // Answered before the camera is open and the offer made: neither waits for the other.
         let (s, fx) = s.step(Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)));
         assert!(untimed(&fx).is_empty(), "{fx:?}");
         assert_eq!(s.status(0.0), Status::Connecting("bob".into()));
-
+        assert!(!session(&s).media_ready);
         let (s, fx) = s.step(Event::MediaReady);
-        assert_eq!(untimed(&fx), [Effect::CreateOffer]);
+        assert!(fx.is_empty());
+        assert!(session(&s).media_ready);
         let (s, fx) = s.step(Event::LocalOffer("o".into()));
         assert!(
             matches!(&fx[..], [Effect::Send(m)] if m.kind == Kind::Offer && m.sdp.as_deref() == Some("o"))
@@ -1395,9 +1358,12 @@ mod tests {
     }
 
     #[test]
-    fn callee_happy_path_with_offer_before_media() {
+    fn callee_of_a_classic_caller_answers_without_waiting_for_the_camera() {
         let (s, fx) = State::new("bob").step(recv(Kind::CallStart, "alice"));
-        assert_eq!(untimed(&fx), [Effect::StartMedia { ask: false }]);
+        assert_eq!(
+            untimed(&fx),
+            [Effect::OpenPeer, Effect::StartMedia { ask: false }]
+        );
         assert_eq!(s.status(0.0), Status::Ringing("alice".into()));
         // No permission yet: nothing opened until the person answers.
         let (s, fx) = s.step(Event::MediaSkipped);
@@ -1407,11 +1373,13 @@ mod tests {
         assert_eq!(sent(&fx), [(Kind::CallBack, "alice".into(), Some("1".into()))]);
         assert!(fx.contains(&Effect::StartMedia { ask: true }));
 
-        // The offer races the camera: it waits for media.
+        // The offer (a classic caller's, after the accept) is answered at once; the camera's
+        // tracks join the connection when it opens.
         let (s, fx) = s.step(Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())));
-        assert!(fx.is_empty());
-        let (s, fx) = s.step(Event::MediaReady);
         assert_eq!(fx, [Effect::AnswerOffer("o".into())]);
+        let (s, fx) = s.step(Event::MediaReady);
+        assert!(fx.is_empty());
+        assert!(session(&s).media_ready);
         let (_, fx) = s.step(Event::LocalAnswer("a".into()));
         assert!(
             matches!(&fx[..], [Effect::Send(m)] if m.kind == Kind::Answer && m.to_user.as_deref() == Some("alice"))
@@ -1463,7 +1431,10 @@ mod tests {
             State::new("bob"),
             [recv(Kind::CallStart, "alice"), Event::MediaReady],
         );
-        assert_eq!(untimed(&fx), [Effect::StartMedia { ask: false }]);
+        assert_eq!(
+            untimed(&fx),
+            [Effect::OpenPeer, Effect::StartMedia { ask: false }]
+        );
         let offer = msg(Kind::Offer, "alice").with_sdp(OFFER_WITH_CANDIDATE.into());
         let (s, fx) = s.step(Event::Received(offer));
         let stripped = split_candidates(OFFER_WITH_CANDIDATE).0;
@@ -1541,8 +1512,8 @@ mod tests {
     }
 
     #[test]
-    fn an_offer_that_came_while_ringing_waits_for_media_opened_on_the_accept() {
-        // No camera permission yet: nothing is opened, the offer is kept.
+    fn an_offer_is_answered_while_ringing_before_the_camera_opens_or_without_it() {
+        // No camera permission yet: nothing is opened, but the answer is made.
         let (s, fx) = run(
             State::new("bob"),
             [
@@ -1550,27 +1521,31 @@ mod tests {
                 Event::MediaSkipped,
                 Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())),
                 Event::Received(msg(Kind::Ice, "alice").with_ice(ice(7))),
+                Event::LocalAnswer("a".into()),
             ],
         );
-        assert_eq!(untimed(&fx), [Effect::StartMedia { ask: false }]);
+        assert_eq!(
+            untimed(&fx),
+            [
+                Effect::OpenPeer,
+                Effect::StartMedia { ask: false },
+                Effect::AnswerOffer("o".into())
+            ]
+        );
+        // Accept asks for the camera and sends the answer at once, without waiting for it.
         let (s, fx) = s.step(Event::Accept);
         assert!(fx.contains(&Effect::StartMedia { ask: true }));
-        let (s, fx) = s.step(Event::MediaReady);
-        assert_eq!(fx, [Effect::AnswerOffer("o".into())]);
-        let (s, _) = s.step(Event::LocalAnswer("a".into()));
-        let (_, fx) = s.step(Event::RemoteDescriptionSet);
-        assert_eq!(fx, [Effect::AddIce(ice(7))]);
-
-        // The camera still opening when the offer comes: answered once it is open.
-        let (s, _) = run(
-            State::new("bob"),
+        assert_eq!(
+            sent(&fx),
             [
-                recv(Kind::CallStart, "alice"),
-                Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())),
-            ],
+                (Kind::CallBack, "alice".into(), Some(ACCEPT.into())),
+                (Kind::Answer, "alice".into(), None)
+            ]
         );
-        let (_, fx) = s.step(Event::MediaReady);
-        assert_eq!(fx, [Effect::AnswerOffer("o".into())]);
+        assert!(fx.contains(&Effect::AddIce(ice(7))));
+        assert!(!session(&s).media_ready);
+        let (s, _) = s.step(Event::MediaReady);
+        assert!(session(&s).media_ready);
     }
 
     #[test]
@@ -1608,7 +1583,7 @@ mod tests {
     }
 
     #[test]
-    fn an_offer_refused_while_ringing_is_answered_again_on_the_accept() {
+    fn an_offer_refused_while_ringing_ends_the_call_for_both_with_the_reason() {
         let (s, fx) = run(
             State::new("bob"),
             [
@@ -1619,12 +1594,9 @@ mod tests {
             ],
         );
         assert!(fx.contains(&Effect::Teardown), "camera off again: {fx:?}");
-        assert_eq!(s.status(0.0), Status::Ringing("alice".into()), "still rings");
-        let (s, fx) = s.step(Event::Accept);
-        assert!(fx.contains(&Effect::StartMedia { ask: true }));
-        let (s, fx) = s.step(Event::MediaReady);
-        assert_eq!(fx, [Effect::AnswerOffer("bad".into())]);
-        let (s, _) = s.step(Event::NegotiationFailed("InvalidAccessError: no".into()));
+        assert!(fx.iter().any(
+            |e| matches!(e, Effect::Send(m) if m.kind == Kind::Hangup && m.msg.as_deref() == Some(HANGUP_NO_PATH))
+        ));
         assert!(matches!(
             s.status(0.0),
             Status::Ended {
@@ -1701,7 +1673,7 @@ mod tests {
     }
 
     #[test]
-    fn glare_with_an_offer_made_ahead_starts_the_callees_media_over() {
+    fn glare_gives_the_new_callee_a_new_connection_and_keeps_its_camera() {
         let (s, fx) = run(
             State::new("bob"),
             [
@@ -1710,16 +1682,18 @@ mod tests {
                 recv(Kind::CallStart, "alice"),
             ],
         );
-        assert!(matches!(&s.phase, Phase::Live(x) if x.role == Role::Callee && !x.media_ready));
-        let tail = &fx[fx.iter().position(|e| *e == Effect::Teardown).expect("teardown")..];
-        assert!(tail.contains(&Effect::StartMedia { ask: true }), "{fx:?}");
-        let (_, fx) = run(
-            s,
-            [
-                Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())),
-                Event::MediaReady,
-            ],
+        assert!(matches!(&s.phase, Phase::Live(x) if x.role == Role::Callee && x.media_ready));
+        let tail = &fx[fx
+            .iter()
+            .rposition(|e| *e == Effect::OpenPeer)
+            .expect("a new connection")..];
+        assert!(
+            !tail
+                .iter()
+                .any(|e| matches!(e, Effect::Teardown | Effect::StartMedia { .. })),
+            "{fx:?}"
         );
+        let (_, fx) = s.step(Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())));
         assert_eq!(fx, [Effect::AnswerOffer("o".into())]);
     }
 
@@ -1955,7 +1929,11 @@ mod tests {
         );
         assert_eq!(
             untimed(&fx),
-            [Effect::StartMedia { ask: false }, Effect::Teardown],
+            [
+                Effect::OpenPeer,
+                Effect::StartMedia { ask: false },
+                Effect::Teardown
+            ],
             "the warm-up, then its release"
         );
         assert_eq!(
@@ -2467,10 +2445,9 @@ mod tests {
         let (a, fx) = a.step(Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)));
         assert!(sent(&fx).is_empty());
         assert!(matches!(&a.phase, Phase::Live(s) if s.role == Role::Caller && s.negotiating));
-        // bob, now the callee, answers that offer once his camera is open.
-        let (b, fx) = b.step(Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())));
-        assert!(fx.is_empty(), "{fx:?}");
-        let (_, fx) = b.step(Event::MediaReady);
+        // bob, now the callee, answers that offer on his new connection at once.
+        assert!(fb.contains(&Effect::OpenPeer));
+        let (_, fx) = b.step(Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())));
         assert_eq!(fx, [Effect::AnswerOffer("o".into())]);
     }
 

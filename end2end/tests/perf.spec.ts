@@ -4,10 +4,8 @@
 // machine are too noisy to gate on. scripts/test runs it against the release build.
 import { test, expect, devices, Browser, BrowserContext, Page } from '@playwright/test';
 import * as fs from 'fs';
-import * as http from 'http';
-import * as net from 'net';
 import * as path from 'path';
-import { uniqueName } from './helpers';
+import { uniqueName, startClassic, type ClassicServer } from './helpers';
 
 const RUNS = Number(process.env.DUET_PERF_RUNS ?? 5);
 const duetUrl = new URL(process.env.DUET_E2E_URL ?? 'http://127.0.0.1:3000');
@@ -15,35 +13,10 @@ const duetUrl = new URL(process.env.DUET_E2E_URL ?? 'http://127.0.0.1:3000');
 const SLOW_4G = { offline: false, latency: 562.5, downloadThroughput: 188_744, uploadThroughput: 86_400 };
 const figures: Record<string, number[] | number> = {};
 
-// The classic page is served from its own origin, which also forwards /webrtc/ to Duet: to
-// the browser it is a same-origin page on Duet's relay, like the classic design's.
-let classic: http.Server;
-let classicUrl = '';
+// The classic page, on its own origin (see `startClassic`).
+let classic: ClassicServer;
 test.beforeAll(async () => {
-  const html = fs.readFileSync(path.join(__dirname, '..', 'perf', 'classic.html'));
-  classic = http.createServer((req, res) => {
-    res.writeHead(req.url?.startsWith('/classic') ? 200 : 404, {
-      'content-type': 'text/html; charset=utf-8',
-      'cache-control': 'no-cache',
-    });
-    res.end(req.url?.startsWith('/classic') ? html : '');
-  });
-  classic.on('upgrade', (req, socket, head) => {
-    const upstream = net.connect(Number(duetUrl.port || 80), duetUrl.hostname, () => {
-      const lines = [`${req.method} ${req.url} HTTP/1.1`];
-      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-      upstream.write(lines.join('\r\n') + '\r\n\r\n');
-      upstream.write(head);
-      upstream.pipe(socket);
-      socket.pipe(upstream);
-    });
-    upstream.setNoDelay(true);
-    (socket as net.Socket).setNoDelay(true);
-    upstream.on('error', () => socket.destroy());
-    socket.on('error', () => upstream.destroy());
-  });
-  await new Promise<void>((resolve) => classic.listen(0, '127.0.0.1', resolve));
-  classicUrl = `http://127.0.0.1:${(classic.address() as net.AddressInfo).port}`;
+  classic = await startClassic(duetUrl);
 });
 
 test.afterAll(async () => {
@@ -54,7 +27,7 @@ test.afterAll(async () => {
 
 type Kind = 'duet' | 'classic';
 const pageUrl = (kind: Kind, name: string) =>
-  kind === 'duet' ? `${duetUrl.origin}/u/${encodeURIComponent(name)}` : `${classicUrl}/classic?name=${encodeURIComponent(name)}`;
+  kind === 'duet' ? `${duetUrl.origin}/u/${encodeURIComponent(name)}` : `${classic.url}/classic?name=${encodeURIComponent(name)}`;
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

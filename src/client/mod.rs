@@ -121,11 +121,12 @@ pub fn dispatch(event: Event) {
             continue;
         };
         let (next, effects) = current.step(event);
-        // Messages first, then the screen, then sound and the rest: a call_start is on the wire
-        // before the page re-renders, and the incoming sheet is drawn before the ringtone starts.
+        // Messages first, then the rest of the effects (the browser's WebRTC work starts while
+        // the page renders), then the screen, then sound: a call_start is on the wire before the
+        // page re-renders, and the incoming sheet is drawn before the ringtone starts.
         let (sends, others): (Vec<_>, Vec<_>) =
             effects.into_iter().partition(|e| matches!(e, Effect::Send(_)));
-        sends.into_iter().for_each(run);
+        sends.into_iter().chain(others).for_each(run);
         let (tone, live) = (next.tone(), matches!(next.phase, Phase::Live(_)));
         follow_alert(&next);
         // (The signal still holds the state before this event.)
@@ -136,7 +137,6 @@ pub fn dispatch(event: Event) {
         }
         tone::play(tone);
         wake::hold(live);
-        others.into_iter().for_each(run);
     }
     DISPATCHING.set(false);
 }
@@ -180,6 +180,7 @@ pub fn remember_lang(lang: Lang) {
 fn run(effect: Effect) {
     match effect {
         Effect::Send(m) => socket::send(m.to_wire()),
+        Effect::OpenPeer => peer::open_peer(),
         Effect::StartMedia { ask } => peer::start_media(ask),
         Effect::CreateOffer => peer::create_offer(),
         Effect::AnswerOffer(sdp) => peer::answer_offer(sdp),

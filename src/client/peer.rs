@@ -1,8 +1,12 @@
 //! Camera, microphone and the RTCPeerConnection, through web-sys.
 //!
-//! Each effect runs asynchronously and reports back with an [`Event`]. A generation counter,
-//! bumped by every teardown, keeps late results of an ended call (a camera that opens after the
-//! user hung up, say) from leaking into the next one.
+//! The connection is made first, with no media ([`open_peer`]): the caller's offer declares an
+//! audio and a video transceiver, the callee sends back on the offer's, and the camera's tracks
+//! go onto them when it opens ([`bind_tracks`], `replaceTrack`: no renegotiation). Each effect
+//! runs asynchronously and reports back with an [`Event`]. Generation counters keep late
+//! results from leaking into what came next: one bumped by every new connection and teardown
+//! (an offer made on a connection since replaced), one by every teardown (a camera that opens
+//! after the user hung up).
 
 use super::dispatch;
 use crate::call::Event;
@@ -16,7 +20,8 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{
     HtmlMediaElement, MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration,
     RtcIceCandidateInit, RtcOfferOptions, RtcPeerConnection, RtcPeerConnectionIceEvent,
-    RtcPeerConnectionState, RtcRtpSender, RtcSdpType, RtcSessionDescriptionInit, RtcTrackEvent,
+    RtcPeerConnectionState, RtcRtpSender, RtcRtpTransceiver, RtcRtpTransceiverDirection,
+    RtcRtpTransceiverInit, RtcSdpType, RtcSessionDescriptionInit, RtcTrackEvent,
 };
 
 const LOCAL_VIDEO: &str = "local-video";
@@ -32,14 +37,19 @@ struct Handlers {
 #[derive(Default)]
 struct Peer {
     pc: Option<RtcPeerConnection>,
+    /// Names our tracks in the SDP (`a=msid`, so the peer gets them as one stream): made with the
+    /// connection, before there is any track.
+    own: Option<MediaStream>,
+    /// Camera and microphone as opened (the own preview).
     local: Option<MediaStream>,
     /// What we receive: one stream of the peer's tracks, however the peer grouped them in
     /// streams (one for both, one each, or none: `a=msid:-`).
     remote: Option<MediaStream>,
-    /// Sends our video; its track is replaced to switch or stop the camera.
-    video_sender: Option<RtcRtpSender>,
     handlers: Option<Handlers>,
+    /// Bumped by every new connection and every teardown.
     generation: u32,
+    /// Bumped by every teardown.
+    media_generation: u32,
 }
 
 thread_local! {
@@ -83,6 +93,10 @@ fn rtc_configuration() -> RtcConfiguration {
 
 fn generation() -> u32 {
     PEER.with(|p| p.borrow().generation)
+}
+
+fn media_generation() -> u32 {
+    PEER.with(|p| p.borrow().media_generation)
 }
 
 pub(super) fn connection() -> Option<RtcPeerConnection> {
@@ -131,51 +145,52 @@ fn describe(e: JsValue) -> String {
 /// in) opens them only if the browser already has the permission: no prompt over the incoming
 /// call; `MediaSkipped` otherwise.
 pub fn start_media(ask: bool) {
-    let at_start = generation();
-    spawn_local(async move {
-        let allowed = ask || (permitted("camera").await && permitted("microphone").await);
-        if !allowed {
-            return report(at_start, Event::MediaSkipped);
+    let at_start = media_generation();
+    let still = move |event| {
+        if media_generation() == at_start {
+            dispatch(event);
         }
-        let result = match open_media().await {
-            Ok(stream) if generation() != at_start => {
-                stop_tracks(&stream); // hung up while the camera was opening
-                return;
-            }
-            Ok(stream) => install(&stream).inspect_err(|_| stop_tracks(&stream)),
-            Err(e) => Err(e),
+    };
+    spawn_local(async move {
+        let allowed = ask || {
+            // Both at once: each query is a round trip to the browser process.
+            let (camera, microphone) = (permitted("camera"), permitted("microphone"));
+            camera.await && microphone.await
         };
-        report(
-            at_start,
-            match result {
-                Ok(()) => Event::MediaReady,
-                Err(e) => Event::MediaFailed(e),
-            },
-        );
+        if !allowed {
+            return still(Event::MediaSkipped);
+        }
+        match open_media().await {
+            Ok(stream) if media_generation() != at_start => stop_tracks(&stream), // hung up meanwhile
+            Ok(stream) => {
+                attach(&stream);
+                still(Event::MediaReady);
+            }
+            Err(e) => still(Event::MediaFailed(e)),
+        }
     });
 }
 
 /// `navigator.permissions.query({name})` says `granted`. Browsers that cannot tell (Firefox
-/// knows no `camera` permission name) count as not granted.
-async fn permitted(name: &str) -> bool {
-    let Some(permissions) =
-        web_sys::window().and_then(|w| Reflect::get(&w.navigator(), &"permissions".into()).ok())
-    else {
-        return false;
-    };
+/// knows no `camera` permission name) count as not granted. The query is made at once (not
+/// when the future is first polled), so several can be under way together.
+fn permitted(name: &str) -> impl Future<Output = bool> {
     let query = js_sys::Object::new();
     let _ = Reflect::set(&query, &"name".into(), &JsValue::from_str(name));
-    let Some(promise) = super::call_method(&permissions, "query", &[&query]) else {
-        return false;
-    };
-    let Ok(status) = JsFuture::from(promise.unchecked_into::<js_sys::Promise>()).await else {
-        return false;
-    };
-    Reflect::get(&status, &"state".into())
-        .ok()
-        .and_then(|s| s.as_string())
-        .as_deref()
-        == Some("granted")
+    let promise = web_sys::window()
+        .and_then(|w| Reflect::get(&w.navigator(), &"permissions".into()).ok())
+        .and_then(|permissions| super::call_method(&permissions, "query", &[&query]));
+    async move {
+        let Some(promise) = promise else { return false };
+        let Ok(status) = JsFuture::from(promise.unchecked_into::<js_sys::Promise>()).await else {
+            return false;
+        };
+        Reflect::get(&status, &"state".into())
+            .ok()
+            .and_then(|s| s.as_string())
+            .as_deref()
+            == Some("granted")
+    }
 }
 
 async fn open_media() -> Result<MediaStream, String> {
@@ -203,17 +218,15 @@ async fn user_media(constraints: &MediaStreamConstraints) -> Result<MediaStream,
     Ok(JsFuture::from(promise).await.map_err(describe)?.unchecked_into())
 }
 
-/// Creates the peer connection for `stream`, adds its tracks and wires the handlers.
-fn install(stream: &MediaStream) -> Result<(), String> {
-    let pc = RtcPeerConnection::new_with_configuration(&rtc_configuration()).map_err(describe)?;
-    let mut video_sender = None;
-    for track in stream.get_tracks().iter() {
-        let track: MediaStreamTrack = track.unchecked_into();
-        let sender = pc.add_track_0(&track, stream);
-        if track.kind() == "video" {
-            video_sender = Some(sender);
-        }
-    }
+/// Makes the connection for a new call, with no media yet, replacing one left from a call
+/// that turned into another (glare) but keeping the camera. A connection the browser refuses
+/// to make (a malformed ICE server, say) fails the call.
+pub fn open_peer() {
+    close_connection();
+    let pc = match RtcPeerConnection::new_with_configuration(&rtc_configuration()) {
+        Ok(pc) => pc,
+        Err(e) => return dispatch(Event::NegotiationFailed(describe(e))),
+    };
     let ice = Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(|ev: RtcPeerConnectionIceEvent| {
         // `None` (or an empty candidate) marks the end of gathering: nothing to send.
         if let Some(c) = ev.candidate().filter(|c| !c.candidate().is_empty()) {
@@ -241,7 +254,6 @@ fn install(stream: &MediaStream) -> Result<(), String> {
     pc.set_onicecandidate(Some(ice.as_ref().unchecked_ref()));
     pc.set_ontrack(Some(track.as_ref().unchecked_ref()));
     pc.set_onconnectionstatechange(Some(state.as_ref().unchecked_ref()));
-    show(LOCAL_VIDEO, Some(stream));
     // For diagnostics from the console, and the e2e suite reads the call's statistics from it.
     if let Some(window) = web_sys::window() {
         let _ = Reflect::set(&window, &JsValue::from_str("duetPeerConnection"), &pc);
@@ -249,17 +261,81 @@ fn install(stream: &MediaStream) -> Result<(), String> {
     PEER.with(|p| {
         let mut p = p.borrow_mut();
         p.pc = Some(pc);
-        p.video_sender = video_sender;
-        // Not `stream.clone()`: web-sys binds JS `MediaStream.clone()` under that name, which would
-        // copy the tracks, and teardown would then stop the copies while the camera stays on.
-        p.local = Some(Clone::clone(stream));
+        p.own = MediaStream::new().ok();
         p.handlers = Some(Handlers {
             _ice: ice,
             _track: track,
             _state: state,
         });
     });
-    Ok(())
+}
+
+/// Camera and microphone opened: shown as the own preview and sent on the connection.
+fn attach(stream: &MediaStream) {
+    show(LOCAL_VIDEO, Some(stream));
+    // Not `stream.clone()`: web-sys binds JS `MediaStream.clone()` under that name, which would
+    // copy the tracks, and teardown would then stop the copies while the camera stays on.
+    PEER.with(|p| p.borrow_mut().local = Some(Clone::clone(stream)));
+    bind_tracks();
+}
+
+/// Our transceivers: the first audio and the first video one we send on.
+fn sending(pc: &RtcPeerConnection) -> Vec<(String, RtcRtpTransceiver)> {
+    first_of_each_kind(pc, true)
+}
+
+/// The first live transceiver of each kind (`sendrecv` ones only, if `sendrecv`), by kind.
+fn first_of_each_kind(pc: &RtcPeerConnection, sendrecv: bool) -> Vec<(String, RtcRtpTransceiver)> {
+    let mut found: Vec<(String, RtcRtpTransceiver)> = Vec::new();
+    for t in pc
+        .get_transceivers()
+        .iter()
+        .map(JsCast::unchecked_into::<RtcRtpTransceiver>)
+    {
+        let kind = t.receiver().track().kind();
+        let usable = !sendrecv || t.direction() == RtcRtpTransceiverDirection::Sendrecv;
+        if !t.stopped() && usable && !found.iter().any(|(k, _)| *k == kind) {
+            found.push((kind, t));
+        }
+    }
+    found
+}
+
+/// Puts the camera's and microphone's tracks on the transceivers that have none yet: when the
+/// camera opens, and when transceivers appear (our offer, the peer's offer). A camera the user
+/// turned off has no track to put.
+fn bind_tracks() {
+    let Some((pc, local)) = PEER.with(|p| {
+        let p = p.borrow();
+        p.pc.clone().zip(p.local.clone())
+    }) else {
+        return;
+    };
+    for (kind, transceiver) in sending(&pc) {
+        let sender = transceiver.sender();
+        if sender.track().is_some() {
+            continue;
+        }
+        let tracks = if kind == "video" {
+            local.get_video_tracks()
+        } else {
+            local.get_audio_tracks()
+        };
+        let Ok(track) = tracks.get(0).dyn_into::<MediaStreamTrack>() else {
+            continue;
+        };
+        replace_track(&sender, Some(&track));
+    }
+}
+
+/// `sender.replaceTrack(track)`, a failure logged (the call goes on without that track).
+fn replace_track(sender: &RtcRtpSender, track: Option<&MediaStreamTrack>) {
+    let promise = sender.replace_track(track);
+    spawn_local(async move {
+        if let Err(e) = JsFuture::from(promise).await {
+            leptos::logging::warn!("replacing a track failed: {}", describe(e));
+        }
+    });
 }
 
 /// A track arrived: into the call's remote stream, which the remote video plays (picture and
@@ -308,44 +384,83 @@ pub fn restart_ice() {
     offer(true);
 }
 
+/// (The browser's work starts at once, not when the step's future is first polled: after the
+/// page has re-rendered.)
 fn offer(ice_restart: bool) {
-    spawn_step(move |pc, at_start| async move {
+    spawn_step(move |pc, at_start| {
+        if pc.get_transceivers().length() == 0 {
+            let own = PEER.with(|p| p.borrow().own.clone());
+            for kind in ["audio", "video"] {
+                let init = RtcRtpTransceiverInit::new();
+                init.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+                if let Some(own) = &own {
+                    init.set_streams(&js_sys::Array::of1(own));
+                }
+                pc.add_transceiver_with_str_and_init(kind, &init);
+            }
+            bind_tracks();
+        }
         let options = RtcOfferOptions::new();
         options.set_ice_restart(ice_restart);
-        let offer = JsFuture::from(pc.create_offer_with_rtc_offer_options(&options))
-            .await
-            .map_err(describe)?;
-        let sdp = set_local(&pc, offer, RtcSdpType::Offer).await?;
-        report(at_start, Event::LocalOffer(sdp));
-        Ok(())
+        let created = JsFuture::from(pc.create_offer_with_rtc_offer_options(&options));
+        async move {
+            let offer = created.await.map_err(describe)?;
+            let sdp = set_local(&pc, offer, RtcSdpType::Offer).await?;
+            report(at_start, Event::LocalOffer(sdp));
+            Ok(())
+        }
     });
 }
 
-/// Applies the peer's description.
-async fn set_remote(pc: &RtcPeerConnection, kind: RtcSdpType, sdp: &str) -> Result<(), String> {
-    JsFuture::from(pc.set_remote_description(&description(kind, sdp)))
-        .await
-        .map_err(describe)
-        .map(drop)
+/// Applies the peer's description (started at once, see [`offer`]).
+fn set_remote(
+    pc: &RtcPeerConnection,
+    kind: RtcSdpType,
+    sdp: &str,
+) -> impl Future<Output = Result<(), String>> {
+    let set = JsFuture::from(pc.set_remote_description(&description(kind, sdp)));
+    async move { set.await.map_err(describe).map(drop) }
 }
 
 pub fn answer_offer(offer: String) {
-    spawn_step(|pc, at_start| async move {
-        set_remote(&pc, RtcSdpType::Offer, &offer).await?;
-        let answer = JsFuture::from(pc.create_answer()).await.map_err(describe)?;
-        let sdp = set_local(&pc, answer, RtcSdpType::Answer).await?;
-        report(at_start, Event::LocalAnswer(sdp));
-        // The caller waits for the answer, not for us: the queued candidates go in after it.
-        report(at_start, Event::RemoteDescriptionSet);
-        Ok(())
+    spawn_step(|pc, at_start| {
+        let set = set_remote(&pc, RtcSdpType::Offer, &offer);
+        async move {
+            set.await?;
+            send_back(&pc);
+            let answer = JsFuture::from(pc.create_answer()).await.map_err(describe)?;
+            let sdp = set_local(&pc, answer, RtcSdpType::Answer).await?;
+            report(at_start, Event::LocalAnswer(sdp));
+            // The caller waits for the answer, not for us: the queued candidates go in after it.
+            report(at_start, Event::RemoteDescriptionSet);
+            Ok(())
+        }
     });
 }
 
+/// The offer's first audio and first video transceiver carry our tracks too, named by our
+/// stream (`setStreams`: a classic page plays `event.streams[0]`).
+fn send_back(pc: &RtcPeerConnection) {
+    let own = PEER.with(|p| p.borrow().own.clone());
+    for (_, t) in first_of_each_kind(pc, false) {
+        if t.direction() != RtcRtpTransceiverDirection::Sendrecv {
+            t.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+            if let Some(own) = &own {
+                super::call_method(&t.sender(), "setStreams", &[own]);
+            }
+        }
+    }
+    bind_tracks();
+}
+
 pub fn accept_answer(answer: String) {
-    spawn_step(|pc, at_start| async move {
-        set_remote(&pc, RtcSdpType::Answer, &answer).await?;
-        report(at_start, Event::RemoteDescriptionSet);
-        Ok(())
+    spawn_step(|pc, at_start| {
+        let set = set_remote(&pc, RtcSdpType::Answer, &answer);
+        async move {
+            set.await?;
+            report(at_start, Event::RemoteDescriptionSet);
+            Ok(())
+        }
     });
 }
 
@@ -370,20 +485,17 @@ pub fn add_ice(c: IceCandidate) {
     });
 }
 
-/// Stops every local track (camera light off), closes the connection, clears the videos.
-pub fn teardown() {
-    let (pc, local, handlers) = PEER.with(|p| {
+/// Closes the connection (if any) and stops showing what it received.
+fn close_connection() {
+    let (pc, handlers) = PEER.with(|p| {
         let mut p = p.borrow_mut();
         p.generation = p.generation.wrapping_add(1);
-        p.video_sender = None;
         p.remote = None;
-        (p.pc.take(), p.local.take(), p.handlers.take())
+        p.own = None;
+        (p.pc.take(), p.handlers.take())
     });
     if let Some(window) = web_sys::window() {
         let _ = Reflect::delete_property(&window, &JsValue::from_str("duetPeerConnection"));
-    }
-    if let Some(stream) = local {
-        stop_tracks(&stream);
     }
     if let Some(pc) = pc {
         pc.set_onicecandidate(None);
@@ -393,8 +505,21 @@ pub fn teardown() {
     }
     // A handler may be what called us: drop the closures only after it has returned.
     spawn_local(async move { drop(handlers) });
-    show(LOCAL_VIDEO, None);
     show(REMOTE_VIDEO, None);
+}
+
+/// Stops every local track (camera light off), closes the connection, clears the videos.
+pub fn teardown() {
+    close_connection();
+    let local = PEER.with(|p| {
+        let mut p = p.borrow_mut();
+        p.media_generation = p.media_generation.wrapping_add(1);
+        p.local.take()
+    });
+    if let Some(stream) = local {
+        stop_tracks(&stream);
+    }
+    show(LOCAL_VIDEO, None);
 }
 
 /// Silences or restores the microphone; the track keeps flowing (as silence), so nothing is
@@ -412,10 +537,17 @@ pub fn set_mic(on: bool) {
 /// switch: open the front/back camera and put its track in place of the old one, without
 /// renegotiating.
 pub fn set_camera(on: bool, back: bool) {
-    let Some((local, sender)) = PEER.with(|p| {
+    let Some((local, pc)) = PEER.with(|p| {
         let p = p.borrow();
-        p.local.clone().zip(p.video_sender.clone())
+        p.local.clone().zip(p.pc.clone())
     }) else {
+        return;
+    };
+    let Some(sender) = sending(&pc)
+        .into_iter()
+        .find(|(kind, _)| kind == "video")
+        .map(|(_, t)| t.sender())
+    else {
         return;
     };
     let at_start = generation();

@@ -4,6 +4,7 @@
 pub mod install;
 pub mod notify;
 mod peer;
+mod shell;
 mod socket;
 mod stats;
 mod tone;
@@ -13,6 +14,7 @@ use crate::call::{Effect, Event, Phase, State};
 use crate::i18n::Lang;
 use crate::quality::Quality;
 use leptos::prelude::*;
+use shell::Op;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -45,7 +47,7 @@ pub fn start(
     let tick = move || {
         now.set(js_sys::Date::now());
         let connected = state.with_untracked(|s| s.connected_call().is_some());
-        stats::tick(quality, connected);
+        shell(Op::Stats(quality, connected));
     };
     // Twice a second: a broken path (no packets at all) is noticed within half a second.
     if let Ok(h) = set_interval_with_handle(tick, Duration::from_millis(stats::INTERVAL_MS)) {
@@ -81,7 +83,7 @@ fn watch_visibility() {
         return;
     }
     std::mem::forget(window_event_listener_untyped("visibilitychange", |_| {
-        wake::visibility_changed();
+        shell(Op::Visibility);
         if let Some(state) = STATE.get().and_then(|s| s.try_get_untracked()) {
             follow_alert(&state);
         }
@@ -92,10 +94,7 @@ fn watch_visibility() {
 pub fn stop() {
     dispatch(Event::HangUp);
     socket::close();
-    peer::teardown();
-    tone::play(crate::call::Tone::Silent);
-    wake::hold(false);
-    notify::follow(None, Lang::default());
+    shell(Op::Stop);
     STATE.set(None);
     LANG.set(None);
     if let Some(h) = CLOCK.take() {
@@ -135,8 +134,8 @@ pub fn dispatch(event: Event) {
         } else {
             state.set(next);
         }
-        tone::play(tone);
-        wake::hold(live);
+        shell(Op::Tone(tone));
+        shell(Op::Wake(live));
     }
     DISPATCHING.set(false);
 }
@@ -144,7 +143,44 @@ pub fn dispatch(event: Event) {
 /// Keeps the call notification in step with the state (see [`notify::follow`]).
 fn follow_alert(state: &State) {
     let lang = LANG.get().and_then(|l| l.try_get_untracked()).unwrap_or_default();
-    notify::follow(state.alert(), lang);
+    shell(Op::Alert(state.alert(), lang));
+}
+
+/// Hands `op` to the media side ([`shell::run`]). In the `split` build that is a lazily loaded
+/// chunk: ops wait, in order, until it is there (it is asked for when the call screen starts).
+#[cfg(not(feature = "split"))]
+fn shell(op: Op) {
+    shell::run(op);
+}
+
+#[cfg(feature = "split")]
+fn shell(op: Op) {
+    thread_local! {
+        static OPS: RefCell<VecDeque<Op>> = const { RefCell::new(VecDeque::new()) };
+        static PUMPING: Cell<bool> = const { Cell::new(false) };
+    }
+    /// Runs the queued ops in order. Each is polled once: with the chunk loaded that runs it to
+    /// the end; otherwise the rest wait until this one has run.
+    fn pump() {
+        use std::future::Future;
+        use std::task::{Context, Waker};
+        while let Some(op) = OPS.with(|q| q.borrow_mut().pop_front()) {
+            let mut running = Box::pin(shell::run(op));
+            let mut cx = Context::from_waker(Waker::noop());
+            if running.as_mut().poll(&mut cx).is_pending() {
+                wasm_bindgen_futures::spawn_local(async move {
+                    running.await;
+                    pump();
+                });
+                return;
+            }
+        }
+        PUMPING.set(false);
+    }
+    OPS.with(|q| q.borrow_mut().push_back(op));
+    if !PUMPING.replace(true) {
+        pump();
+    }
 }
 
 /// Sets (or with `None` removes) an attribute on <html>: shell state such as the ringtone
@@ -180,18 +216,7 @@ pub fn remember_lang(lang: Lang) {
 fn run(effect: Effect) {
     match effect {
         Effect::Send(m) => socket::send(m.to_wire()),
-        Effect::OpenPeer => peer::open_peer(),
-        Effect::StartMedia { ask } => peer::start_media(ask),
-        Effect::CreateOffer => peer::create_offer(),
-        Effect::AnswerOffer(sdp) => peer::answer_offer(sdp),
-        Effect::AcceptAnswer(sdp) => peer::accept_answer(sdp),
-        Effect::AddIce(c) => peer::add_ice(c),
-        Effect::Teardown => peer::teardown(),
         Effect::Reconnect => socket::reconnect_later(),
-        Effect::Mic(on) => peer::set_mic(on),
-        Effect::Camera { on, back } => peer::set_camera(on, back),
-        Effect::IceServers(servers) => peer::set_ice_servers(servers),
-        Effect::RestartIce => peer::restart_ice(),
         Effect::CheckSignaling => socket::check(),
         Effect::After { ms, timer, id } => {
             set_timeout(
@@ -199,6 +224,7 @@ fn run(effect: Effect) {
                 Duration::from_millis(ms.into()),
             );
         }
+        media => shell(Op::Effect(media)),
     }
 }
 

@@ -445,7 +445,13 @@ test('@smoke connection quality: bars during the call, figures from getStats on 
   await a.page.keyboard.press('Escape');
   await expect(details).toHaveCount(0);
   await expect(bars).toBeFocused();
+  // The figures never hide what the peer's flags say (both sit at the top left).
+  await b.page.getByRole('button', { name: 'Mute microphone' }).click();
+  const flags = a.page.locator('.peer-flags');
+  await expect(flags).toContainText(b.name);
   await bars.click();
+  const [f, d] = [await flags.boundingBox(), await details.boundingBox()];
+  expect(f && d && (f.y + f.height <= d.y || d.y + d.height <= f.y), `${JSON.stringify(f)} ${JSON.stringify(d)}`).toBe(true);
   await details.getByRole('button', { name: 'Close' }).click();
   await expect(details).toHaveCount(0);
   await a.page.getByRole('button', { name: 'Hang up' }).click();

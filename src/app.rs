@@ -56,6 +56,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     let nonce = leptos::nonce::use_nonce();
     let build = crate::assets::Build::of(&options);
     let (js, wasm, css) = (build.url("js"), build.url("wasm"), build.url("css"));
+    let loader = build.split_loader_url();
     // What Leptos' HydrationScripts does, with the fingerprinted names.
     let hydrate = format!(
         "import({js:?}).then(function (m) {{ \
@@ -80,6 +81,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // Registered from the shell, not the WASM: it works before (and without) hydration.
                 <script nonce=nonce.clone() inner_html=REGISTER_SERVICE_WORKER></script>
                 <link rel="modulepreload" href=js/>
+                {loader.map(|href| view! { <link rel="modulepreload" href=href/> })}
                 <link rel="preload" href=wasm r#as="fetch" r#type="application/wasm" crossorigin=""/>
                 <link rel="stylesheet" href=css/>
                 <AutoReload options=options.clone()/>

@@ -100,6 +100,17 @@ impl Build {
         fingerprinted(&self.dir, &self.url_dir, &format!("{}.{ext}", self.name))
     }
 
+    /// The URL of the loader of the lazily loaded WASM chunks, in a `--split` build. The JS glue
+    /// imports it: linked ahead (`modulepreload`), it downloads alongside the glue instead of
+    /// after it, and the WASM's compilation can start as soon as the glue has arrived.
+    pub fn split_loader_url(&self) -> Option<String> {
+        std::fs::read_dir(&self.dir)
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .find(|f| f.starts_with("__wasm_split.") && f.ends_with(".js") && is_plain_name(f))
+            .map(|f| format!("{}/{f}", self.url_dir))
+    }
+
     /// `text` (a static file that names the build's files by their plain URLs) with the
     /// fingerprinted URLs instead, and `const BUILD = "";` set to the WASM's hash.
     pub fn fill_in(&self, text: &str) -> String {
@@ -229,7 +240,7 @@ fn copies_are_fresh(dir: &Path, file: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{copies_are_fresh, fingerprinted, split_hash};
+    use super::{copies_are_fresh, fingerprinted, split_hash, Build};
     use std::fs::{self, File};
     use std::time::{Duration, SystemTime};
 
@@ -258,6 +269,26 @@ mod tests {
         for odd in ["", "../app.wasm", "a/b", ".hidden", "missing.js"] {
             assert!(!copies_are_fresh(&dir, odd), "{odd:?}");
         }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_chunk_loader_is_linked_only_in_a_split_build() {
+        let dir = std::env::temp_dir().join(format!("duet-split-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let build = Build {
+            dir: dir.clone(),
+            url_dir: "/pkg".into(),
+            name: "app".into(),
+        };
+        touch(&dir.join("app.js"), 1);
+        touch(&dir.join("__wasm_split.____.js.br"), 1);
+        assert_eq!(build.split_loader_url(), None, "not split");
+        touch(&dir.join("__wasm_split.____.js"), 1);
+        assert_eq!(
+            build.split_loader_url().as_deref(),
+            Some("/pkg/__wasm_split.____.js")
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

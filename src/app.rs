@@ -27,7 +27,8 @@ const REGISTER_SERVICE_WORKER: &str = "if ('serviceWorker' in navigator) { \
 /// On `/u/{name}`, opens the signaling socket while the page is still being parsed, keeping the
 /// frames that arrive until the WASM adopts it (`client::socket::connect`): the relay's handshake
 /// overlaps the WASM download instead of following it. The secret is made here on a first visit,
-/// the same way the WASM would (16 random bytes, hex) and under the same key. A Call tapped
+/// the same way the WASM would (16 random bytes, hex) and under the same key, and sent as the
+/// WASM sends it (`signal::SUBPROTOCOL`: in a header, not the URL). A Call tapped
 /// before the WASM has loaded is kept too (`duetEarlyDial`) and placed once it has.
 pub const EARLY_SOCKET: &str = "(function () { \
     var m = location.pathname.match(/^\\/u\\/([^\\/]+)\\/?$/); \
@@ -37,7 +38,7 @@ pub const EARLY_SOCKET: &str = "(function () { \
       if (!k) { var b = new Uint8Array(16); crypto.getRandomValues(b); \
         k = Array.prototype.map.call(b, function (x) { return (x < 16 ? '0' : '') + x.toString(16); }).join(''); \
         s.setItem('duet.key', k); } \
-      var ws = new WebSocket((location.protocol == 'https:' ? 'wss://' : 'ws://') + location.host + '/webrtc/' + m[1] + '?key=' + k + '&early=1'); \
+      var ws = new WebSocket((location.protocol == 'https:' ? 'wss://' : 'ws://') + location.host + '/webrtc/' + m[1] + '?early=1', ['duet', 'duet-key.' + k]); \
       var q = []; ws.onmessage = function (e) { q.push(e.data); }; \
       window.duetEarly = { ws: ws, name: decodeURIComponent(m[1]), key: k, queue: q }; \
     } catch (e) { console.warn('early signaling socket not opened', e); } \
@@ -256,6 +257,14 @@ fn NotFound() -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_early_socket_sends_the_secret_the_way_the_app_does() {
+        use crate::signal::{KEY_PROTOCOL, SUBPROTOCOL};
+        let offered = format!("['{SUBPROTOCOL}', '{KEY_PROTOCOL}' + k]");
+        assert!(super::EARLY_SOCKET.contains(&offered), "{}", super::EARLY_SOCKET);
+        assert!(!super::EARLY_SOCKET.contains("key="), "no secret in the URL");
+    }
+
     use super::*;
 
     #[test]

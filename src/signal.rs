@@ -21,6 +21,13 @@ pub const MAX_NAME_CHARS: usize = 32;
 /// Longest connection secret (`?key=`), in bytes.
 pub const MAX_KEY_BYTES: usize = 128;
 
+/// The WebSocket subprotocol of Duet pages. They send their secret as a second offered
+/// subprotocol, [`KEY_PROTOCOL`] + secret, in the `Sec-WebSocket-Protocol` header rather than in
+/// the URL, which access logs and consoles show; the relay answers with this one. `?key=` stays
+/// for classic clients.
+pub const SUBPROTOCOL: &str = "duet";
+pub const KEY_PROTOCOL: &str = "duet-key.";
+
 /// `msg` of a `call_back` that accepts the call.
 pub const ACCEPT: &str = "1";
 /// `msg` of a `call_back` that declines the call.

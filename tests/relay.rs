@@ -324,6 +324,35 @@ async fn the_same_secret_replaces_the_old_connection() {
 }
 
 #[tokio::test]
+async fn the_secret_is_taken_from_the_subprotocol_header_as_duet_pages_send_it() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let addr = start().await;
+    let mut request = format!("ws://{addr}/webrtc/alice").into_client_request().unwrap();
+    let offered = format!(
+        "{}, {}secret-a",
+        duet::signal::SUBPROTOCOL,
+        duet::signal::KEY_PROTOCOL
+    );
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", offered.parse().unwrap());
+    let (ws, response) = connect_async(request).await.expect("upgrade accepted");
+    // The relay chose Duet's subprotocol (a browser fails the socket otherwise), never the key.
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        duet::signal::SUBPROTOCOL
+    );
+    let mut old = Client { ws };
+    assert_eq!(old.recv_any().await["type"], "presence");
+    assert_eq!(old.recv_any().await["type"], "config");
+    // The same secret from the URL (a classic client) is the same person; another is not.
+    let refused = try_connect(addr, "alice", Some("secret-b")).await;
+    assert_eq!(notice_code(&refused.expect("upgrade").recv().await), "name_taken");
+    let _new = connect(addr, "alice", Some("secret-a")).await;
+    assert_eq!(notice_code(&old.recv().await), "replaced");
+}
+
+#[tokio::test]
 async fn names_are_checked_at_the_upgrade() {
     let addr = start().await;
     for bad in ["a%20b", "%40duet", "x%2Fy", &"n".repeat(33)] {

@@ -138,8 +138,10 @@ test('@smoke the signaling socket opens while the page loads, and the app takes 
   await page.addInitScript(() => {
     const Native = WebSocket;
     (window as any).__sockets = [] as number[];
+    (window as any).__protocols = [] as unknown[];
     (window as any).WebSocket = function (url: string | URL, protocols?: string | string[]) {
       (window as any).__sockets.push(performance.now());
+      (window as any).__protocols.push(protocols);
       return new Native(url, protocols);
     };
     Object.assign((window as any).WebSocket, Native);
@@ -157,7 +159,11 @@ test('@smoke the signaling socket opens while the page loads, and the app takes 
   const me = uniqueName('早');
   await page.goto(`/u/${encodeURIComponent(me)}`);
   await expectOnline(page);
-  expect(sockets).toEqual([expect.stringContaining(`/webrtc/${encodeURIComponent(me)}?key=`)]);
+  // The secret is offered as a subprotocol, never in the URL (access logs, consoles).
+  expect(sockets).toEqual([expect.stringMatching(new RegExp(`/webrtc/${encodeURIComponent(me)}\\?early=1$`))]);
+  const key = await page.evaluate(() => localStorage.getItem('duet.key'));
+  expect(key).toMatch(/^[0-9a-f]{32}$/);
+  expect(await page.evaluate(() => (window as any).__protocols)).toEqual([['duet', `duet-key.${key}`]]);
   // Opened by the page's inline script, before the WASM ran (on loopback the download itself
   // can end before the parser reaches the script: that order is not what this checks).
   const [openedAt, hydratedAt] = await page.evaluate(() => [

@@ -10,7 +10,7 @@
 
 use super::dispatch;
 use crate::call::Event;
-use crate::signal::{encode_segment, Kind, Message};
+use crate::signal::{encode_segment, Kind, Message, KEY_PROTOCOL, SUBPROTOCOL};
 use js_sys::Reflect;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -29,6 +29,8 @@ struct Live {
 thread_local! {
     static SOCKET: RefCell<Option<Live>> = const { RefCell::new(None) };
     static URL: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The subprotocol carrying our secret.
+    static PROTOCOLS: RefCell<String> = const { RefCell::new(String::new()) };
     static FAILURES: Cell<u32> = const { Cell::new(0) };
     /// The relay accepted the current socket: sends go straight out.
     static GREETED: Cell<bool> = const { Cell::new(false) };
@@ -55,12 +57,11 @@ pub fn connect(me: &str, secret: &str) {
         _ => "ws",
     };
     let host = location.host().unwrap_or_default();
-    // `early=1`: this page takes a caller's offer while it rings (see `call`'s module docs).
-    let url = format!(
-        "{scheme}://{host}/webrtc/{}?key={secret}&early=1",
-        encode_segment(me)
-    );
+    // `early=1`: this page takes a caller's offer while it rings (see `call`'s module docs). The
+    // secret goes in the subprotocols, not the URL (see `signal::SUBPROTOCOL`).
+    let url = format!("{scheme}://{host}/webrtc/{}?early=1", encode_segment(me));
     URL.with(|u| *u.borrow_mut() = url);
+    PROTOCOLS.with(|p| *p.borrow_mut() = format!("{KEY_PROTOCOL}{secret}"));
     match adopt_early(me, secret) {
         Some((ws, queued)) => {
             install(ws.clone());
@@ -96,7 +97,9 @@ fn open() {
         return; // the call screen was left while a reconnect was pending
     }
     let url = URL.with(|u| u.borrow().clone());
-    match WebSocket::new(&url) {
+    let key = PROTOCOLS.with(|p| p.borrow().clone());
+    let protocols = js_sys::Array::of2(&SUBPROTOCOL.into(), &key.into());
+    match WebSocket::new_with_str_sequence(&url, &protocols) {
         Ok(ws) => install(ws),
         Err(e) => {
             leptos::logging::warn!("cannot open the signaling socket: {e:?}");

@@ -4,7 +4,9 @@
 use super::limits::{RateLimiter, Verdict};
 use super::queue::{self, TrySendError};
 use super::registry::{Action, ConnId, Registry, Timing};
-use crate::signal::{close_reason, validate_name, Code, Message, ProtocolError, MAX_KEY_BYTES};
+use crate::signal::{
+    close_reason, validate_name, Code, Message, ProtocolError, KEY_PROTOCOL, MAX_KEY_BYTES, SUBPROTOCOL,
+};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -376,7 +378,8 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let refuse = |status: StatusCode, reason: &'static str, text: String| {
-        tracing::info!(%name, %peer, reason, "refused upgrade: {text}");
+        // `?name`: escaped, so a name cannot forge log lines.
+        tracing::info!(?name, %peer, reason, "refused upgrade: {text}");
         hub.count_rejection(reason);
         (status, text).into_response()
     };
@@ -398,7 +401,16 @@ async fn upgrade(
             format!("origin not allowed: {origin}"),
         );
     }
-    let key = query.key.filter(|k| !k.is_empty());
+    // The secret from the offered subprotocols (Duet pages), else from the URL (classic clients).
+    let offered = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let from_header = offered
+        .split(',')
+        .find_map(|p| p.trim().strip_prefix(KEY_PROTOCOL))
+        .map(str::to_owned);
+    let key = from_header.or(query.key).filter(|k| !k.is_empty());
     if key.as_ref().is_some_and(|k| k.len() > MAX_KEY_BYTES) {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -411,7 +423,8 @@ async fn upgrade(
     // Accept messages up to twice the limit so an oversized one gets a typed notice rather than
     // a dropped connection; beyond that the WebSocket layer closes with 1009.
     let hard_cap = hub.config.max_message_bytes.saturating_mul(2);
-    ws.max_message_size(hard_cap)
+    ws.protocols([SUBPROTOCOL])
+        .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
         // Signaling messages are small: don't reserve tungstenite's 128 KiB per socket.
         .read_buffer_size(256)

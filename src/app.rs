@@ -12,7 +12,7 @@ use crate::components::text::{self, Ui};
 use crate::components::{lang, t};
 use crate::i18n::Lang;
 use crate::signal::{decode_segment, validate_name};
-use leptos::either::EitherOf3;
+use leptos::either::EitherOf4;
 use leptos::prelude::*;
 #[cfg(feature = "ssr")]
 use leptos_meta::MetaTags;
@@ -125,7 +125,19 @@ pub enum Page {
         name: String,
         friend: String,
     },
+    /// `/door?next={path}`: a private server's door (see `access`), `note` after a failed try.
+    Door {
+        next: String,
+        note: Option<DoorNote>,
+    },
     NotFound,
+}
+
+/// Why the door is shown again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DoorNote {
+    Wrong,
+    TooMany,
 }
 
 impl Page {
@@ -144,6 +156,16 @@ impl Page {
             ["u", name] => Page::Call {
                 name: decode_segment(name),
                 friend: query_value(query, "call").unwrap_or_default(),
+            },
+            ["door"] => Page::Door {
+                next: query_value(query, "next")
+                    .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+                    .unwrap_or_else(|| "/".to_owned()),
+                note: if query_value(query, "slow").is_some() {
+                    Some(DoorNote::TooMany)
+                } else {
+                    query_value(query, "wrong").map(|_| DoorNote::Wrong)
+                },
             },
             _ => Page::NotFound,
         }
@@ -169,9 +191,10 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_context(RwSignal::new(page_lang()));
     let page = match Page::current() {
-        Page::Join { peer } => EitherOf3::A(view! { <JoinPage peer/> }),
-        Page::Call { name, friend } => EitherOf3::B(view! { <CallPage name friend/> }),
-        Page::NotFound => EitherOf3::C(view! { <NotFound/> }),
+        Page::Join { peer } => EitherOf4::A(view! { <JoinPage peer/> }),
+        Page::Call { name, friend } => EitherOf4::B(view! { <CallPage name friend/> }),
+        Page::Door { next, note } => EitherOf4::C(view! { <Door next note/> }),
+        Page::NotFound => EitherOf4::D(view! { <NotFound/> }),
     };
     view! {
         <Title text="Duet"/>
@@ -238,6 +261,32 @@ fn OfflineBanner() -> impl IntoView {
                 {t(Ui::Offline)}
             </div>
         </Show>
+    }
+}
+
+/// A private server's door: the access code, once per device. A plain form (no WASM needed):
+/// `POST /door` checks it, sets the session cookie and goes on to `next`.
+#[component]
+fn Door(next: String, note: Option<DoorNote>) -> impl IntoView {
+    let note = note.map(|n| match n {
+        DoorNote::Wrong => t(Ui::WrongCode),
+        DoorNote::TooMany => t(Ui::TooManyTries),
+    });
+    view! {
+        <main class="page join door">
+            <crate::components::LangToggle/>
+            <div class="logo" aria-hidden="true"></div>
+            <h1>{t(Ui::DoorTitle)}</h1>
+            <p class="tagline">{t(Ui::DoorText)}</p>
+            <form class="join-form" method="post" action="/door">
+                <input type="hidden" name="next" value=next/>
+                <label for="code">{t(Ui::AccessCode)}</label>
+                <input id="code" name="code" type="password" autocomplete="current-password" required
+                    aria-describedby="door-note" autofocus/>
+                <p id="door-note" class="error" role="alert">{note}</p>
+                <button class="btn primary" type="submit">{t(Ui::Enter)}</button>
+            </form>
+        </main>
     }
 }
 

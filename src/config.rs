@@ -130,6 +130,16 @@ pub struct Config {
     /// Where --tls-self-signed keeps its certificate.
     #[arg(long, env = "DUET_TLS_DIR", default_value = ".duet/tls")]
     pub tls_dir: std::path::PathBuf,
+    /// A private server: only people who enter this code (once per device) get in; see
+    /// README "A private server". Changing it signs everyone out.
+    #[arg(long, env = "DUET_ACCESS_CODE", conflicts_with = "access_code_file")]
+    pub access_code: Option<Secret>,
+    /// The access code from a file (its first line): keeps it out of the process list.
+    #[arg(long, env = "DUET_ACCESS_CODE_FILE")]
+    pub access_code_file: Option<std::path::PathBuf>,
+    /// Where Duet keeps what it makes for itself (the key that signs access cookies).
+    #[arg(long, env = "DUET_STATE_DIR", default_value = ".duet")]
+    pub state_dir: std::path::PathBuf,
     /// Log format; the level comes from RUST_LOG (default "info").
     #[arg(long, env = "DUET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -161,6 +171,25 @@ impl Config {
             "--turn-username/--turn-credential are one TURN password shared with every visitor \
              (anyone can use the TURN server as a relay): prefer coturn's --turn-secret",
         )
+    }
+
+    /// The access code, from --access-code or the first line of --access-code-file; `Err` if
+    /// the file cannot be read or the code is empty.
+    pub fn access_code(&self) -> Result<Option<Secret>, String> {
+        let code = match (&self.access_code, &self.access_code_file) {
+            (Some(code), _) => code.expose().to_owned(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the access code file {}: {e}", path.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            (None, None) => return Ok(None),
+        };
+        if code.trim().is_empty() {
+            return Err("the access code is empty".into());
+        }
+        Ok(Some(Secret(code)))
     }
 
     pub fn relay(&self) -> RelayConfig {

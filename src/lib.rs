@@ -17,6 +17,8 @@ pub mod quality;
 pub mod signal;
 
 #[cfg(feature = "ssr")]
+pub mod access;
+#[cfg(feature = "ssr")]
 pub mod assets;
 #[cfg(feature = "hydrate")]
 pub mod client;

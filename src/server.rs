@@ -20,6 +20,15 @@ use tokio::net::TcpListener;
 
 /// The whole application router. Tests build the same one.
 pub fn app(leptos_options: LeptosOptions, hub: Arc<Hub>) -> Router {
+    app_with(leptos_options, hub, None)
+}
+
+/// [`app`], private with `access` (see `crate::access`).
+pub fn app_with(
+    leptos_options: LeptosOptions,
+    hub: Arc<Hub>,
+    access: Option<Arc<crate::access::Access>>,
+) -> Router {
     // Leptos' rendering spawns on tokio (leptos_axum's route list used to set this up).
     let _ = any_spawner::Executor::init_tokio();
     let build = crate::assets::Build::of(&leptos_options);
@@ -31,6 +40,12 @@ pub fn app(leptos_options: LeptosOptions, hub: Arc<Hub>) -> Router {
         move || shell(options.clone())
     });
     let page = move |req: axum::extract::Request| page(req);
+    let door = match &access {
+        Some(access) => axum::routing::get(page.clone())
+            .post(crate::access::door)
+            .with_state(Arc::clone(access)),
+        None => axum::routing::get(|| async { Redirect::to("/") }).with_state(()),
+    };
     let pages = Router::new()
         .route("/", axum::routing::get(page.clone()))
         .route("/call/{peer}", axum::routing::get(page.clone()))
@@ -43,13 +58,18 @@ pub fn app(leptos_options: LeptosOptions, hub: Arc<Hub>) -> Router {
         // Pages in brotli for browsers that take it (a page is ~4 KB, ~1.7 KB compressed);
         // only pages: the relay's upgrade responses and the precompressed /pkg stay untouched.
         .layer(tower_http::compression::CompressionLayer::new());
-    relay::router(hub)
+    let router = relay::router(hub)
+        .route("/door", door)
         .route("/lang/{tag}", axum::routing::get(set_lang))
         .route("/go", axum::routing::get(go))
         .nest(&build.url_dir, crate::assets::router(build.dir.clone()))
         .merge(crate::assets::filled_in(site_root, build))
-        .merge(pages)
-        .layer(axum::middleware::map_response(security_headers))
+        .merge(pages);
+    let router = match access {
+        Some(access) => router.layer(axum::middleware::from_fn_with_state(access, crate::access::gate)),
+        None => router,
+    };
+    router.layer(axum::middleware::map_response(security_headers))
 }
 
 /// What Duet's pages may load and run, and nothing more: scripts from Duet itself or carrying
@@ -302,7 +322,14 @@ pub async fn main() {
         None => None,
     };
     let hub = Hub::new(config.relay());
-    let router = app(options, Arc::clone(&hub));
+    let access = match private_access(&config) {
+        Ok(access) => access,
+        Err(e) => {
+            tracing::error!("cannot make this server private: {e}");
+            std::process::exit(2);
+        }
+    };
+    let router = app_with(options, Arc::clone(&hub), access);
     let result = match tls_acceptor(&config, addr) {
         Ok(None) => {
             tracing::info!(?config, "Duet listening on http://{addr}");
@@ -324,6 +351,23 @@ pub async fn main() {
     if let Err(e) = result {
         tracing::error!(error = %e, "server stopped with an error");
     }
+}
+
+/// The access gate when the configuration asks for an access code, with its cookie key from
+/// the state directory.
+fn private_access(config: &Config) -> Result<Option<Arc<crate::access::Access>>, String> {
+    let Some(code) = config.access_code()? else {
+        return Ok(None);
+    };
+    let key = crate::access::load_or_create_key(&config.state_dir)
+        .map_err(|e| format!("session key in {}: {e}", config.state_dir.display()))?;
+    let secure = config.tls_cert.is_some() || config.tls_self_signed;
+    tracing::info!("private server: an access code is needed to get in");
+    Ok(Some(Arc::new(crate::access::Access::new(
+        code.expose(),
+        &key,
+        secure,
+    ))))
 }
 
 /// The TLS acceptor the configuration asks for, if any; with a self-signed certificate, also

@@ -5,6 +5,8 @@
 //! sender sends a marker to the same recipient; the relay keeps per-connection order, so the
 //! marker must be the next thing that arrives.
 
+mod common;
+
 use duet::relay::{Hub, RelayConfig, Timing};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -513,54 +515,16 @@ async fn a_long_chinese_name_is_refused_with_a_close_reason_that_fits() {
 async fn secrets_never_reach_the_log() {
     // The real binary, every log line on, with every secret set.
     let secrets = ["turn-secret-7f3a", "static-credential-9c1e", "name-key-5d2b"];
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_duet"))
-        .args(["--addr", "127.0.0.1:0", "--turn-url", "turn:127.0.0.1:3478"])
-        .args([
-            "--turn-secret",
-            secrets[0],
-            "--turn-credential",
-            secrets[1],
-            "--turn-username",
-            "u",
-        ])
-        .env("RUST_LOG", "trace")
-        .env("LEPTOS_OUTPUT_NAME", "duet")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the server binary starts");
-    let mut stdout = server.stdout.take().unwrap();
-    let mut stderr = server.stderr.take().unwrap();
-    // The log says where it listens (port 0: the kernel chose).
-    let mut seen = Vec::new();
-    let addr: SocketAddr = loop {
-        let mut buf = [0u8; 4096];
-        let n = tokio::time::timeout(WAIT, stdout.read(&mut buf))
-            .await
-            .expect("log within 5 s")
-            .unwrap();
-        assert!(n > 0, "server exited: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&seen);
-        if let Some(at) = text.find("listening on http://") {
-            let rest = &text[at + "listening on http://".len()..];
-            if let Some(end) = rest.find(|c: char| c.is_whitespace()) {
-                break rest[..end].parse().expect("an address");
-            }
-        }
-    };
-    let mut c = connect(addr, "bob", Some(secrets[2])).await;
+    let args = ["--turn-url", "turn:127.0.0.1:3478", "--turn-secret", secrets[0]];
+    let more = ["--turn-credential", secrets[1], "--turn-username", "u"];
+    let server = common::Logged::start(&[&args[..], &more[..]].concat(), &[]).await;
+    let mut c = connect(server.addr, "bob", Some(secrets[2])).await;
     c.send(json!({"type":"config"})).await;
     assert_eq!(c.recv_any().await["type"], "config");
     c.send(json!({"type":"hangup","toUser":"alice"})).await;
     assert_eq!(notice_code(&c.recv_any().await), "not_in_call");
     drop(c);
-    server.start_kill().unwrap();
-    server.wait().await.unwrap();
-    stdout.read_to_end(&mut seen).await.unwrap();
-    stderr.read_to_end(&mut seen).await.unwrap();
-    let log = String::from_utf8_lossy(&seen);
+    let log = server.stop().await;
     assert!(log.contains("connected"), "the log has the connection: {log}");
     for secret in secrets {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");

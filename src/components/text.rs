@@ -55,10 +55,28 @@ pub enum Ui {
     Resolution,
     Close,
     Measuring,
+    DoorTitle,
+    DoorText,
+    AccessCode,
+    Enter,
+    WrongCode,
+    TooManyTries,
 }
 
 pub fn ui(lang: Lang, key: Ui) -> &'static str {
     let (en, zh) = match key {
+        Ui::DoorTitle => ("This Duet is private", "这是私人的 Duet"),
+        Ui::DoorText => (
+            "Enter the access code you were given. This device will remember it.",
+            "请输入你拿到的访问码。此设备会记住它。",
+        ),
+        Ui::AccessCode => ("Access code", "访问码"),
+        Ui::Enter => ("Enter", "进入"),
+        Ui::WrongCode => ("That is not the code. Try again.", "访问码不对，请再试一次。"),
+        Ui::TooManyTries => (
+            "Too many tries. Wait a minute, then try again.",
+            "尝试次数太多。请等一分钟再试。",
+        ),
         Ui::Tagline => (
             "Private one-to-one video calls, straight from browser to browser.",
             "私密的一对一视频通话，浏览器直连浏览器。",

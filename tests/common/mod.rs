@@ -1,0 +1,68 @@
+//! Shared by the integration tests: the real server binary as a child process.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, ChildStderr, ChildStdout};
+
+/// The server binary with every log line on, listening on a port the kernel picks.
+pub struct Logged {
+    pub server: Child,
+    pub addr: SocketAddr,
+    stdout: ChildStdout,
+    stderr: ChildStderr,
+    seen: Vec<u8>,
+}
+
+impl Logged {
+    /// Starts `duet --addr 127.0.0.1:0 {args}` with `envs` and waits for the line saying where
+    /// it listens.
+    pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Logged {
+        let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_duet"))
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .envs(envs.iter().copied())
+            .env("RUST_LOG", "trace")
+            .env("LEPTOS_OUTPUT_NAME", "duet")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the server binary starts");
+        let mut stdout = server.stdout.take().unwrap();
+        let stderr = server.stderr.take().unwrap();
+        let mut seen = Vec::new();
+        let addr: SocketAddr = loop {
+            let mut buf = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), stdout.read(&mut buf))
+                .await
+                .expect("log within 5 s")
+                .unwrap();
+            assert!(n > 0, "server exited: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen);
+            if let Some(at) = text.find("listening on http://") {
+                let rest = &text[at + "listening on http://".len()..];
+                if let Some(end) = rest.find(|c: char| c.is_whitespace()) {
+                    break rest[..end].parse().expect("an address");
+                }
+            }
+        };
+        Logged {
+            server,
+            addr,
+            stdout,
+            stderr,
+            seen,
+        }
+    }
+
+    /// Stops the server and returns everything it logged.
+    pub async fn stop(mut self) -> String {
+        self.server.start_kill().unwrap();
+        self.server.wait().await.unwrap();
+        self.stdout.read_to_end(&mut self.seen).await.unwrap();
+        self.stderr.read_to_end(&mut self.seen).await.unwrap();
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+}

@@ -5,7 +5,10 @@
 //! `/metrics`) answers 401. The door takes the code once per device and sets the cookie.
 //!
 //! The cookie is `v1.{issued}.{mac}`: an HMAC-SHA256, under a key kept on disk, of the issue time
-//! and of the code itself, so changing the code revokes every cookie made with the old one. Door
+//! and of the code itself, so changing the code revokes every cookie made with the old one.
+//! An invite link (`duet invite`) lets a new device in without the code: `/invite/{token}`, the
+//! token `i1.{id}.{expires}.{uses}.{mac}` signed the same way, good until it expires and for
+//! `uses` devices (counted in `invites` in the state directory, so a restart forgets nothing). Door
 //! attempts are rate-limited per address and in total; the code is compared in constant time
 //! (both sides through the same HMAC); a failure is logged with the address, never the attempt.
 
@@ -44,7 +47,7 @@ fn open_path(path: &str) -> bool {
         "/offline.js",
         "/favicon.ico",
     ];
-    const PREFIXES: [&str; 3] = ["/pkg/", "/icons/", "/lang/"];
+    const PREFIXES: [&str; 4] = ["/pkg/", "/icons/", "/lang/", "/invite/"];
     EXACT.contains(&path) || PREFIXES.iter().any(|p| path.starts_with(p))
 }
 
@@ -55,6 +58,25 @@ pub struct Access {
     /// `Secure` on the cookie (the server itself speaks TLS).
     secure: bool,
     limiter: Mutex<Limiter>,
+    /// How often each invite was used.
+    invites: Mutex<Redeemed>,
+}
+
+/// An invite: who may come in without the code, until when, how many devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Invite {
+    pub id: u64,
+    /// Seconds since the epoch.
+    pub expires: u64,
+    pub uses: u32,
+}
+
+/// Use counts of invites (id → used, expires), persisted as `id used expires` lines in `file`
+/// (none: in memory only).
+#[derive(Default)]
+struct Redeemed {
+    file: Option<std::path::PathBuf>,
+    used: HashMap<u64, (u32, u64)>,
 }
 
 impl Access {
@@ -66,7 +88,82 @@ impl Access {
             code_mac,
             secure,
             limiter: Mutex::new(Limiter::default()),
+            invites: Mutex::new(Redeemed::default()),
         }
+    }
+
+    /// Counts invite uses in `dir/invites` (read now, written on every use).
+    pub fn with_invites_in(self, dir: &Path) -> Access {
+        let file = dir.join("invites");
+        let used = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split(' ').map(str::parse::<u64>);
+                let (Some(Ok(id)), Some(Ok(used)), Some(Ok(expires))) = (f.next(), f.next(), f.next()) else {
+                    return None;
+                };
+                Some((id, (u32::try_from(used).ok()?, expires)))
+            })
+            .collect();
+        *self.invites.lock().unwrap_or_else(|e| e.into_inner()) = Redeemed {
+            file: Some(file),
+            used,
+        };
+        self
+    }
+
+    /// The token of an invite link.
+    pub fn invite_token(&self, invite: &Invite) -> String {
+        let Invite { id, expires, uses } = *invite;
+        let mac = hmac::sign(&self.key, &self.invite_signed(invite));
+        format!("i1.{id}.{expires}.{uses}.{}", b64(mac.as_ref()))
+    }
+
+    /// The invite a token stands for, if this server made it (with this code) and it has not
+    /// expired; its uses are not looked at.
+    pub fn read_invite(&self, token: &str, now: u64) -> Option<Invite> {
+        let mut parts = token.split('.');
+        if parts.next() != Some("i1") {
+            return None;
+        }
+        let mut number = || parts.next()?.parse::<u64>().ok();
+        let (id, expires, uses) = (number()?, number()?, u32::try_from(number()?).ok()?);
+        let mac = b64_decode(parts.next()?).ok()?;
+        let invite = Invite { id, expires, uses };
+        let genuine =
+            parts.next().is_none() && hmac::verify(&self.key, &self.invite_signed(&invite), &mac).is_ok();
+        (genuine && now < expires).then_some(invite)
+    }
+
+    fn invite_signed(&self, invite: &Invite) -> Vec<u8> {
+        let mut data =
+            format!("duet-invite|i1|{}|{}|{}|", invite.id, invite.expires, invite.uses).into_bytes();
+        data.extend_from_slice(self.code_mac.as_ref());
+        data
+    }
+
+    /// One more device comes in with `invite`, if it has a use left (counted, and written down
+    /// before the answer).
+    pub fn redeem(&self, invite: &Invite, now: u64) -> bool {
+        let mut store = self.invites.lock().unwrap_or_else(|e| e.into_inner());
+        store.used.retain(|_, (_, expires)| *expires > now);
+        let used = store.used.get(&invite.id).map_or(0, |(n, _)| *n);
+        if used >= invite.uses {
+            return false;
+        }
+        store.used.insert(invite.id, (used + 1, invite.expires));
+        if let Some(file) = &store.file {
+            let lines: String = store
+                .used
+                .iter()
+                .map(|(id, (n, expires))| format!("{id} {n} {expires}\n"))
+                .collect();
+            if let Err(e) = std::fs::write(file, lines) {
+                tracing::error!(file = %file.display(), error = %e, "cannot record an invite's use");
+            }
+        }
+        true
     }
 
     /// The session value for a cookie issued at `now` (seconds since the epoch).
@@ -228,6 +325,71 @@ pub async fn gate(State(access): State<Arc<Access>>, request: Request, next: Nex
         .into_response()
 }
 
+/// `GET /invite/{token}`: a device comes in with an invite link: the session cookie and on to
+/// the app, or the door (saying why not) for a link that is forged, expired or used up. Bad
+/// tokens count as door attempts.
+pub async fn invite(
+    State(access): State<Arc<Access>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Response {
+    let now = unix_now();
+    match access.read_invite(&token, now) {
+        Some(invite) if access.redeem(&invite, now) => {
+            tracing::info!(ip = %peer.ip(), invite = invite.id, "invite used");
+            let mut response = Redirect::to("/").into_response();
+            if let Ok(cookie) = HeaderValue::from_str(&access.set_cookie(now)) {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        found => {
+            access.admit_attempt(peer.ip(), now as f64);
+            let why = if found.is_some() {
+                "used up"
+            } else {
+                "not valid or expired"
+            };
+            tracing::warn!(ip = %peer.ip(), "invite {why}");
+            Redirect::to("/door?next=%2F&invite=1").into_response()
+        }
+    }
+}
+
+/// `duet invite`: a link for `uses` devices, good for `ttl_secs`, at `base` (the server's
+/// public URL).
+pub fn invite_link(access: &Access, base: &str, uses: u32, ttl_secs: u64) -> String {
+    let mut id = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id);
+    let invite = Invite {
+        id: u64::from_be_bytes(id),
+        expires: unix_now() + ttl_secs,
+        uses,
+    };
+    format!(
+        "{}/invite/{}",
+        base.trim_end_matches('/'),
+        access.invite_token(&invite)
+    )
+}
+
+/// `7d`, `12h`, `30m`, `45s` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (e.g. 7d, 12h, 30m)"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown unit in {text:?}: use s, m, h or d")),
+    };
+    n.checked_mul(scale).ok_or_else(|| format!("too long: {text:?}"))
+}
+
 #[derive(serde::Deserialize)]
 pub struct DoorForm {
     code: String,
@@ -378,6 +540,55 @@ mod tests {
             "/doors",
         ] {
             assert!(!open_path(closed), "{closed}");
+        }
+    }
+
+    #[test]
+    fn an_invite_is_good_until_it_expires_for_its_uses_and_for_this_code_only() {
+        let dir = std::env::temp_dir().join(format!("duet-invites-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let access = Access::new("tulip", KEY, false).with_invites_in(&dir);
+        let now = 1_800_000_000;
+        let invite = Invite {
+            id: 42,
+            expires: now + 100,
+            uses: 2,
+        };
+        let token = access.invite_token(&invite);
+        assert_eq!(access.read_invite(&token, now), Some(invite));
+        assert_eq!(access.read_invite(&token, now + 100), None, "expired");
+        assert_eq!(
+            Access::new("lily", KEY, false).read_invite(&token, now),
+            None,
+            "code changed"
+        );
+        let more = token.replacen(".2.", ".9.", 1);
+        assert_eq!(access.read_invite(&more, now), None, "uses changed");
+        for bad in [
+            "",
+            "i1",
+            "i1.42.1.1",
+            &format!("{token}.x"),
+            "i2.42.1900000000.2.AAAA",
+        ] {
+            assert_eq!(access.read_invite(bad, now), None, "{bad:?}");
+        }
+        assert!(access.redeem(&invite, now));
+        // A restart reads the count back.
+        let again = Access::new("tulip", KEY, false).with_invites_in(&dir);
+        assert!(again.redeem(&invite, now));
+        assert!(!again.redeem(&invite, now), "used up");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("7d"), Ok(7 * 86_400));
+        assert_eq!(parse_duration("12h"), Ok(43_200));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("45"), Ok(45));
+        for bad in ["", "d", "7w", "-1d", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }
 

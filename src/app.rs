@@ -138,6 +138,8 @@ pub enum Page {
 pub enum DoorNote {
     Wrong,
     TooMany,
+    /// An invite link that is forged, expired or used up.
+    BadInvite,
 }
 
 impl Page {
@@ -161,11 +163,13 @@ impl Page {
                 next: query_value(query, "next")
                     .filter(|n| n.starts_with('/') && !n.starts_with("//"))
                     .unwrap_or_else(|| "/".to_owned()),
-                note: if query_value(query, "slow").is_some() {
-                    Some(DoorNote::TooMany)
-                } else {
-                    query_value(query, "wrong").map(|_| DoorNote::Wrong)
-                },
+                note: [
+                    ("slow", DoorNote::TooMany),
+                    ("invite", DoorNote::BadInvite),
+                    ("wrong", DoorNote::Wrong),
+                ]
+                .into_iter()
+                .find_map(|(key, note)| query_value(query, key).map(|_| note)),
             },
             _ => Page::NotFound,
         }
@@ -271,6 +275,7 @@ fn Door(next: String, note: Option<DoorNote>) -> impl IntoView {
     let note = note.map(|n| match n {
         DoorNote::Wrong => t(Ui::WrongCode),
         DoorNote::TooMany => t(Ui::TooManyTries),
+        DoorNote::BadInvite => t(Ui::BadInvite),
     });
     view! {
         <main class="page join door">

@@ -3,7 +3,7 @@
 
 use crate::relay::ice::IceSettings;
 use crate::relay::{RelayConfig, Timing};
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -30,6 +30,24 @@ impl std::str::FromStr for Secret {
     fn from_str(s: &str) -> Result<Secret, Self::Err> {
         Ok(Secret(s.to_owned()))
     }
+}
+
+/// What else the binary does besides serving.
+#[derive(Subcommand, Clone, Debug)]
+pub enum Command {
+    /// Print an invite link: it lets new devices into a private server without the code. Run it
+    /// with the server's --access-code and --state-dir (changing the code voids every invite).
+    Invite {
+        /// How many devices may come in with it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// How long it is good for: 7d, 12h, 30m, 45s.
+        #[arg(long, default_value = "7d", value_parser = crate::access::parse_duration)]
+        ttl: u64,
+        /// The server's address as people open it, e.g. https://duet.example.org.
+        #[arg(long, env = "DUET_PUBLIC_URL")]
+        url: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -132,14 +150,22 @@ pub struct Config {
     pub tls_dir: std::path::PathBuf,
     /// A private server: only people who enter this code (once per device) get in; see
     /// README "A private server". Changing it signs everyone out.
-    #[arg(long, env = "DUET_ACCESS_CODE", conflicts_with = "access_code_file")]
+    #[arg(
+        long,
+        global = true,
+        env = "DUET_ACCESS_CODE",
+        conflicts_with = "access_code_file"
+    )]
     pub access_code: Option<Secret>,
     /// The access code from a file (its first line): keeps it out of the process list.
-    #[arg(long, env = "DUET_ACCESS_CODE_FILE")]
+    #[arg(long, global = true, env = "DUET_ACCESS_CODE_FILE")]
     pub access_code_file: Option<std::path::PathBuf>,
-    /// Where Duet keeps what it makes for itself (the key that signs access cookies).
-    #[arg(long, env = "DUET_STATE_DIR", default_value = ".duet")]
+    /// Where Duet keeps what it makes for itself (the key that signs access cookies and invites,
+    /// the invites' use counts).
+    #[arg(long, global = true, env = "DUET_STATE_DIR", default_value = ".duet")]
     pub state_dir: std::path::PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Log format; the level comes from RUST_LOG (default "info").
     #[arg(long, env = "DUET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

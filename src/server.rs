@@ -46,6 +46,10 @@ pub fn app_with(
             .with_state(Arc::clone(access)),
         None => axum::routing::get(|| async { Redirect::to("/") }).with_state(()),
     };
+    let invite = match &access {
+        Some(access) => axum::routing::get(crate::access::invite).with_state(Arc::clone(access)),
+        None => axum::routing::get(|| async { Redirect::to("/") }).with_state(()),
+    };
     let pages = Router::new()
         .route("/", axum::routing::get(page.clone()))
         .route("/call/{peer}", axum::routing::get(page.clone()))
@@ -60,6 +64,7 @@ pub fn app_with(
         .layer(tower_http::compression::CompressionLayer::new());
     let router = relay::router(hub)
         .route("/door", door)
+        .route("/invite/{token}", invite)
         .route("/lang/{tag}", axum::routing::get(set_lang))
         .route("/go", axum::routing::get(go))
         .nest(&build.url_dir, crate::assets::router(build.dir.clone()))
@@ -276,6 +281,9 @@ where
 
 pub async fn main() {
     let config = Config::parse();
+    if let Some(crate::config::Command::Invite { uses, ttl, url }) = &config.command {
+        return print_invite(&config, *uses, *ttl, url);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
@@ -353,6 +361,20 @@ pub async fn main() {
     }
 }
 
+/// `duet invite`: prints the link (stdout), or why there is none (stderr, exit code 2).
+fn print_invite(config: &Config, uses: u32, ttl: u64, url: &str) {
+    let made = private_access(config).and_then(|access| {
+        access.ok_or_else(|| "invites are for a private server: give it --access-code".to_owned())
+    });
+    match made {
+        Ok(access) => println!("{}", crate::access::invite_link(&access, url, uses.max(1), ttl)),
+        Err(e) => {
+            eprintln!("duet invite: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
 /// The access gate when the configuration asks for an access code, with its cookie key from
 /// the state directory.
 fn private_access(config: &Config) -> Result<Option<Arc<crate::access::Access>>, String> {
@@ -363,11 +385,8 @@ fn private_access(config: &Config) -> Result<Option<Arc<crate::access::Access>>,
         .map_err(|e| format!("session key in {}: {e}", config.state_dir.display()))?;
     let secure = config.tls_cert.is_some() || config.tls_self_signed;
     tracing::info!("private server: an access code is needed to get in");
-    Ok(Some(Arc::new(crate::access::Access::new(
-        code.expose(),
-        &key,
-        secure,
-    ))))
+    let access = crate::access::Access::new(code.expose(), &key, secure).with_invites_in(&config.state_dir);
+    Ok(Some(Arc::new(access)))
 }
 
 /// The TLS acceptor the configuration asks for, if any; with a self-signed certificate, also

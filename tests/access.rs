@@ -248,3 +248,53 @@ async fn no_code_guess_cookie_or_secret_reaches_the_log() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn an_invite_lets_its_devices_in_without_the_code_and_no_more() {
+    use duet::access::Invite;
+    let addr = start_private("tulip").await;
+    // Made the way `duet invite` makes it: the server's key and code.
+    let minter = Access::new("tulip", KEY, false);
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = minter.invite_token(&Invite {
+        id: 7,
+        expires,
+        uses: 2,
+    });
+    for _ in 0..2 {
+        let r = http(addr, "GET", &format!("/invite/{token}"), None, None).await;
+        assert_eq!((r.status, r.header("location")), (303, Some("/")));
+        let cookie = r
+            .header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            http(addr, "GET", "/u/alice", Some(&cookie), None).await.status,
+            200
+        );
+    }
+    // Used up; and a forged or expired one is no better: the door says so, no cookie.
+    let forged = token.replacen(".2.", ".3.", 1);
+    let expired = minter.invite_token(&Invite {
+        id: 8,
+        expires: 1,
+        uses: 1,
+    });
+    let other_code = Access::new("lily", KEY, false).invite_token(&Invite {
+        id: 9,
+        expires,
+        uses: 1,
+    });
+    for bad in [&token, &forged, &expired, &other_code] {
+        let r = http(addr, "GET", &format!("/invite/{bad}"), None, None).await;
+        assert_eq!(r.header("location"), Some("/door?next=%2F&invite=1"), "{bad}");
+        assert!(r.header("set-cookie").is_none());
+    }
+}

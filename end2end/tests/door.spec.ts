@@ -1,9 +1,10 @@
 // A private server (`--access-code`): this spec starts its own Duet (the debug binary the suite
 // was built with) on a free loopback port with an access code, and checks what a stranger and
 // what a person with the code see: the door on a phone and a desktop in both languages (axe),
-// a wrong code, the right one opening the app, and a call between two devices that got in.
+// a wrong code, the right one opening the app; an invite link (`duet invite`) letting two fresh
+// devices in, who then call each other, and refusing a third.
 import { test, expect, devices, type Browser } from '@playwright/test';
-import { spawn, type ChildProcess } from 'child_process';
+import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
@@ -66,8 +67,8 @@ for (const phone of [true, false]) {
     await page.getByRole('link', { name: '中文' }).click();
     await expect(page.getByRole('heading', { level: 1 })).toHaveText('这是私人的 Duet');
     expect(await axeViolations(page), 'door, 中文').toEqual([]);
-    // The server allows one address 5 tries at once (then one every 12 s): this spec makes
-    // exactly 5 (a wrong one here on the phone, then four right ones).
+    // The server allows one address 5 tries at once (then one every 12 s): this spec makes 3
+    // (a wrong one here on the phone, then two right ones); invite links are not tries.
     if (phone) {
       await page.getByLabel('访问码').fill('daisy');
       await page.getByRole('button', { name: '进入' }).click();
@@ -82,20 +83,31 @@ for (const phone of [true, false]) {
   });
 }
 
-test('two devices that entered the code call each other', async ({ browser }) => {
+test('an invite link lets two fresh devices in without the code, and they call each other', async ({ browser }) => {
+  // Made like an owner makes one: `duet invite` with the server's code and state directory.
+  const link = execFileSync(path.join(root, 'target', 'debug', 'duet'), ['invite', '--uses', '2', '--ttl', '1h', '--url', base], {
+    cwd: root,
+    env: { ...process.env, DUET_ACCESS_CODE: CODE, DUET_STATE_DIR: stateDir },
+  })
+    .toString()
+    .trim();
+  expect(link).toMatch(new RegExp(`^${base}/invite/i1\\.`));
   const [a, b] = [await stranger(browser, false), await stranger(browser, true)];
   const [aName, bName] = [uniqueName('in'), uniqueName('side')];
   for (const [p, name] of [[a, aName], [b, bName]] as const) {
+    await p.page.goto(link);
+    await expect(p.page).toHaveURL(`${base}/`);
     await p.page.goto(`${base}/u/${name}`);
-    await p.page.getByLabel('Access code').fill(CODE);
-    await p.page.getByRole('button', { name: 'Enter' }).click();
     await expect(p.page.locator('header .link')).toHaveClass(/link-online/);
   }
   await a.page.getByRole('button', { name: `Call ${bName}` }).click();
   await b.page.getByRole('button', { name: 'Accept' }).click();
   await expectPlaying(a.page, '#remote-video');
   await expectPlaying(b.page, '#remote-video');
-  expect([...a.errors, ...b.errors]).toEqual([]);
-  await a.ctx.close();
-  await b.ctx.close();
+  // Used up: a third device gets the door, which says why.
+  const c = await stranger(browser, false);
+  await c.page.goto(link);
+  await expect(c.page.getByRole('alert')).toHaveText(/invite link has expired or been used up/);
+  expect([...a.errors, ...b.errors, ...c.errors]).toEqual([]);
+  for (const p of [a, b, c]) await p.ctx.close();
 });

@@ -61,6 +61,7 @@ pub enum Ui {
     Enter,
     WrongCode,
     TooManyTries,
+    BadInvite,
 }
 
 pub fn ui(lang: Lang, key: Ui) -> &'static str {
@@ -73,6 +74,10 @@ pub fn ui(lang: Lang, key: Ui) -> &'static str {
         Ui::AccessCode => ("Access code", "访问码"),
         Ui::Enter => ("Enter", "进入"),
         Ui::WrongCode => ("That is not the code. Try again.", "访问码不对，请再试一次。"),
+        Ui::BadInvite => (
+            "This invite link has expired or been used up. Ask for a new one, or enter the access code.",
+            "这个邀请链接已过期或已用完。请要一个新的，或输入访问码。",
+        ),
         Ui::TooManyTries => (
             "Too many tries. Wait a minute, then try again.",
             "尝试次数太多。请等一分钟再试。",

@@ -85,6 +85,15 @@ setup_test() {
       || { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${missing[@]}"; }
   fi
 
+  # tests/deploy.rs checks deploy/duet.service with systemd-analyze.
+  if command -v systemd-analyze >/dev/null 2>&1; then
+    say "ok: systemd-analyze (unit check)"
+  else
+    say "installing systemd (systemd-analyze, for the unit check)"
+    $sudo apt-get install -y --no-install-recommends systemd \
+      || { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends systemd; }
+  fi
+
   # The e2e suite's independent WebRTC peer (end2end/peer/peer.py): aiortc from PyPI, in a venv.
   local venv="$TOOLS/peer-venv"
   if "$venv/bin/python" -c "import aiortc, websockets, sys; sys.exit(

@@ -393,7 +393,9 @@ fn private_access(config: &Config) -> Result<Option<Arc<crate::access::Access>>,
 /// prints where a phone can open the app.
 fn tls_acceptor(config: &Config, addr: SocketAddr) -> Result<Option<tokio_rustls::TlsAcceptor>, TlsError> {
     if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
-        return tls::acceptor(cert, key).map(Some);
+        let certs = tls::Reloading::new(cert, key)?;
+        tls::watch(Arc::clone(&certs));
+        return tls::acceptor(certs).map(Some);
     }
     if !config.tls_self_signed {
         return Ok(None);
@@ -407,7 +409,7 @@ fn tls_acceptor(config: &Config, addr: SocketAddr) -> Result<Option<tokio_rustls
         if fresh { "generated a" } else { "reusing the" }
     );
     print_phone_urls(addr);
-    tls::acceptor(&cert, &key).map(Some)
+    tls::acceptor(tls::Reloading::new(&cert, &key)?).map(Some)
 }
 
 /// Tells the person starting the server how to open it on a phone.

@@ -100,8 +100,68 @@ fn restrict(path: &Path) -> Result<(), TlsError> {
     Ok(())
 }
 
-/// A TLS acceptor for a PEM certificate chain and private key.
-pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+/// The certificate files in use, read again when they change: a renewed certificate (Let's
+/// Encrypt every 60–90 days) is served without a restart. [`Reloading::reload_if_changed`] runs
+/// every few seconds ([`watch`]) and on SIGHUP; a file that cannot be read or parsed (half
+/// written during renewal) leaves the certificate in use as it is, and is tried again next time.
+#[derive(Debug)]
+pub struct Reloading {
+    cert: PathBuf,
+    key: PathBuf,
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+    /// The files' modification times when last loaded.
+    stamp: std::sync::Mutex<Option<(std::time::SystemTime, std::time::SystemTime)>>,
+}
+
+impl Reloading {
+    pub fn new(cert: &Path, key: &Path) -> Result<Arc<Reloading>, TlsError> {
+        let loaded = load_certified(cert, key)?;
+        Ok(Arc::new(Reloading {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            current: std::sync::RwLock::new(Arc::new(loaded)),
+            stamp: std::sync::Mutex::new(stamps(cert, key)),
+        }))
+    }
+
+    /// Loads the files again if either changed since; `Ok(true)` if a new certificate is in use.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let now = stamps(&self.cert, &self.key);
+        let mut stamp = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
+        if now.is_none() || now == *stamp {
+            return Ok(false);
+        }
+        let loaded = load_certified(&self.cert, &self.key)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
+        *stamp = now;
+        Ok(true)
+    }
+
+    /// [`Reloading::reload_if_changed`], saying in the log what happened.
+    fn check(&self) {
+        match self.reload_if_changed() {
+            Ok(true) => tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("TLS certificate not reloaded (the old one stays): {e}"),
+        }
+    }
+}
+
+impl rustls::server::ResolvesServerCert for Reloading {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(Arc::clone(
+            &self.current.read().unwrap_or_else(|e| e.into_inner()),
+        ))
+    }
+}
+
+/// The files' modification times, to see renewals.
+fn stamps(cert: &Path, key: &Path) -> Option<(std::time::SystemTime, std::time::SystemTime)> {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    Some((modified(cert)?, modified(key)?))
+}
+
+fn load_certified(cert: &Path, key: &Path) -> Result<rustls::sign::CertifiedKey, TlsError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| TlsError::Pem(cert.to_owned(), e.to_string()))?
         .collect::<Result<_, _>>()
@@ -109,14 +169,56 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     if chain.is_empty() {
         return Err(TlsError::Pem(cert.to_owned(), "no certificate in it".into()));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Pem(key.to_owned(), e.to_string()))?;
+    let der = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Pem(key.to_owned(), e.to_string()))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&der)
+        .map_err(|e| TlsError::Pem(key.to_owned(), e.to_string()))?;
+    let certified = rustls::sign::CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| {
+        TlsError::Config(format!(
+            "{} and {} do not belong together: {e}",
+            cert.display(),
+            key.display()
+        ))
+    })?;
+    Ok(certified)
+}
+
+/// Checks the certificate files every few seconds and on SIGHUP (`systemctl reload`), for as
+/// long as the server runs.
+pub fn watch(certs: Arc<Reloading>) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            #[cfg(unix)]
+            {
+                let hup = async {
+                    match hangup.as_mut() {
+                        Some(h) => h.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = hup => {}
+                }
+            }
+            #[cfg(not(unix))]
+            every.tick().await;
+            certs.check();
+        }
+    });
+}
+
+/// The TLS server configuration serving what `certs` holds now.
+pub fn acceptor(certs: Arc<Reloading>) -> Result<TlsAcceptor, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .with_cert_resolver(certs);
     // HTTP/1.1 only: the signaling WebSocket is an HTTP/1.1 upgrade.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
@@ -238,7 +340,8 @@ mod tests {
         assert!(fresh);
         let first = std::fs::read_to_string(&cert).unwrap();
         assert!(first.starts_with("-----BEGIN CERTIFICATE-----"));
-        acceptor(&cert, &key).expect("the generated pair makes a working TLS config");
+        let certs = Reloading::new(&cert, &key).expect("the generated pair loads");
+        acceptor(certs).expect("and makes a working TLS config");
 
         let (_, _, fresh) = self_signed(&dir, &names[..2]).unwrap();
         assert!(!fresh, "a subset of the names reuses the certificate");
@@ -264,11 +367,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let junk = dir.join("junk.pem");
         std::fs::write(&junk, "not pem").unwrap();
-        let err = acceptor(&junk, &junk).err().expect("junk is refused").to_string();
+        let err = Reloading::new(&junk, &junk)
+            .expect_err("junk is refused")
+            .to_string();
         assert!(err.contains("junk.pem"), "{err}");
-        let err = acceptor(&dir.join("missing.pem"), &junk)
-            .err()
-            .unwrap()
+        let err = Reloading::new(&dir.join("missing.pem"), &junk)
+            .unwrap_err()
             .to_string();
         assert!(err.contains("missing.pem"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);

@@ -164,6 +164,10 @@ pub struct Config {
     /// the invites' use counts).
     #[arg(long, global = true, env = "DUET_STATE_DIR", default_value = ".duet")]
     pub state_dir: std::path::PathBuf,
+    /// The key that signs access cookies and invites (at least 32 bytes), instead of the one
+    /// made in --state-dir: the same file on several servers lets one cookie open them all.
+    #[arg(long, global = true, env = "DUET_SESSION_KEY_FILE")]
+    pub session_key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Log format; the level comes from RUST_LOG (default "info").

@@ -381,8 +381,19 @@ fn private_access(config: &Config) -> Result<Option<Arc<crate::access::Access>>,
     let Some(code) = config.access_code()? else {
         return Ok(None);
     };
-    let key = crate::access::load_or_create_key(&config.state_dir)
-        .map_err(|e| format!("session key in {}: {e}", config.state_dir.display()))?;
+    let key = match &config.session_key_file {
+        Some(file) => std::fs::read(file)
+            .map_err(|e| format!("session key {}: {e}", file.display()))
+            .and_then(|k| match k.len() {
+                32.. => Ok(k),
+                n => Err(format!(
+                    "session key {}: {n} bytes, at least 32 needed",
+                    file.display()
+                )),
+            })?,
+        None => crate::access::load_or_create_key(&config.state_dir)
+            .map_err(|e| format!("session key in {}: {e}", config.state_dir.display()))?,
+    };
     let secure = config.tls_cert.is_some() || config.tls_self_signed;
     tracing::info!("private server: an access code is needed to get in");
     let access = crate::access::Access::new(code.expose(), &key, secure).with_invites_in(&config.state_dir);

@@ -1,8 +1,11 @@
-//! Shared by the integration tests: the real server binary as a child process.
+//! Shared by the integration tests: the real server binary as a child process, raw HTTP requests.
+// Each test crate uses a part of this module.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStderr, ChildStdout};
 
 /// The server binary with every log line on, listening on a port the kernel picks.
@@ -64,5 +67,56 @@ impl Logged {
         self.stdout.read_to_end(&mut self.seen).await.unwrap();
         self.stderr.read_to_end(&mut self.seen).await.unwrap();
         String::from_utf8_lossy(&self.seen).into_owned()
+    }
+}
+
+/// A response as it came: status, header lines, body.
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> Reply {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(c) = cookie {
+        req.push_str(&format!("Cookie: {c}\r\n"));
+    }
+    if let Some(f) = form {
+        req.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{f}",
+            f.len()
+        ));
+    } else {
+        req.push_str("\r\n");
+    }
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    Reply {
+        status: text[9..12].parse().unwrap(),
+        head: head.to_owned(),
+        body: body.to_owned(),
     }
 }

@@ -160,6 +160,7 @@ async fn a_changed_code_signs_everyone_out_and_next_stays_on_this_site() {
         "https%3A%2F%2Fevil.example%2F",
         "%2F%2Fevil.example",
         "%2F%5Cevil.example",
+        "%2Fa%0D%0ASet-Cookie%3A+x",
     ] {
         let r = http(
             new,

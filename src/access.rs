@@ -390,15 +390,6 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     n.checked_mul(scale).ok_or_else(|| format!("too long: {text:?}"))
 }
 
-/// A path of this site to send the browser on to: no other host (`//host`, `/\\host`), nothing
-/// a `Location` header cannot carry.
-fn local_path(next: &str) -> bool {
-    next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.contains('\\')
-        && !next.chars().any(char::is_control)
-}
-
 #[derive(serde::Deserialize)]
 pub struct DoorForm {
     code: String,
@@ -415,7 +406,7 @@ pub async fn door(
 ) -> Response {
     let next = form
         .next
-        .filter(|n| local_path(n))
+        .filter(|n| crate::server::local_path(n))
         .unwrap_or_else(|| "/".to_owned());
     let back = |why: &str| format!("/door?next={}&{why}=1", crate::signal::encode_segment(&next));
     let now = SystemTime::now()

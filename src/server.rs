@@ -222,12 +222,12 @@ fn back_path<'a>(referer: &'a str, host: &str) -> Option<&'a str> {
 }
 
 /// A path on this site: not `//other.site` or `/\other.site` (browsers read both as another host),
-/// nothing but a path.
-fn local_path(path: &str) -> bool {
+/// nothing but a path, and nothing a `Location` header cannot carry.
+pub(crate) fn local_path(path: &str) -> bool {
     path.starts_with('/')
         && !path.starts_with("//")
-        && !path.contains('\\')
-        && !path.contains(['\r', '\n', '#'])
+        && !path.contains(['\\', '#'])
+        && !path.chars().any(char::is_control)
 }
 
 /// Serves `router` on `listener` (with client addresses, which the relay's per-IP limit needs)

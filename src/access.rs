@@ -213,6 +213,15 @@ impl Access {
         )
     }
 
+    /// On to `to` (a path of this site) with a new session cookie.
+    fn signed_in(&self, to: &str, now: u64) -> Response {
+        let mut response = Redirect::to(to).into_response();
+        if let Ok(cookie) = HeaderValue::from_str(&self.set_cookie(now)) {
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+        }
+        response
+    }
+
     fn has_session(&self, headers: &HeaderMap) -> bool {
         let now = unix_now();
         headers
@@ -337,11 +346,7 @@ pub async fn invite(
     match access.read_invite(&token, now) {
         Some(invite) if access.redeem(&invite, now) => {
             tracing::info!(ip = %peer.ip(), invite = invite.id, "invite used");
-            let mut response = Redirect::to("/").into_response();
-            if let Ok(cookie) = HeaderValue::from_str(&access.set_cookie(now)) {
-                response.headers_mut().insert(header::SET_COOKIE, cookie);
-            }
-            response
+            access.signed_in("/", now)
         }
         found => {
             access.admit_attempt(peer.ip(), now as f64);
@@ -429,11 +434,7 @@ pub async fn door(
         return Redirect::to(&back("wrong")).into_response();
     }
     tracing::info!(ip = %peer.ip(), "door: access code accepted");
-    let mut response = Redirect::to(&next).into_response();
-    if let Ok(cookie) = HeaderValue::from_str(&access.set_cookie(unix_now())) {
-        response.headers_mut().insert(header::SET_COOKIE, cookie);
-    }
-    response
+    access.signed_in(&next, unix_now())
 }
 
 #[cfg(test)]

@@ -40,16 +40,13 @@ pub fn app_with(
         move || shell(options.clone())
     });
     let page = move |req: axum::extract::Request| page(req);
-    let door = match &access {
-        Some(access) => axum::routing::get(page.clone())
-            .post(crate::access::door)
-            .with_state(Arc::clone(access)),
+    // The door and invite links exist on a private server only; elsewhere they lead home.
+    let private = |route: axum::routing::MethodRouter<Arc<crate::access::Access>>| match &access {
+        Some(access) => route.with_state(Arc::clone(access)),
         None => axum::routing::get(|| async { Redirect::to("/") }).with_state(()),
     };
-    let invite = match &access {
-        Some(access) => axum::routing::get(crate::access::invite).with_state(Arc::clone(access)),
-        None => axum::routing::get(|| async { Redirect::to("/") }).with_state(()),
-    };
+    let door = private(axum::routing::get(page.clone()).post(crate::access::door));
+    let invite = private(axum::routing::get(crate::access::invite));
     let pages = Router::new()
         .route("/", axum::routing::get(page.clone()))
         .route("/call/{peer}", axum::routing::get(page.clone()))

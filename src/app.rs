@@ -65,6 +65,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     );
     // The early socket only where the app will take it: a valid name's page.
     let early = matches!(Page::current(), Page::Call { name, .. } if validate_name(&name).is_ok());
+    // A private server's door loads no WASM: a stranger downloads nothing of the app (see `Door`).
+    let app = !matches!(Page::current(), Page::Door { .. });
     view! {
         <!DOCTYPE html>
         <html lang=lang.tag()>
@@ -81,12 +83,14 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 {early.then(|| view! { <script nonce=nonce.clone() inner_html=EARLY_SOCKET></script> })}
                 // Registered from the shell, not the WASM: it works before (and without) hydration.
                 <script nonce=nonce.clone() inner_html=REGISTER_SERVICE_WORKER></script>
-                <link rel="modulepreload" href=js/>
-                {loader.map(|href| view! { <link rel="modulepreload" href=href/> })}
-                <link rel="preload" href=wasm r#as="fetch" r#type="application/wasm" crossorigin=""/>
+                {app.then(|| view! {
+                    <link rel="modulepreload" href=js/>
+                    {loader.map(|href| view! { <link rel="modulepreload" href=href/> })}
+                    <link rel="preload" href=wasm r#as="fetch" r#type="application/wasm" crossorigin=""/>
+                })}
                 <link rel="stylesheet" href=css/>
                 <AutoReload options=options.clone()/>
-                <script type="module" nonce=nonce inner_html=hydrate></script>
+                {app.then(|| view! { <script type="module" nonce=nonce inner_html=hydrate></script> })}
                 <MetaTags/>
             </head>
             <body>
@@ -268,28 +272,39 @@ fn OfflineBanner() -> impl IntoView {
     }
 }
 
-/// A private server's door: the access code, once per device. A plain form (no WASM needed):
-/// `POST /door` checks it, sets the session cookie and goes on to `next`.
+/// A private server's door: the access code, once per device. A plain form: `POST /door` checks
+/// it, sets the session cookie and goes on to `next`. Rendered by the server only (the page
+/// loads no WASM), so the browser build does not carry it.
 #[component]
 fn Door(next: String, note: Option<DoorNote>) -> impl IntoView {
+    #[cfg(not(feature = "ssr"))]
+    let _ = (next, note);
+    #[cfg(feature = "ssr")]
+    door_form(next, note)
+}
+
+#[cfg(feature = "ssr")]
+fn door_form(next: String, note: Option<DoorNote>) -> impl IntoView {
+    use crate::components::text::{door, Door};
+    let lang = page_lang();
     let note = note.map(|n| match n {
-        DoorNote::Wrong => t(Ui::WrongCode),
-        DoorNote::TooMany => t(Ui::TooManyTries),
-        DoorNote::BadInvite => t(Ui::BadInvite),
+        DoorNote::Wrong => door(lang, Door::Wrong),
+        DoorNote::TooMany => door(lang, Door::TooMany),
+        DoorNote::BadInvite => door(lang, Door::BadInvite),
     });
     view! {
         <main class="page join door">
             <crate::components::LangToggle/>
             <div class="logo" aria-hidden="true"></div>
-            <h1>{t(Ui::DoorTitle)}</h1>
-            <p class="tagline">{t(Ui::DoorText)}</p>
+            <h1>{door(lang, Door::Title)}</h1>
+            <p class="tagline">{door(lang, Door::Text)}</p>
             <form class="join-form" method="post" action="/door">
                 <input type="hidden" name="next" value=next/>
-                <label for="code">{t(Ui::AccessCode)}</label>
+                <label for="code">{door(lang, Door::Code)}</label>
                 <input id="code" name="code" type="password" autocomplete="current-password" required
                     aria-describedby="door-note" autofocus/>
                 <p id="door-note" class="error" role="alert">{note}</p>
-                <button class="btn primary" type="submit">{t(Ui::Enter)}</button>
+                <button class="btn primary" type="submit">{door(lang, Door::Enter)}</button>
             </form>
         </main>
     }

@@ -58,12 +58,16 @@ for (const phone of [true, false]) {
   test(`the door on a ${phone ? 'phone' : 'desktop'}: both languages${phone ? ', a wrong code' : ''}, then the app`, async ({ browser }) => {
     const { ctx, page, errors } = await stranger(browser, phone);
     const me = uniqueName('door');
+    const fetched: string[] = [];
+    page.on('request', (r) => fetched.push(new URL(r.url()).pathname));
     await page.goto(`${base}/u/${me}`);
     await expect(page).toHaveURL(new RegExp(`/door\\?next=%2Fu%2F${me}$`));
     await expect(page.getByRole('heading', { level: 1 })).toHaveText('This Duet is private');
     expect(await axeViolations(page), 'door, English').toEqual([]);
-    // Nothing of the app behind it: no one online, no socket.
+    // Nothing of the app behind it: no one online, no socket, not even the app's code.
     await expect(page.locator('.online, .person')).toHaveCount(0);
+    expect(fetched.filter((p) => /\.(wasm|js)$/.test(p) && p.startsWith('/pkg/'))).toEqual([]);
+    expect(fetched.filter((p) => p.startsWith('/webrtc/'))).toEqual([]);
     await page.getByRole('link', { name: '中文' }).click();
     await expect(page.getByRole('heading', { level: 1 })).toHaveText('这是私人的 Duet');
     expect(await axeViolations(page), 'door, 中文').toEqual([]);

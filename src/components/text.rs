@@ -55,33 +55,10 @@ pub enum Ui {
     Resolution,
     Close,
     Measuring,
-    DoorTitle,
-    DoorText,
-    AccessCode,
-    Enter,
-    WrongCode,
-    TooManyTries,
-    BadInvite,
 }
 
 pub fn ui(lang: Lang, key: Ui) -> &'static str {
     let (en, zh) = match key {
-        Ui::DoorTitle => ("This Duet is private", "这是私人的 Duet"),
-        Ui::DoorText => (
-            "Enter the access code you were given. This device will remember it.",
-            "请输入你拿到的访问码。此设备会记住它。",
-        ),
-        Ui::AccessCode => ("Access code", "访问码"),
-        Ui::Enter => ("Enter", "进入"),
-        Ui::WrongCode => ("That is not the code. Try again.", "访问码不对，请再试一次。"),
-        Ui::BadInvite => (
-            "This invite link has expired or been used up. Ask for a new one, or enter the access code.",
-            "这个邀请链接已过期或已用完。请要一个新的，或输入访问码。",
-        ),
-        Ui::TooManyTries => (
-            "Too many tries. Wait a minute, then try again.",
-            "尝试次数太多。请等一分钟再试。",
-        ),
         Ui::Tagline => (
             "Private one-to-one video calls, straight from browser to browser.",
             "私密的一对一视频通话，浏览器直连浏览器。",
@@ -146,6 +123,42 @@ pub fn ui(lang: Lang, key: Ui) -> &'static str {
         Ui::Resolution => ("Incoming video", "接收画面"),
         Ui::Close => ("Close", "关闭"),
         Ui::Measuring => ("measuring…", "测量中…"),
+    };
+    pick(lang, en, zh)
+}
+
+/// The words of a private server's door. Server only: the door page loads no WASM.
+#[cfg(feature = "ssr")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Door {
+    Title,
+    Text,
+    Code,
+    Enter,
+    Wrong,
+    TooMany,
+    BadInvite,
+}
+
+#[cfg(feature = "ssr")]
+pub fn door(lang: Lang, key: Door) -> &'static str {
+    let (en, zh) = match key {
+        Door::Title => ("This Duet is private", "这是私人的 Duet"),
+        Door::Text => (
+            "Enter the access code you were given. This device will remember it.",
+            "请输入你拿到的访问码。此设备会记住它。",
+        ),
+        Door::Code => ("Access code", "访问码"),
+        Door::Enter => ("Enter", "进入"),
+        Door::Wrong => ("That is not the code. Try again.", "访问码不对，请再试一次。"),
+        Door::BadInvite => (
+            "This invite link has expired or been used up. Ask for a new one, or enter the access code.",
+            "这个邀请链接已过期或已用完。请要一个新的，或输入访问码。",
+        ),
+        Door::TooMany => (
+            "Too many tries. Wait a minute, then try again.",
+            "尝试次数太多。请等一分钟再试。",
+        ),
     };
     pick(lang, en, zh)
 }

@@ -97,16 +97,25 @@ pub struct Session {
 pub struct Av {
     pub audio: bool,
     pub video: bool,
+    /// The video sent is the screen (a window, a tab), not the camera.
+    pub screen: bool,
 }
 
 impl Av {
     const ON: Av = Av {
         audio: true,
         video: true,
+        screen: false,
     };
 }
 
 impl Session {
+    /// Tells the peer our microphone, camera and screen state (for its indicators).
+    fn media_message(&self) -> Message {
+        let Av { audio, video, screen } = self.local;
+        Message::media(&self.peer, audio, video, screen)
+    }
+
     fn new(peer: &str, role: Role) -> Session {
         Session {
             peer: peer.to_owned(),
@@ -230,6 +239,8 @@ pub enum Notice {
     CallSelf,
     /// Turning the camera on (or switching it) failed; the browser's error.
     CameraFailed(String),
+    /// Sharing the screen failed (not cancelled); the browser's error.
+    ScreenFailed(String),
     /// Free text a classic client sent in a `call_back`.
     FromPeer {
         from: String,
@@ -274,6 +285,8 @@ pub enum Event {
     ToggleMic,
     ToggleCamera,
     SwitchCamera,
+    /// Share the screen, or stop sharing it.
+    ToggleScreen,
     // The signaling socket.
     SocketOpen,
     SocketClosed,
@@ -306,6 +319,12 @@ pub enum Event {
     NegotiationFailed(String),
     /// Turning the camera on (or switching it) failed; the call goes on without video.
     CameraFailed(String),
+    /// The screen is being sent (the person picked what to share).
+    ScreenShared,
+    /// Sharing did not start: the picker was cancelled (`NotAllowedError`) or it failed.
+    ScreenFailed(String),
+    /// Sharing stopped from the browser's own control (or the shared window went away).
+    ScreenEnded,
 }
 
 /// What the shell must do.
@@ -344,6 +363,10 @@ pub enum Effect {
         on: bool,
         back: bool,
     },
+    /// Share the screen (getDisplayMedia, then `replaceTrack` on the video sender, own preview
+    /// shows it; report `ScreenShared`, `ScreenFailed`, and `ScreenEnded` when the browser
+    /// stops it), or stop: the camera goes back on the sender if it is on.
+    Screen(bool),
     /// Use these STUN/TURN servers from now on (new gathering, e.g. the next ICE restart).
     IceServers(Vec<IceServer>),
     /// Create an offer with `iceRestart`, set it, report `LocalOffer`.
@@ -579,19 +602,20 @@ impl State {
                 _ => self.hang_up(EndReason::YouHungUp, fx),
             },
             Event::DismissNotice => self.notice = None,
-            Event::ToggleMic | Event::ToggleCamera | Event::SwitchCamera | Event::CameraFailed(_) => {
-                self.media_control(event, fx)
-            }
+            Event::ToggleMic
+            | Event::ToggleCamera
+            | Event::SwitchCamera
+            | Event::CameraFailed(_)
+            | Event::ToggleScreen
+            | Event::ScreenShared
+            | Event::ScreenFailed(_)
+            | Event::ScreenEnded => self.media_control(event, fx),
             Event::SocketOpen => {
                 self.link = Link::Online;
                 // Tells the peer our media state again, and asks the relay whether it still
                 // knows the call: after a relay restart the answer is `not_in_call`.
                 if let Phase::Live(s) = &self.phase {
-                    fx.push(Effect::Send(Message::media(
-                        &s.peer,
-                        s.local.audio,
-                        s.local.video,
-                    )));
+                    fx.push(Effect::Send(s.media_message()));
                 }
             }
             Event::SocketClosed => {
@@ -941,6 +965,7 @@ impl State {
                     s.remote = Av {
                         audio: m.audio.unwrap_or(s.remote.audio),
                         video: m.video.unwrap_or(s.remote.video),
+                        screen: m.screen.unwrap_or(s.remote.screen),
                     };
                 }
             }
@@ -979,15 +1004,22 @@ impl State {
                 s.local.video = false;
                 self.notice = Some(Notice::CameraFailed(why));
             }
+            // The state says "sharing" only once the browser sends the screen.
+            Event::ToggleScreen if !s.local.screen => fx.push(Effect::Screen(true)),
+            Event::ToggleScreen | Event::ScreenEnded if s.local.screen => {
+                s.local.screen = false;
+                fx.push(Effect::Screen(false));
+            }
+            Event::ScreenShared => s.local.screen = true,
+            // Cancelling the browser's picker is a choice, not a failure.
+            Event::ScreenFailed(why) if !why.starts_with("NotAllowedError") => {
+                self.notice = Some(Notice::ScreenFailed(why));
+            }
             _ => {}
         }
         let Phase::Live(s) = &self.phase else { return };
         if s.local != before {
-            fx.push(Effect::Send(Message::media(
-                &s.peer,
-                s.local.audio,
-                s.local.video,
-            )));
+            fx.push(Effect::Send(s.media_message()));
         }
     }
 
@@ -1212,7 +1244,7 @@ mod tests {
         let s = caller_in_call();
         let (s, fx) = s.step(Event::ToggleMic);
         assert_eq!(fx[0], Effect::Mic(false));
-        assert_eq!(fx[1], Effect::Send(Message::media("bob", false, true)));
+        assert_eq!(fx[1], Effect::Send(Message::media("bob", false, true, false)));
         let (s, fx) = s.step(Event::ToggleCamera);
         assert_eq!(
             fx[0],
@@ -1221,19 +1253,19 @@ mod tests {
                 back: false
             }
         );
-        assert_eq!(fx[1], Effect::Send(Message::media("bob", false, false)));
+        assert_eq!(fx[1], Effect::Send(Message::media("bob", false, false, false)));
         let (s, fx) = s.step(Event::ToggleMic);
         assert_eq!(
             fx,
             [
                 Effect::Mic(true),
-                Effect::Send(Message::media("bob", true, false))
+                Effect::Send(Message::media("bob", true, false, false))
             ]
         );
         // Switching cameras turns the camera on, the other one.
         let (s, fx) = s.step(Event::SwitchCamera);
         assert_eq!(fx[0], Effect::Camera { on: true, back: true });
-        assert_eq!(fx[1], Effect::Send(Message::media("bob", true, true)));
+        assert_eq!(fx[1], Effect::Send(Message::media("bob", true, true, false)));
         // Switching again while on: no state change for the peer, so nothing sent.
         let (s, fx) = s.step(Event::SwitchCamera);
         assert_eq!(
@@ -1250,7 +1282,7 @@ mod tests {
     fn a_camera_that_fails_to_open_leaves_the_call_up_without_video() {
         let (s, _) = run(caller_in_call(), [Event::ToggleCamera, Event::ToggleCamera]);
         let (s, fx) = s.step(Event::CameraFailed("NotReadableError: busy".into()));
-        assert_eq!(fx, [Effect::Send(Message::media("bob", true, false))]);
+        assert_eq!(fx, [Effect::Send(Message::media("bob", true, false, false))]);
         assert!(!session(&s).local.video);
         assert_eq!(
             s.notice,
@@ -1293,21 +1325,72 @@ mod tests {
             session(&s).remote,
             Av {
                 audio: false,
-                video: true
+                video: true,
+                screen: false
             }
         );
         // From someone else: ignored.
         let (s, _) = s.step(Event::Received(Message {
             from_user: Some("mallory".into()),
-            ..Message::media("alice", false, false)
+            ..Message::media("alice", false, false, false)
         }));
         assert_eq!(
             session(&s).remote,
             Av {
                 audio: false,
-                video: true
+                video: true,
+                screen: false
             }
         );
+    }
+
+    #[test]
+    fn screen_sharing_starts_when_the_browser_sends_it_and_stops_either_way() {
+        let s = caller_in_call();
+        let (s, fx) = s.step(Event::ToggleScreen);
+        assert_eq!(fx, [Effect::Screen(true)]);
+        assert!(!session(&s).local.screen, "not sharing until the picker says so");
+        let (s, fx) = s.step(Event::ScreenShared);
+        assert!(session(&s).local.screen);
+        assert_eq!(fx, [Effect::Send(Message::media("bob", true, true, true))]);
+        // Stopped from the page.
+        let (s, fx) = s.step(Event::ToggleScreen);
+        assert_eq!(
+            fx,
+            [
+                Effect::Screen(false),
+                Effect::Send(Message::media("bob", true, true, false))
+            ]
+        );
+        // Stopped from the browser's own bar.
+        let (s, _) = run(s, [Event::ToggleScreen, Event::ScreenShared]);
+        let (s, fx) = s.step(Event::ScreenEnded);
+        assert_eq!(fx[0], Effect::Screen(false));
+        assert!(!session(&s).local.screen);
+        // A late "ended" changes nothing.
+        assert_eq!(s.clone().step(Event::ScreenEnded).1, []);
+        // The picker cancelled: no notice; another failure: a notice.
+        let (s, fx) = s.step(Event::ScreenFailed("NotAllowedError: Permission denied".into()));
+        assert_eq!((fx, &s.notice), (vec![], &None));
+        let (s, _) = s.step(Event::ScreenFailed("NotReadableError: busy".into()));
+        assert_eq!(
+            s.notice,
+            Some(Notice::ScreenFailed("NotReadableError: busy".into()))
+        );
+        // A reconnected socket tells the peer again, screen included.
+        let (s, _) = run(s, [Event::ToggleScreen, Event::ScreenShared]);
+        let (_, fx) = s.step(Event::SocketOpen);
+        assert!(fx.contains(&Effect::Send(Message::media("bob", true, true, true))));
+    }
+
+    #[test]
+    fn the_peers_screen_flag_comes_from_its_media_message() {
+        let s = caller_in_call();
+        let mut sharing = msg(Kind::Media, "bob");
+        sharing.screen = Some(true);
+        let (s, _) = s.step(Event::Received(sharing));
+        assert!(session(&s).remote.screen);
+        assert!(session(&s).remote.video, "other flags unchanged");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod background;
 pub mod call;
+pub mod chat;
 pub mod components;
 pub mod i18n;
 pub mod quality;

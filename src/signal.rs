@@ -9,6 +9,7 @@ use json::Json;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub mod frames;
 mod json;
 
 /// `fromUser` of every message the server itself originates. It contains `@`, which no user name
@@ -235,6 +236,10 @@ pub struct Message {
     /// On `media`: whether the sender's camera is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<bool>,
+    /// On `media`: whether the sender shows its screen instead of its camera (Duet only:
+    /// classic pages never send it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen: Option<bool>,
     /// On `config` from the server: `RTCConfiguration.iceServers` for this person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ice_servers: Option<Vec<IceServer>>,
@@ -254,6 +259,7 @@ impl Message {
             users: None,
             audio: None,
             video: None,
+            screen: None,
             ice_servers: None,
         }
     }
@@ -273,11 +279,13 @@ impl Message {
         self
     }
 
-    /// A `media` message: tells the peer whether our microphone and camera are on.
-    pub fn media(to: &str, audio: bool, video: bool) -> Message {
+    /// A `media` message: tells the peer whether our microphone and camera are on, and whether
+    /// the video we send is our screen.
+    pub fn media(to: &str, audio: bool, video: bool, screen: bool) -> Message {
         let mut m = Message::to(Kind::Media, to);
         m.audio = Some(audio);
         m.video = Some(video);
+        m.screen = Some(screen);
         m
     }
 
@@ -349,7 +357,11 @@ impl Message {
             fields.key("users");
             write_strings(fields.out, users);
         }
-        for (key, flag) in [("audio", self.audio), ("video", self.video)] {
+        for (key, flag) in [
+            ("audio", self.audio),
+            ("video", self.video),
+            ("screen", self.screen),
+        ] {
             if let Some(on) = flag {
                 fields.key(key);
                 fields.out.push_str(if on { "true" } else { "false" });
@@ -393,6 +405,7 @@ impl Message {
                 "users",
                 "audio",
                 "video",
+                "screen",
                 "iceServers",
             ],
         )?
@@ -413,6 +426,7 @@ impl Message {
             users: optional(next(), strings)?,
             audio: optional(next(), boolean)?,
             video: optional(next(), boolean)?,
+            screen: optional(next(), boolean)?,
             ice_servers: optional(next(), |v| list(v, ice_server))?,
         })
     }
@@ -916,6 +930,7 @@ mod props {
                 Just("sdpMLineIndex".to_string()),
                 Just("users".to_string()),
                 Just("code".to_string()),
+                Just("screen".to_string()),
                 "[a-z]{1,6}"
             ];
             prop_oneof![
@@ -980,6 +995,7 @@ mod props {
             });
             m.users = Some(users);
             m.audio = Some(true);
+            m.screen = Some(false);
             m.ice_servers = Some(vec![IceServer { urls: vec![text.clone()], username: None, credential: Some(text) }]);
             prop_assert_eq!(m.to_wire(), m.to_json());
             prop_assert_eq!(Message::from_relay(&m.to_json()), Ok(m));

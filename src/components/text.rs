@@ -324,6 +324,11 @@ pub fn notice(lang: Lang, n: &Notice) -> String {
             format!("The camera could not be turned on ({why})."),
             format!("无法打开摄像头（{why}）。"),
         ),
+        Notice::ScreenFailed(why) => pick(
+            lang,
+            format!("The screen could not be shared ({why})."),
+            format!("无法共享屏幕（{why}）。"),
+        ),
         Notice::FromPeer { from, text } => format!("{from}: {text}"),
         Notice::Server { code, text } => {
             server_notice(lang, *code).map_or_else(|| text.clone(), str::to_owned)

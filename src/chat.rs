@@ -38,6 +38,9 @@ pub struct Chat {
     /// Rate limit on the peer's frames: tokens left and when they were last counted.
     tokens: u32,
     counted_at: f64,
+    /// A key per line (same index), stable while the line lives: the panel's list keys.
+    keys: Vec<u64>,
+    next_key: u64,
 }
 
 impl Default for Chat {
@@ -59,8 +62,6 @@ pub enum Line {
 pub enum Note {
     /// The peer sent something malformed, too long, too much or too fast: dropped.
     Dropped(FrameError),
-    /// We type faster than the limit: not sent.
-    TooFast,
     /// The chosen file is larger than [`Chat::max_file`]: not offered.
     TooLarge,
 }
@@ -114,13 +115,29 @@ impl Transfer {
     }
 }
 
+/// A file size for people: "512 B", "1.5 KB", "23.4 MB" (powers of 1024; integer arithmetic,
+/// no float printing in the WASM).
+pub fn size_text(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut unit = 0;
+    let mut scaled = bytes;
+    while scaled >= 1024 * 1024 && unit < UNITS.len() - 2 {
+        scaled /= 1024;
+        unit += 1;
+    }
+    if scaled < 1024 {
+        return format!("{scaled} {}", UNITS[unit]);
+    }
+    let tenths = (scaled * 10 + 512) / 1024;
+    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit + 1])
+}
+
 /// `done` of `size` in whole percent (an empty file is complete).
 pub fn percent(done: u64, size: u64) -> u8 {
-    if size == 0 {
-        100
-    } else {
-        (done.min(size) * 100 / size) as u8
-    }
+    done.min(size)
+        .saturating_mul(100)
+        .checked_div(size)
+        .map_or(100, |p| p as u8)
 }
 
 /// What happens to the chat.
@@ -185,7 +202,19 @@ impl Chat {
             next_id: 1,
             tokens: BURST,
             counted_at: f64::NEG_INFINITY,
+            keys: Vec::new(),
+            next_key: 0,
         }
+    }
+
+    /// The lines with their keys.
+    pub fn keyed(&self) -> impl Iterator<Item = (u64, &Line)> {
+        self.keys.iter().copied().zip(&self.lines)
+    }
+
+    pub fn by_key(&self, key: u64) -> Option<&Line> {
+        let i = self.keys.iter().position(|k| *k == key)?;
+        self.lines.get(i)
     }
 
     /// An id for our next outgoing file.
@@ -444,17 +473,21 @@ impl Chat {
     /// A note; one that follows a note of the same kind takes its place (a flood of bad
     /// frames makes one note, not hundreds).
     fn note(&mut self, note: Note) {
-        match self.lines.last_mut() {
-            Some(Line::Note(last)) if std::mem::discriminant(last) == std::mem::discriminant(&note) => {
-                *last = note
+        if let Some(Line::Note(last)) = self.lines.last() {
+            if std::mem::discriminant(last) == std::mem::discriminant(&note) {
+                // Under a new key: the panel renders each key once.
+                self.lines.pop();
+                self.keys.pop();
             }
-            _ => self.push(Line::Note(note)),
         }
+        self.push(Line::Note(note));
     }
 
     /// Adds a line; past [`MAX_LINES`] the oldest finished line goes (open transfers stay).
     fn push(&mut self, line: Line) {
         self.lines.push(line);
+        self.keys.push(self.next_key);
+        self.next_key += 1;
         if self.lines.len() > MAX_LINES {
             if let Some(i) = self
                 .lines
@@ -462,6 +495,7 @@ impl Chat {
                 .position(|l| !matches!(l, Line::File(t) if t.open()))
             {
                 self.lines.remove(i);
+                self.keys.remove(i);
             }
         }
     }
@@ -656,6 +690,21 @@ mod tests {
             c.lines.last(),
             Some(&Line::Note(Note::Dropped(FrameError::TooLarge)))
         );
+    }
+
+    #[test]
+    fn a_note_that_replaces_another_gets_a_new_key() {
+        let mut c = ready();
+        c.step(In::Frame("nope".into()), 0.0);
+        let (first, _) = c.keyed().next().unwrap();
+        c.step(
+            In::Frame(Frame::Text("x".repeat(MAX_TEXT_CHARS + 1)).encode()),
+            0.0,
+        );
+        let keyed: Vec<_> = c.keyed().map(|(k, l)| (k, l.clone())).collect();
+        assert_eq!(keyed.len(), 1);
+        assert_ne!(keyed[0].0, first, "the panel must render the new note");
+        assert_eq!(keyed[0].1, Line::Note(Note::Dropped(FrameError::TooLarge)));
     }
 
     #[test]
@@ -963,6 +1012,28 @@ mod tests {
         c.step(frame(Frame::Text("hello 🙂".into())), 120_000.0);
         let t = c.transcript("alice", "bob", |ms| format!("{}", ms / 60_000.0));
         assert_eq!(t, "[1] alice: hi\n[2] bob: hello 🙂\n");
+    }
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(size_text(0), "0 B");
+        assert_eq!(size_text(1023), "1023 B");
+        assert_eq!(size_text(1536), "1.5 KB");
+        assert_eq!(size_text(5 * 1024 * 1024), "5.0 MB");
+        assert_eq!(size_text(100 * 1024 * 1024 + 200 * 1024), "100.2 MB");
+        assert_eq!(size_text(3 << 30), "3.0 GB");
+    }
+
+    #[test]
+    fn lines_keep_their_keys_when_old_ones_go() {
+        let mut c = ready();
+        for i in 0..MAX_LINES + 2 {
+            c.step(In::Say(format!("m{i}")), 0.0);
+        }
+        let (first, line) = c.keyed().next().unwrap();
+        assert_eq!(first, 2);
+        assert_eq!(c.by_key(2), Some(line));
+        assert_eq!(c.by_key(1), None);
     }
 
     #[test]

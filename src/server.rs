@@ -84,7 +84,7 @@ pub fn content_security_policy(nonce: Option<&str>) -> String {
     let nonce = nonce.map(|n| format!(" 'nonce-{n}'")).unwrap_or_default();
     format!(
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{nonce}; style-src 'self'; \
-         img-src 'self'; media-src 'self' blob: mediastream:; connect-src 'self'; \
+         img-src 'self' blob:; media-src 'self' blob: mediastream:; connect-src 'self'; \
          worker-src 'self'; manifest-src 'self'; object-src 'none'; base-uri 'none'; \
          form-action 'self'; frame-ancestors 'none'"
     )

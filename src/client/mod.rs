@@ -1,6 +1,7 @@
 //! The browser shell (feature `hydrate`): runs the [`Effect`]s of the call state machine through
 //! web-sys and feeds what happens back as [`Event`]s. All logic lives in [`crate::call`].
 
+mod chat;
 pub mod install;
 pub mod notify;
 mod peer;
@@ -11,6 +12,7 @@ mod tone;
 mod wake;
 
 use crate::call::{Effect, Event, Phase, State};
+use crate::chat::Chat;
 use crate::i18n::Lang;
 use crate::quality::Quality;
 use leptos::prelude::*;
@@ -23,6 +25,7 @@ use wasm_bindgen::{JsCast, JsValue};
 thread_local! {
     static STATE: Cell<Option<RwSignal<State>>> = const { Cell::new(None) };
     static LANG: Cell<Option<RwSignal<Lang>>> = const { Cell::new(None) };
+    static CHAT: Cell<Option<RwSignal<Chat>>> = const { Cell::new(None) };
     static QUEUE: RefCell<VecDeque<Event>> = const { RefCell::new(VecDeque::new()) };
     static DISPATCHING: Cell<bool> = const { Cell::new(false) };
     static CLOCK: Cell<Option<IntervalHandle>> = const { Cell::new(None) };
@@ -38,11 +41,13 @@ pub fn start(
     state: RwSignal<State>,
     now: RwSignal<f64>,
     quality: RwSignal<Option<Quality>>,
+    chat: RwSignal<Chat>,
     lang: RwSignal<Lang>,
 ) {
     save(NAME_KEY, me);
     STATE.set(Some(state));
     LANG.set(Some(lang));
+    CHAT.set(Some(chat));
     now.set(js_sys::Date::now());
     let tick = move || {
         now.set(js_sys::Date::now());
@@ -97,9 +102,49 @@ pub fn stop() {
     shell(Op::Stop);
     STATE.set(None);
     LANG.set(None);
+    CHAT.set(None);
     if let Some(h) = CLOCK.take() {
         h.clear();
     }
+}
+
+/// The chat of the call screen, while one is mounted.
+fn chat_signal() -> Option<RwSignal<Chat>> {
+    CHAT.get()
+}
+
+/// Something the person did in the chat panel (see [`crate::chat::In`]).
+pub fn chat(input: crate::chat::In) {
+    shell(Op::Chat(input));
+}
+
+/// Offers a file the person picked to the peer.
+pub fn send_file(file: web_sys::File) {
+    shell(Op::SendFile(file));
+}
+
+/// Whether this browser can share a screen (desktop browsers; phones have no
+/// `getDisplayMedia`).
+pub fn can_share_screen() -> bool {
+    web_sys::window()
+        .and_then(|w| w.navigator().media_devices().ok())
+        .is_some_and(|d| js_sys::Reflect::has(&d, &"getDisplayMedia".into()).unwrap_or(false))
+}
+
+/// Puts `text` on the clipboard; false if the browser refused.
+pub async fn copy_text(text: &str) -> bool {
+    let Some(clipboard) = web_sys::window()
+        .and_then(|w| js_sys::Reflect::get(&w.navigator(), &"clipboard".into()).ok())
+        .filter(|c| !c.is_undefined())
+    else {
+        return false;
+    };
+    let Some(promise) = call_method(&clipboard, "writeText", &[&text.into()]) else {
+        return false;
+    };
+    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(promise))
+        .await
+        .is_ok()
 }
 
 /// True while a call screen is mounted.

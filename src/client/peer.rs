@@ -50,6 +50,8 @@ struct Peer {
     generation: u32,
     /// Bumped by every teardown.
     media_generation: u32,
+    /// The shared screen's track while it is sent instead of the camera's.
+    screen: Option<MediaStreamTrack>,
 }
 
 thread_local! {
@@ -258,6 +260,9 @@ pub fn open_peer() {
     if let Some(window) = web_sys::window() {
         let _ = Reflect::set(&window, &JsValue::from_str("duetPeerConnection"), &pc);
     }
+    // Before any offer: the channels' m-line is in the caller's first offer (negotiated, so the
+    // callee's exist without an extra round trip).
+    super::chat::open_channels(&pc);
     PEER.with(|p| {
         let mut p = p.borrow_mut();
         p.pc = Some(pc);
@@ -497,6 +502,7 @@ fn close_connection() {
     if let Some(window) = web_sys::window() {
         let _ = Reflect::delete_property(&window, &JsValue::from_str("duetPeerConnection"));
     }
+    super::chat::close_channels();
     if let Some(pc) = pc {
         pc.set_onicecandidate(None);
         pc.set_ontrack(None);
@@ -511,6 +517,7 @@ fn close_connection() {
 /// Stops every local track (camera light off), closes the connection, clears the videos.
 pub fn teardown() {
     close_connection();
+    stop_screen();
     let local = PEER.with(|p| {
         let mut p = p.borrow_mut();
         p.media_generation = p.media_generation.wrapping_add(1);
@@ -543,11 +550,7 @@ pub fn set_camera(on: bool, back: bool) {
     }) else {
         return;
     };
-    let Some(sender) = sending(&pc)
-        .into_iter()
-        .find(|(kind, _)| kind == "video")
-        .map(|(_, t)| t.sender())
-    else {
+    let Some(sender) = video_sender(&pc) else {
         return;
     };
     let at_start = generation();
@@ -564,8 +567,13 @@ pub fn set_camera(on: bool, back: bool) {
         } else {
             None
         };
-        if let Err(e) = JsFuture::from(sender.replace_track(fresh.as_ref())).await {
-            leptos::logging::warn!("replacing the video track failed: {}", describe(e));
+        // While the screen is shared the camera waits in the wings: it goes back on the
+        // sender when sharing stops.
+        let sharing = PEER.with(|p| p.borrow().screen.is_some());
+        if !sharing {
+            if let Err(e) = JsFuture::from(sender.replace_track(fresh.as_ref())).await {
+                leptos::logging::warn!("replacing the video track failed: {}", describe(e));
+            }
         }
         for old in local.get_video_tracks().iter() {
             let old: MediaStreamTrack = old.unchecked_into();
@@ -576,6 +584,79 @@ pub fn set_camera(on: bool, back: bool) {
             local.add_track(track);
         }
     });
+}
+
+/// The sender our video goes out on.
+fn video_sender(pc: &RtcPeerConnection) -> Option<RtcRtpSender> {
+    sending(pc)
+        .into_iter()
+        .find(|(kind, _)| kind == "video")
+        .map(|(_, t)| t.sender())
+}
+
+/// Shares the screen in place of the camera (the browser asks what to share), or stops and
+/// puts the camera back. Reports `ScreenShared`, `ScreenFailed` and, when the browser's own
+/// "Stop sharing" ends it, `ScreenEnded`.
+pub fn share_screen(on: bool) {
+    if !on {
+        stop_screen();
+        let local = PEER.with(|p| p.borrow().local.clone());
+        let camera = local
+            .as_ref()
+            .and_then(|l| l.get_video_tracks().get(0).dyn_into::<MediaStreamTrack>().ok());
+        if let Some(sender) = connection().as_ref().and_then(video_sender) {
+            replace_track(&sender, camera.as_ref());
+        }
+        show(LOCAL_VIDEO, local.as_ref());
+        return;
+    }
+    let at_start = generation();
+    spawn_local(async move {
+        let track = match display_track().await {
+            Ok(track) if generation() != at_start => return track.stop(), // hung up meanwhile
+            Ok(track) => track,
+            Err(e) => return report(at_start, Event::ScreenFailed(e)),
+        };
+        let ended = Closure::once_into_js(move || report(at_start, Event::ScreenEnded));
+        track.set_onended(Some(ended.unchecked_ref()));
+        if let Some(sender) = connection().as_ref().and_then(video_sender) {
+            replace_track(&sender, Some(&track));
+        }
+        if let Ok(preview) = MediaStream::new() {
+            preview.add_track(&track);
+            show(LOCAL_VIDEO, Some(&preview));
+        }
+        if let Some(old) = PEER.with(|p| p.borrow_mut().screen.replace(track)) {
+            old.stop();
+        }
+        report(at_start, Event::ScreenShared);
+    });
+}
+
+/// Stops the shared screen's track, if any (the browser's sharing bar goes).
+fn stop_screen() {
+    if let Some(track) = PEER.with(|p| p.borrow_mut().screen.take()) {
+        track.set_onended(None);
+        track.stop();
+    }
+}
+
+async fn display_track() -> Result<MediaStreamTrack, String> {
+    let constraints = web_sys::DisplayMediaStreamConstraints::new();
+    constraints.set_video(&JsValue::TRUE);
+    let promise = web_sys::window()
+        .ok_or("Error: no window")?
+        .navigator()
+        .media_devices()
+        .map_err(describe)?
+        .get_display_media_with_constraints(&constraints)
+        .map_err(describe)?;
+    let stream: MediaStream = JsFuture::from(promise).await.map_err(describe)?.unchecked_into();
+    stream
+        .get_video_tracks()
+        .get(0)
+        .dyn_into::<MediaStreamTrack>()
+        .map_err(|_| "NotFoundError: no video track".to_owned())
 }
 
 async fn open_camera(back: bool) -> Result<MediaStreamTrack, String> {

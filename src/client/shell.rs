@@ -5,7 +5,7 @@
 //! downloads first is smaller for it. The signaling socket, timers and the state machine stay in
 //! the main module. [`super::shell`] keeps the [`Op`]s in order while the chunk loads.
 
-use super::{notify, peer, stats, tone, wake};
+use super::{chat, notify, peer, stats, tone, wake};
 use crate::call::{Alert, Effect, Tone};
 use crate::i18n::Lang;
 use crate::quality::Quality;
@@ -25,6 +25,10 @@ pub enum Op {
     Stats(RwSignal<Option<Quality>>, bool),
     /// The page was hidden or shown.
     Visibility,
+    /// The person did something in the chat panel.
+    Chat(crate::chat::In),
+    /// The person picked a file to send.
+    SendFile(web_sys::File),
     /// The call screen is gone: everything off.
     Stop,
 }
@@ -44,6 +48,7 @@ pub fn run(op: Op) {
             Effect::Camera { on, back } => peer::set_camera(on, back),
             Effect::IceServers(servers) => peer::set_ice_servers(servers),
             Effect::RestartIce => peer::restart_ice(),
+            Effect::Screen(on) => peer::share_screen(on),
             Effect::Send(_) | Effect::Reconnect | Effect::CheckSignaling | Effect::After { .. } => {
                 leptos::logging::warn!("not a media effect: {effect:?}")
             }
@@ -53,6 +58,8 @@ pub fn run(op: Op) {
         Op::Alert(alert, lang) => notify::follow(alert, lang),
         Op::Stats(quality, connected) => stats::tick(quality, connected),
         Op::Visibility => wake::visibility_changed(),
+        Op::Chat(input) => chat::act(input),
+        Op::SendFile(file) => chat::send_file(file),
         Op::Stop => {
             peer::teardown();
             tone::play(Tone::Silent);

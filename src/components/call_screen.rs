@@ -5,6 +5,7 @@
 use super::text::{self, Ui};
 use super::{lang, t, typed_before_hydration, LangToggle};
 use crate::call::{Av, Event, Link, Notice, Phase, Session, State};
+use crate::chat::Chat;
 use crate::quality::Quality;
 use crate::signal::encode_segment;
 use crate::signal::Code;
@@ -19,6 +20,8 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
     let now = RwSignal::new(0.0_f64);
     // The latest connection figures while a call is connected (the browser shell measures).
     let quality = RwSignal::new(None::<Quality>);
+    // The call's chat (the browser shell fills it from the data channels).
+    let chat = RwSignal::new(Chat::default());
     let lang = lang();
     let dispatch = Callback::new(move |ev: Event| {
         #[cfg(feature = "hydrate")]
@@ -30,7 +33,7 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         let me = me.clone();
-        Effect::new(move |_| crate::client::start(&me, state, now, quality, lang));
+        Effect::new(move |_| crate::client::start(&me, state, now, quality, chat, lang));
         on_cleanup(crate::client::stop);
     }
 
@@ -77,6 +80,7 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
         flags,
         shown_notice,
         ringing,
+        chat,
     };
     let me_title = me.clone();
     view! {
@@ -102,7 +106,17 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
                 class=move || {
                     let swapped = if view.swapped.get() { " swapped" } else { "" };
                     let preview = if preview.get() { " preview" } else { "" };
-                    format!("stage pip-{}{swapped}{preview}", view.corner.get().class())
+                    // A shared screen is shown whole (contain), not cropped like a face.
+                    let screens = state.with(|s| match &s.phase {
+                        Phase::Live(s) => (s.local.screen, s.remote.screen),
+                        _ => (false, false),
+                    });
+                    let sharing = if screens.0 { " sharing" } else { "" };
+                    let peer_screen = if screens.1 { " peer-screen" } else { "" };
+                    format!(
+                        "stage pip-{}{swapped}{preview}{sharing}{peer_screen}",
+                        view.corner.get().class()
+                    )
                 }
                 aria-label=t(Ui::Video)
             >
@@ -121,6 +135,7 @@ pub fn CallScreen(me: String, friend: String) -> impl IntoView {
                 {move || controls(mode.get(), extras, friend, share.clone())}
             </div>
             {lazy_host(Region::Sheet, extras)}
+            {lazy_host(Region::Chat, extras)}
         </main>
     }
 }
@@ -354,6 +369,7 @@ pub(super) struct Extras {
     pub flags: Memo<Option<(String, Av)>>,
     pub shown_notice: Memo<Option<Notice>>,
     pub ringing: Memo<Option<String>>,
+    pub chat: RwSignal<Chat>,
 }
 
 /// The parts of the screen that are loaded lazily, each into its own host element.
@@ -369,6 +385,8 @@ pub(super) enum Region {
     Media,
     /// The incoming-call sheet.
     Sheet,
+    /// The chat panel, in a call with a Duet peer.
+    Chat,
 }
 
 /// An empty element (the server renders nothing more) into which `region` is mounted once the

@@ -127,6 +127,101 @@ pub fn ui(lang: Lang, key: Ui) -> &'static str {
     pick(lang, en, zh)
 }
 
+/// The words of the chat, file sending and screen sharing (only the in-call chunk uses them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Talk {
+    Chat,
+    CloseChat,
+    Message,
+    MessagePlaceholder,
+    Send,
+    SendFile,
+    CopyConversation,
+    Copied,
+    Receive,
+    Save,
+    Waiting,
+    Sent,
+    Received,
+    Cancelled,
+    Failed,
+    ShareScreen,
+    StopSharing,
+}
+
+pub fn talk(lang: Lang, key: Talk) -> &'static str {
+    let (en, zh) = match key {
+        Talk::Chat => ("Chat", "聊天"),
+        Talk::CloseChat => ("Close chat", "关闭聊天"),
+        Talk::Message => ("Message", "消息"),
+        Talk::MessagePlaceholder => ("Type a message", "输入消息"),
+        Talk::Send => ("Send", "发送"),
+        Talk::SendFile => ("Send a photo or file", "发送照片或文件"),
+        Talk::CopyConversation => ("Copy conversation", "复制聊天记录"),
+        Talk::Copied => ("Copied", "已复制"),
+        Talk::Receive => ("Receive", "接收"),
+        Talk::Save => ("Save", "保存"),
+        Talk::Waiting => ("Waiting for the other side…", "等待对方接收…"),
+        Talk::Sent => ("Sent", "已发送"),
+        Talk::Received => ("Received", "已接收"),
+        Talk::Cancelled => ("Cancelled", "已取消"),
+        Talk::Failed => ("Failed", "失败"),
+        Talk::ShareScreen => ("Share screen", "共享屏幕"),
+        Talk::StopSharing => ("Stop sharing", "停止共享"),
+    };
+    pick(lang, en, zh)
+}
+
+/// The chat button's name, with the unread count.
+pub fn chat_button(lang: Lang, unread: u32) -> String {
+    match unread {
+        0 => talk(lang, Talk::Chat).to_owned(),
+        n => pick(lang, format!("Chat, {n} unread"), format!("聊天，{n} 条未读")),
+    }
+}
+
+/// What an empty chat says.
+pub fn chat_intro(lang: Lang, peer: &str) -> String {
+    pick(
+        lang,
+        format!("Messages and files go straight to {peer}, not through the server, and are gone when the call ends."),
+        format!("消息和文件直接发给 {peer}，不经过服务器，通话结束后即消失。"),
+    )
+}
+
+pub fn chat_note(lang: Lang, peer: &str, note: &crate::chat::Note) -> String {
+    use crate::chat::Note;
+    use crate::signal::frames::FrameError;
+    match note {
+        Note::TooLarge => pick(
+            lang,
+            "That file is too large to send (at most 100 MB).".to_owned(),
+            "文件太大，无法发送（最多 100 MB）。".to_owned(),
+        ),
+        Note::Dropped(why) => {
+            let (en, zh) = match why {
+                FrameError::Malformed | FrameError::Unknown => ("it was not understood", "无法识别"),
+                FrameError::Invalid => ("it was not expected", "不符合预期"),
+                FrameError::TooLarge => ("it was too large", "内容过大"),
+                FrameError::TooFast => ("too many arrived at once", "发送过快"),
+            };
+            pick(
+                lang,
+                format!("Something {peer} sent was dropped: {en}."),
+                format!("{peer} 发来的内容已丢弃：{zh}。"),
+            )
+        }
+    }
+}
+
+pub fn peer_sharing(lang: Lang, peer: &str) -> String {
+    pick(
+        lang,
+        format!("{peer} is sharing their screen"),
+        format!("{peer} 正在共享屏幕"),
+    )
+}
+
 /// The words of a private server's door. Server only: the door page loads no WASM.
 #[cfg(feature = "ssr")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -44,12 +44,28 @@ pub fn mount(region: Region, host: web_sys::HtmlElement, extras: Extras) -> Box<
                 move || shown_notice.get().map(|n| notice(n, dispatch))
             })),
             Region::Media => Box::new(mount_to(host, move || media_controls(state, dispatch, chat))),
-            Region::Chat => Box::new(mount_to(host, move || chat_panel(state, chat))),
+            Region::Chat => {
+                load_stylesheet("/in-call.css");
+                Box::new(mount_to(host, move || chat_panel(state, chat)))
+            }
             Region::Sheet => Box::new(mount_to(host, move || {
                 move || ringing.get().map(|peer| incoming(peer, dispatch))
             })),
         }
     })
+}
+
+/// Adds a stylesheet to the page once: the in-call parts' own styles come with their code.
+fn load_stylesheet(href: &str) {
+    let document = document();
+    if document.query_selector(&format!("link[href=\"{href}\"]")).ok().flatten().is_some() {
+        return;
+    }
+    if let (Some(head), Ok(link)) = (document.head(), document.create_element("link")) {
+        let _ = link.set_attribute("rel", "stylesheet");
+        let _ = link.set_attribute("href", href);
+        let _ = head.append_child(&link);
+    }
 }
 
 fn notice(notice: Notice, dispatch: Callback<Event>) -> impl IntoView {

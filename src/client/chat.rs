@@ -2,30 +2,28 @@
 //! channels, the bytes of files on their way, the `blob:` URLs of files received. Part of the
 //! media side's chunk ([`super::shell`]): nothing here is needed before a call.
 
+use super::js;
 use crate::chat::{chunks, In, Out, CHUNK_PAYLOAD};
 use crate::signal::frames::{chunk_header, chunk_id};
-use js_sys::{ArrayBuffer, Uint8Array};
 use leptos::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{
-    Blob, BlobPropertyBag, File, MessageEvent, RtcDataChannel, RtcDataChannelInit, RtcDataChannelState,
-    RtcDataChannelType, RtcPeerConnection, Url,
-};
+use web_sys::{MessageEvent, RtcPeerConnection};
 
 /// Bytes read from a file at a time (then sent in [`CHUNK_PAYLOAD`] pieces).
 const BLOCK: u64 = 1024 * 1024;
 /// Sending pauses while the channel holds more than this, and goes on when it has drained to
 /// [`LOW_WATER`]: enough in flight to keep the connection busy, little held in memory.
-const HIGH_WATER: u32 = 4 * 1024 * 1024;
+const HIGH_WATER: f64 = 4.0 * 1024.0 * 1024.0;
 const LOW_WATER: u32 = 1024 * 1024;
 
+/// The two `RTCDataChannel`s (untyped: see [`js`]) and their handlers.
 struct Channels {
-    chat: RtcDataChannel,
-    file: RtcDataChannel,
+    chat: JsValue,
+    file: JsValue,
     _handlers: Vec<Closure<dyn FnMut(MessageEvent)>>,
     _opened: Closure<dyn FnMut()>,
     _closed: Closure<dyn FnMut()>,
@@ -33,8 +31,8 @@ struct Channels {
 
 thread_local! {
     static CHANNELS: RefCell<Option<Channels>> = const { RefCell::new(None) };
-    /// Our files offered or being sent, by id.
-    static OUTBOX: RefCell<HashMap<u32, File>> = RefCell::new(HashMap::new());
+    /// Our files (`File` objects) offered or being sent, by id.
+    static OUTBOX: RefCell<HashMap<u32, JsValue>> = RefCell::new(HashMap::new());
     /// The chunks of incoming files taken, by id (views into the received buffers: no copy).
     static INBOX: RefCell<HashMap<u32, js_sys::Array>> = RefCell::new(HashMap::new());
     /// Channels open so far (both: ready).
@@ -50,29 +48,26 @@ pub fn open_channels(pc: &RtcPeerConnection) {
         chat.set(crate::chat::Chat::new(max_file));
     }
     let make = |label: &str, id: u16| {
-        let init = RtcDataChannelInit::new();
-        init.set_negotiated(true);
-        init.set_id(id);
-        pc.create_data_channel_with_data_channel_dict(label, &init)
+        let init = js::object(&[("negotiated", &JsValue::TRUE), ("id", &id.into())]);
+        js::call(pc, "createDataChannel", &[&label.into(), &init])
     };
-    let (chat, file) = (make("chat", 0), make("file", 1));
-    file.set_binary_type(RtcDataChannelType::Arraybuffer);
-    file.set_buffered_amount_low_threshold(LOW_WATER);
-    let on_text = Closure::<dyn FnMut(MessageEvent)>::new(|ev: MessageEvent| {
-        if let Some(text) = ev.data().as_string() {
-            step(In::Frame(text));
-        }
-    });
-    let on_file = Closure::<dyn FnMut(MessageEvent)>::new(|ev: MessageEvent| {
-        match ev.data().dyn_into::<ArrayBuffer>() {
-            Ok(buffer) => chunk(&buffer),
-            Err(data) => {
-                if let Some(text) = data.as_string() {
-                    step(In::Frame(text));
-                }
+    let (Some(chat), Some(file)) = (make("chat", 0), make("file", 1)) else {
+        leptos::logging::warn!("no data channels: this call has no chat");
+        return;
+    };
+    js::set(&file, "binaryType", &"arraybuffer".into());
+    js::set(&file, "bufferedAmountLowThreshold", &LOW_WATER.into());
+    // Text on either channel is a frame; anything else on `file` is a chunk.
+    let on_message = || {
+        Closure::<dyn FnMut(MessageEvent)>::new(|ev: MessageEvent| {
+            let data = ev.data();
+            match data.as_string() {
+                Some(text) => step(In::Frame(text)),
+                None => chunk(&data),
             }
-        }
-    });
+        })
+    };
+    let (on_text, on_file) = (on_message(), on_message());
     let opened = Closure::<dyn FnMut()>::new(|| {
         if OPEN.get() + 1 == 2 {
             step(In::Ready);
@@ -80,19 +75,17 @@ pub fn open_channels(pc: &RtcPeerConnection) {
         OPEN.set(OPEN.get() + 1);
     });
     let closed = Closure::<dyn FnMut()>::new(|| step(In::Closed));
-    for channel in [&chat, &file] {
-        channel.set_onopen(Some(opened.as_ref().unchecked_ref()));
-        channel.set_onclose(Some(closed.as_ref().unchecked_ref()));
+    for (channel, on_message) in [(&chat, &on_text), (&file, &on_file)] {
+        js::set(channel, "onopen", opened.as_ref());
+        js::set(channel, "onclose", closed.as_ref());
+        js::set(channel, "onmessage", on_message.as_ref());
     }
-    chat.set_onmessage(Some(on_text.as_ref().unchecked_ref()));
-    file.set_onmessage(Some(on_file.as_ref().unchecked_ref()));
     // For the console and the e2e suite (which plays a misbehaving peer with them).
-    if let Some(window) = web_sys::window() {
-        let both = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&both, &"chat".into(), &chat);
-        let _ = js_sys::Reflect::set(&both, &"file".into(), &file);
-        let _ = js_sys::Reflect::set(&window, &"duetChannels".into(), &both);
-    }
+    js::set(
+        &js::global(),
+        "duetChannels",
+        &js::object(&[("chat", &chat), ("file", &file)]),
+    );
     OPEN.set(0);
     CHANNELS.with(|c| {
         *c.borrow_mut() = Some(Channels {
@@ -112,13 +105,13 @@ pub fn close_channels() {
     };
     step(In::Closed);
     for channel in [&channels.chat, &channels.file] {
-        channel.set_onopen(None);
-        channel.set_onclose(None);
-        channel.set_onmessage(None);
-        channel.close();
+        for handler in ["onopen", "onclose", "onmessage"] {
+            js::set(channel, handler, &JsValue::NULL);
+        }
+        js::call(channel, "close", &[]);
     }
     if let Some(chat) = super::chat_signal() {
-        chat.with_untracked(|c| c.urls().for_each(|u| Url::revoke_object_url(u).unwrap_or(())));
+        chat.with_untracked(|c| c.urls().for_each(revoke));
     }
     OUTBOX.with(|o| o.borrow_mut().clear());
     INBOX.with(|i| i.borrow_mut().clear());
@@ -134,15 +127,15 @@ pub fn act(input: In) {
     step(input);
 }
 
-/// The person picked a file to send: offered to the peer, kept here until it is sent.
-pub fn send_file(file: File) {
+/// The person picked a file (a `File`) to send: offered to the peer, kept here until sent.
+pub fn send_file(file: JsValue) {
     let Some(chat) = super::chat_signal() else { return };
     let id = chat.try_update_untracked(|c| c.new_id()).unwrap_or_default();
     let offer = In::Offer {
         id,
-        name: file.name(),
-        size: file.size() as u64,
-        mime: file.type_(),
+        name: js::get(&file, "name").as_string().unwrap_or_default(),
+        size: js::number(&file, "size") as u64,
+        mime: js::get(&file, "type").as_string().unwrap_or_default(),
     };
     OUTBOX.with(|o| o.borrow_mut().insert(id, file));
     step(offer);
@@ -183,42 +176,42 @@ fn run(out: Out) {
         Out::Drop { id, mine: true } => drop(OUTBOX.with(|o| o.borrow_mut().remove(&id))),
         Out::Drop { id, mine: false } => drop(INBOX.with(|i| i.borrow_mut().remove(&id))),
         Out::Assemble(id) => assemble(id),
-        Out::Revoke(url) => Url::revoke_object_url(&url).unwrap_or(()),
+        Out::Revoke(url) => revoke(&url),
     }
 }
 
-fn send_text(which: fn(&Channels) -> &RtcDataChannel, frame: &str) {
+fn send_text(which: fn(&Channels) -> &JsValue, frame: &str) {
     CHANNELS.with(|c| {
         if let Some(channels) = c.borrow().as_ref() {
-            if let Err(e) = which(channels).send_with_str(frame) {
-                leptos::logging::warn!("chat frame not sent: {e:?}");
+            if js::call(which(channels), "send", &[&frame.into()]).is_none() {
+                leptos::logging::warn!("chat frame not sent (channel closed?)");
             }
         }
     });
 }
 
-fn file_channel() -> Option<RtcDataChannel> {
+fn file_channel() -> Option<JsValue> {
     CHANNELS.with(|c| c.borrow().as_ref().map(|c| c.file.clone()))
 }
 
-/// A binary message on the `file` channel: a chunk of the peer's file.
-fn chunk(buffer: &ArrayBuffer) {
-    let bytes = Uint8Array::new(buffer);
-    let mut header = [0u8; 4];
-    if bytes.length() >= 4 {
-        bytes.subarray(0, 4).copy_to(&mut header);
-    }
-    let Some(id) = chunk_id(&header).filter(|_| bytes.length() >= 4) else {
+/// A binary message on the `file` channel (an `ArrayBuffer`): a chunk of the peer's file.
+fn chunk(buffer: &JsValue) {
+    let Some(bytes) = js::new("Uint8Array", &[buffer]) else {
+        return;
+    };
+    let len = js::number(&bytes, "length") as u64;
+    let header: Vec<u8> = (0..4.min(len as u32))
+        .map(|i| js::at(&bytes, i).as_f64().unwrap_or(0.0) as u8)
+        .collect();
+    let Some(id) = chunk_id(&header) else {
         return; // too short to be a chunk: nothing to count it against
     };
-    let len = bytes.length() - 4;
-    let taken = INBOX.with(|i| {
-        i.borrow().get(&id).map(|parts| {
-            parts.push(&Uint8Array::new_with_byte_offset(buffer, 4));
-        })
+    let taken = INBOX.with(|i| match i.borrow().get(&id) {
+        Some(parts) => js::new("Uint8Array", &[buffer, &4.into()]).map(|view| parts.push(&view)),
+        None => None,
     });
     if taken.is_some() {
-        step(In::Chunk { id, len: len.into() });
+        step(In::Chunk { id, len: len - 4 });
     }
 }
 
@@ -228,59 +221,67 @@ async fn stream(id: u32) {
     let (Some(file), Some(channel)) = (OUTBOX.with(|o| o.borrow().get(&id).cloned()), file_channel()) else {
         return;
     };
-    let size = file.size() as u64;
+    let size = js::number(&file, "size") as u64;
     let going = || OUTBOX.with(|o| o.borrow().contains_key(&id));
+    let header = chunk_header(id);
     let mut offset = 0;
     while offset < size {
         let end = (offset + BLOCK).min(size);
-        let block = match read(&file, offset, end).await {
-            Ok(block) => block,
-            Err(e) => {
-                leptos::logging::warn!("reading the file failed: {e:?}");
-                return step(In::SendFailed(id));
-            }
+        let Some(block) = read(&file, offset, end).await else {
+            leptos::logging::warn!("reading the file to send failed");
+            return step(In::SendFailed(id));
         };
         for (at, len) in chunks(end - offset, CHUNK_PAYLOAD) {
-            while going() && channel.buffered_amount() > HIGH_WATER {
+            while going() && js::number(&channel, "bufferedAmount") > HIGH_WATER {
                 drained(&channel).await;
             }
             if !going() {
                 return;
             }
-            if channel.ready_state() != RtcDataChannelState::Open {
-                return step(In::SendFailed(id));
-            }
-            let frame = Uint8Array::new_with_length(4 + len as u32);
-            frame.subarray(0, 4).copy_from(&chunk_header(id));
-            frame.set(&block.subarray(at as u32, (at + len) as u32), 4);
-            if let Err(e) = channel.send_with_array_buffer_view(&frame) {
-                leptos::logging::warn!("sending a chunk failed: {e:?}");
+            let sent = js::new("Uint8Array", &[&(4 + len as u32).into()]).and_then(|frame| {
+                for (i, b) in header.iter().enumerate() {
+                    let _ = js_sys::Reflect::set(&frame, &(i as u32).into(), &(*b).into());
+                }
+                let piece = js::call(
+                    &block,
+                    "subarray",
+                    &[&(at as f64).into(), &((at + len) as f64).into()],
+                )?;
+                js::call(&frame, "set", &[&piece, &4.into()])?;
+                js::call(&channel, "send", &[&frame])
+            });
+            if sent.is_none() {
+                leptos::logging::warn!("sending a chunk failed (channel closed?)");
                 return step(In::SendFailed(id));
             }
         }
         offset = end;
-        let bytes = offset.saturating_sub(channel.buffered_amount().into());
+        let bytes = offset.saturating_sub(js::number(&channel, "bufferedAmount") as u64);
         step(In::Sent { id, bytes });
     }
 }
 
-async fn read(file: &File, from: u64, to: u64) -> Result<Uint8Array, JsValue> {
-    let slice = file.slice_with_f64_and_f64(from as f64, to as f64)?;
-    let buffer = JsFuture::from(slice.array_buffer()).await?;
-    Ok(Uint8Array::new(&buffer))
+/// Bytes `from..to` of a `File`, as a `Uint8Array`.
+async fn read(file: &JsValue, from: u64, to: u64) -> Option<JsValue> {
+    let slice = js::call(file, "slice", &[&(from as f64).into(), &(to as f64).into()])?;
+    let promise = js::call(&slice, "arrayBuffer", &[])?;
+    let buffer = JsFuture::from(promise.unchecked_into::<js_sys::Promise>())
+        .await
+        .ok()?;
+    js::new("Uint8Array", &[&buffer])
 }
 
 /// Until the channel's `bufferedamountlow` event, or half a second (a channel closed meanwhile
 /// never fires it).
-async fn drained(channel: &RtcDataChannel) {
+async fn drained(channel: &JsValue) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        channel.set_onbufferedamountlow(Some(&resolve));
+        js::set(channel, "onbufferedamountlow", &resolve);
         if let Some(w) = web_sys::window() {
             let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 500);
         }
     });
     let _ = JsFuture::from(promise).await;
-    channel.set_onbufferedamountlow(None);
+    js::set(channel, "onbufferedamountlow", &JsValue::NULL);
 }
 
 /// All of file `id` is here: one Blob of its chunks, and a URL for the save link and preview.
@@ -293,15 +294,19 @@ fn assemble(id: u32) {
     else {
         return;
     };
-    let options = BlobPropertyBag::new();
-    options.set_type(&mime);
-    let url = Blob::new_with_u8_array_sequence_and_options(&parts, &options)
-        .and_then(|blob| Url::create_object_url_with_blob(&blob));
+    let options = js::object(&[("type", &mime.into())]);
+    let url = js::new("Blob", &[&parts, &options])
+        .and_then(|blob| js::call(&js::get(&js::global(), "URL"), "createObjectURL", &[&blob]))
+        .and_then(|url| url.as_string());
     match url {
-        Ok(url) => step(In::Saved { id, url }),
-        Err(e) => {
-            leptos::logging::warn!("putting a received file together failed: {e:?}");
+        Some(url) => step(In::Saved { id, url }),
+        None => {
+            leptos::logging::warn!("putting a received file together failed");
             act(In::Cancel { id, mine: false });
         }
     }
+}
+
+fn revoke(url: &str) {
+    js::call(&js::get(&js::global(), "URL"), "revokeObjectURL", &[&url.into()]);
 }

@@ -3,6 +3,7 @@
 
 mod chat;
 pub mod install;
+pub mod js;
 pub mod notify;
 mod peer;
 mod shell;
@@ -118,8 +119,8 @@ pub fn chat(input: crate::chat::In) {
     shell(Op::Chat(input));
 }
 
-/// Offers a file the person picked to the peer.
-pub fn send_file(file: web_sys::File) {
+/// Offers a file (a `File`) the person picked to the peer.
+pub fn send_file(file: JsValue) {
     shell(Op::SendFile(file));
 }
 
@@ -128,7 +129,7 @@ pub fn send_file(file: web_sys::File) {
 pub fn can_share_screen() -> bool {
     web_sys::window()
         .and_then(|w| w.navigator().media_devices().ok())
-        .is_some_and(|d| js_sys::Reflect::has(&d, &"getDisplayMedia".into()).unwrap_or(false))
+        .is_some_and(|d| !js::get(&d, "getDisplayMedia").is_undefined())
 }
 
 /// Puts `text` on the clipboard; false if the browser refused.

@@ -618,7 +618,7 @@ pub fn share_screen(on: bool) {
             Err(e) => return report(at_start, Event::ScreenFailed(e)),
         };
         let ended = Closure::once_into_js(move || report(at_start, Event::ScreenEnded));
-        track.set_onended(Some(ended.unchecked_ref()));
+        super::js::set(&track, "onended", &ended);
         if let Some(sender) = connection().as_ref().and_then(video_sender) {
             replace_track(&sender, Some(&track));
         }
@@ -636,22 +636,25 @@ pub fn share_screen(on: bool) {
 /// Stops the shared screen's track, if any (the browser's sharing bar goes).
 fn stop_screen() {
     if let Some(track) = PEER.with(|p| p.borrow_mut().screen.take()) {
-        track.set_onended(None);
+        super::js::set(&track, "onended", &JsValue::NULL);
         track.stop();
     }
 }
 
 async fn display_track() -> Result<MediaStreamTrack, String> {
-    let constraints = web_sys::DisplayMediaStreamConstraints::new();
-    constraints.set_video(&JsValue::TRUE);
-    let promise = web_sys::window()
+    let devices = web_sys::window()
         .ok_or("Error: no window")?
         .navigator()
         .media_devices()
-        .map_err(describe)?
-        .get_display_media_with_constraints(&constraints)
         .map_err(describe)?;
-    let stream: MediaStream = JsFuture::from(promise).await.map_err(describe)?.unchecked_into();
+    let constraints = super::js::object(&[("video", &JsValue::TRUE)]);
+    // Untyped (see `client::js`); throws synchronously only where it does not exist at all.
+    let promise = super::js::call(&devices, "getDisplayMedia", &[&constraints])
+        .ok_or("NotSupportedError: no screen sharing in this browser")?;
+    let stream: MediaStream = JsFuture::from(promise.unchecked_into::<js_sys::Promise>())
+        .await
+        .map_err(describe)?
+        .unchecked_into();
     stream
         .get_video_tracks()
         .get(0)

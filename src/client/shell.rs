@@ -27,8 +27,8 @@ pub enum Op {
     Visibility,
     /// The person did something in the chat panel.
     Chat(crate::chat::In),
-    /// The person picked a file to send.
-    SendFile(web_sys::File),
+    /// The person picked a file (a `File`) to send.
+    SendFile(wasm_bindgen::JsValue),
     /// The call screen is gone: everything off.
     Stop,
 }

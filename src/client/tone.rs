@@ -1,15 +1,18 @@
 //! Ringtone, ringback and vibration, synthesized with WebAudio: no audio files to ship or cache.
+//! WebAudio is reached untyped (see [`super::js`]): its fifteen or so typed methods would each be
+//! an import in the main WASM module, for code that only the lazily loaded chunk runs.
 
+use super::js;
 use crate::call::Tone;
 use leptos::prelude::*;
 use std::cell::RefCell;
 use std::time::Duration;
 use wasm_bindgen::JsValue;
-use web_sys::{AudioContext, OscillatorType};
 
 struct Playing {
     tone: Tone,
-    ctx: AudioContext,
+    /// The `AudioContext`.
+    ctx: JsValue,
     repeat: IntervalHandle,
 }
 
@@ -27,12 +30,15 @@ pub fn play(tone: Tone) {
     if tone == Tone::Silent {
         return;
     }
-    let Ok(ctx) = AudioContext::new() else { return };
+    // Older Safari has only the prefixed name.
+    let Some(ctx) = js::new("AudioContext", &[]).or_else(|| js::new("webkitAudioContext", &[])) else {
+        return;
+    };
     // Suspended when the page has had no user gesture yet; resuming is all we can do.
-    let _ = ctx.resume();
+    js::call(&ctx, "resume", &[]);
     let (period, burst) = match tone {
-        Tone::Ring => (Duration::from_secs(3), burst_ring as fn(&AudioContext)),
-        _ => (Duration::from_secs(4), burst_ringback as fn(&AudioContext)),
+        Tone::Ring => (Duration::from_secs(3), burst_ring as fn(&JsValue)),
+        _ => (Duration::from_secs(4), burst_ringback as fn(&JsValue)),
     };
     burst(&ctx);
     let for_timer = ctx.clone();
@@ -49,49 +55,60 @@ pub fn play(tone: Tone) {
 fn stop() {
     if let Some(playing) = PLAYING.with(|p| p.borrow_mut().take()) {
         playing.repeat.clear();
-        let _ = playing.ctx.close();
+        js::call(&playing.ctx, "close", &[]);
         if playing.tone == Tone::Ring {
-            let _ = window().navigator().vibrate_with_duration(0);
+            vibrate(&0.into());
         }
     }
     super::mark_page("data-tone", None);
 }
 
+/// `navigator.vibrate(pattern)` where there is one (not on iOS or desktops).
+fn vibrate(pattern: &JsValue) {
+    js::call(&window().navigator(), "vibrate", &[pattern]);
+}
+
 /// A phone-like double ring (two short bursts of a 440 + 480 Hz chord) and a buzz.
-fn burst_ring(ctx: &AudioContext) {
+fn burst_ring(ctx: &JsValue) {
     for start in [0.0, 0.5] {
         beep(ctx, &[440.0, 480.0], start, 0.4, 0.16);
     }
     let pattern: js_sys::Array = [400, 100, 400].iter().map(|&ms| JsValue::from(ms)).collect();
-    let _ = window().navigator().vibrate_with_pattern(&pattern);
+    vibrate(&pattern);
 }
 
 /// A soft ringback: one long 425 Hz tone.
-fn burst_ringback(ctx: &AudioContext) {
+fn burst_ringback(ctx: &JsValue) {
     beep(ctx, &[425.0], 0.0, 1.0, 0.06);
 }
 
 /// Sine tones at `freqs` from `start` s (relative to now) for `len` s, with short fades.
-fn beep(ctx: &AudioContext, freqs: &[f32], start: f64, len: f64, volume: f32) {
-    let t0 = ctx.current_time() + start;
-    let Ok(gain) = ctx.create_gain() else { return };
-    let level = gain.gain();
-    let _ = level.set_value_at_time(0.0, t0);
-    let _ = level.linear_ramp_to_value_at_time(volume, t0 + 0.02);
-    let _ = level.set_value_at_time(volume, t0 + len - 0.05);
-    let _ = level.linear_ramp_to_value_at_time(0.0, t0 + len);
-    if gain.connect_with_audio_node(&ctx.destination()).is_err() {
+fn beep(ctx: &JsValue, freqs: &[f64], start: f64, len: f64, volume: f64) {
+    let t0 = js::number(ctx, "currentTime") + start;
+    let Some(gain) = js::call(ctx, "createGain", &[]) else {
+        return;
+    };
+    let level = js::get(&gain, "gain");
+    for (method, value, at) in [
+        ("setValueAtTime", 0.0, t0),
+        ("linearRampToValueAtTime", volume, t0 + 0.02),
+        ("setValueAtTime", volume, t0 + len - 0.05),
+        ("linearRampToValueAtTime", 0.0, t0 + len),
+    ] {
+        js::call(&level, method, &[&value.into(), &at.into()]);
+    }
+    if js::call(&gain, "connect", &[&js::get(ctx, "destination")]).is_none() {
         return;
     }
     for &freq in freqs {
-        let Ok(osc) = ctx.create_oscillator() else {
+        let Some(osc) = js::call(ctx, "createOscillator", &[]) else {
             continue;
         };
-        osc.set_type(OscillatorType::Sine);
-        osc.frequency().set_value(freq);
-        if osc.connect_with_audio_node(&gain).is_ok() {
-            let _ = osc.start_with_when(t0);
-            let _ = osc.stop_with_when(t0 + len);
+        js::set(&osc, "type", &"sine".into());
+        js::set(&js::get(&osc, "frequency"), "value", &freq.into());
+        if js::call(&osc, "connect", &[&gain]).is_some() {
+            js::call(&osc, "start", &[&t0.into()]);
+            js::call(&osc, "stop", &[&(t0 + len).into()]);
         }
     }
 }

@@ -13,6 +13,7 @@ use super::text::{self, Talk, Ui};
 use super::{lang, t};
 use crate::call::{Av, Event, Notice, State};
 use crate::chat::{self, Chat, In, Line, Piece, Stage};
+use crate::client::js;
 use crate::quality::Quality;
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
@@ -58,12 +59,13 @@ pub fn mount(region: Region, host: web_sys::HtmlElement, extras: Extras) -> Box<
 /// Adds a stylesheet to the page once: the in-call parts' own styles come with their code.
 fn load_stylesheet(href: &str) {
     let document = document();
-    if document.query_selector(&format!("link[href=\"{href}\"]")).ok().flatten().is_some() {
+    if document.get_element_by_id(href).is_some() {
         return;
     }
     if let (Some(head), Ok(link)) = (document.head(), document.create_element("link")) {
-        let _ = link.set_attribute("rel", "stylesheet");
-        let _ = link.set_attribute("href", href);
+        for (name, value) in [("id", href), ("rel", "stylesheet"), ("href", href)] {
+            let _ = link.set_attribute(name, value);
+        }
         let _ = head.append_child(&link);
     }
 }
@@ -283,7 +285,7 @@ fn chat_body(state: RwSignal<State>, chat: RwSignal<Chat>) -> impl IntoView {
     Effect::new(move |_| {
         keys.track();
         if let Some(l) = list.get() {
-            l.set_scroll_top(l.scroll_height());
+            js::set(&l, "scrollTop", &js::get(&l, "scrollHeight"));
         }
     });
     let close = move || {
@@ -313,20 +315,12 @@ fn chat_body(state: RwSignal<State>, chat: RwSignal<Chat>) -> impl IntoView {
         });
     };
     let pick = move |ev: leptos::ev::Event| {
-        let Some(field) = ev
-            .target()
-            .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlInputElement>(t).ok())
-        else {
-            return;
-        };
-        if let Some(files) = field.files() {
-            for i in 0..files.length() {
-                if let Some(file) = files.get(i) {
-                    crate::client::send_file(file);
-                }
-            }
+        let Some(field) = ev.target() else { return };
+        let files = js::get(&field, "files");
+        for i in 0..js::number(&files, "length") as u32 {
+            crate::client::send_file(js::at(&files, i));
         }
-        field.set_value(""); // the same file can be picked again
+        js::set(&field, "value", &"".into()); // the same file can be picked again
     };
     view! {
         <aside id="chat-panel" class="chat" aria-labelledby="chat-title">
@@ -379,7 +373,8 @@ fn chat_body(state: RwSignal<State>, chat: RwSignal<Chat>) -> impl IntoView {
                     on:input=move |ev| draft.set(event_target_value(&ev))
                     // Enter sends, Shift+Enter makes a new line (and an IME's Enter composes).
                     on:keydown=move |ev| {
-                        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                        let held = |key| js::get(&ev, key).is_truthy();
+                        if ev.key() == "Enter" && !held("shiftKey") && !held("isComposing") {
                             ev.prevent_default();
                             send();
                         }
@@ -426,8 +421,15 @@ fn linked(text: &str) -> Vec<Either<String, impl IntoView>> {
 
 /// "14:05" in the person's own time zone.
 fn clock(at_ms: f64) -> String {
-    let date = js_sys::Date::new(&at_ms.into());
-    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+    let Some(date) = js::new("Date", &[&at_ms.into()]) else {
+        return String::new();
+    };
+    let part = |method| {
+        js::call(&date, method, &[])
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0) as u32
+    };
+    format!("{:02}:{:02}", part("getHours"), part("getMinutes"))
 }
 
 /// A file on its way: name, size, progress, and what can be done with it now.

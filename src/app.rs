@@ -51,6 +51,15 @@ pub const EARLY_SOCKET: &str = "(function () { \
 /// The page around the app (server only). The build's files are linked by content-addressed
 /// names (cached for good, see `assets`), and every inline script carries the page's nonce, the
 /// only way the Content-Security-Policy lets an inline script run.
+/// The largest file people may send in a call (`--max-file-mib`), for the pages to carry.
+#[cfg(feature = "ssr")]
+static MAX_FILE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+#[cfg(feature = "ssr")]
+pub fn set_max_file(bytes: u64) {
+    let _ = MAX_FILE.set(bytes);
+}
+
 #[cfg(feature = "ssr")]
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let lang = page_lang();
@@ -69,7 +78,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     let app = !matches!(Page::current(), Page::Door { .. });
     view! {
         <!DOCTYPE html>
-        <html lang=lang.tag()>
+        // data-max-file: the chat reads its size cap here (see client/chat.rs).
+        <html lang=lang.tag() data-max-file=MAX_FILE.get().copied().unwrap_or(crate::chat::DEFAULT_MAX_FILE).to_string()>
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover"/>

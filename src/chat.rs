@@ -35,6 +35,8 @@ pub struct Chat {
     pub ready: bool,
     pub max_file: u64,
     next_id: u32,
+    /// The peer's file whose bytes arrive now (its last `begin`), if we still take it.
+    receiving: Option<u32>,
     /// Rate limit on the peer's frames: tokens left and when they were last counted.
     tokens: u32,
     counted_at: f64,
@@ -164,8 +166,9 @@ pub enum In {
     Cancel { id: u32, mine: bool },
     /// A text frame from the peer, on either channel.
     Frame(String),
-    /// A chunk of an incoming file arrived (the shell keeps the bytes).
-    Chunk { id: u32, len: u64 },
+    /// A chunk of the file being received arrived (the shell keeps the bytes, for
+    /// [`Chat::receiving`]).
+    Chunk { len: u64 },
     /// The data channel has taken this many bytes of an outgoing file in all.
     Sent { id: u32, bytes: u64 },
     /// An incoming file is put together: here is its URL.
@@ -200,6 +203,7 @@ impl Chat {
             ready: false,
             max_file,
             next_id: 1,
+            receiving: None,
             tokens: BURST,
             counted_at: f64::NEG_INFINITY,
             keys: Vec::new(),
@@ -222,6 +226,12 @@ impl Chat {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         id
+    }
+
+    /// The peer's file whose chunks arrive now; `None`: chunks arriving are dropped (a file
+    /// cancelled while its bytes were on the way).
+    pub fn receiving(&self) -> Option<u32> {
+        self.receiving
     }
 
     pub fn transfer(&self, id: u32, mine: bool) -> Option<&Transfer> {
@@ -280,7 +290,7 @@ impl Chat {
                 }
             }
             In::Frame(text) => self.frame(&text, now_ms, &mut out),
-            In::Chunk { id, len } => self.chunk(id, len, &mut out),
+            In::Chunk { len } => self.chunk(len, &mut out),
             In::Sent { id, bytes } => {
                 if let Some(t) = self.transfer_mut(id, true).filter(|t| t.stage == Stage::Going) {
                     t.done = bytes.min(t.size);
@@ -313,6 +323,9 @@ impl Chat {
     }
 
     fn end_transfer(&mut self, id: u32, mine: bool, stage: Stage, out: &mut Vec<Out>) {
+        if !mine && self.receiving == Some(id) {
+            self.receiving = None;
+        }
         if let Some(t) = self.transfer_mut(id, mine) {
             t.stage = stage;
             out.push(Out::Drop { id, mine });
@@ -414,6 +427,11 @@ impl Chat {
                     out.push(Out::Stream(id));
                 }
             }
+            Frame::Begin { id } => {
+                let taken = self.transfer(id, false).is_some_and(|t| t.stage == Stage::Going);
+                // Ours to drop either way: a file we did not take, or no longer take.
+                self.receiving = taken.then_some(id);
+            }
             Frame::Done { id } => {
                 if let Some(t) = self.transfer_mut(id, true).filter(|t| t.open()) {
                     t.stage = Stage::Done;
@@ -433,8 +451,9 @@ impl Chat {
         }
     }
 
-    fn chunk(&mut self, id: u32, len: u64, out: &mut Vec<Out>) {
+    fn chunk(&mut self, len: u64, out: &mut Vec<Out>) {
         // Chunks of a transfer already ended (cancelled while they were on the way) are dropped.
+        let Some(id) = self.receiving else { return };
         let Some(t) = self.transfer_mut(id, false).filter(|t| t.stage == Stage::Going) else {
             return;
         };
@@ -444,6 +463,7 @@ impl Chat {
             self.end_transfer(id, false, Stage::Failed, out);
             self.note(Note::Dropped(FrameError::TooLarge));
         } else if t.done == t.size {
+            self.receiving = None;
             out.push(Out::Assemble(id));
             out.push(Out::Control(Frame::Done { id }.encode()));
         }
@@ -617,9 +637,20 @@ pub fn pieces(text: &str) -> Vec<Piece<'_>> {
     out
 }
 
-/// Bytes of payload per chunk of a file: 64 KiB less the 4-byte transfer id, so every message
-/// fits 64 KiB, the size every browser's data channel takes (measured: see docs/perf.md).
-pub const CHUNK_PAYLOAD: u64 = 64 * 1024 - 4;
+/// Bytes per chunk of a file (one data-channel message) at most: 64 KiB, which every browser
+/// takes; 256 KiB messages (Chromium's largest) measured no faster on loopback, 16 KiB ones
+/// three times slower (see docs/perf.md). Less if the connection's SCTP transport says the
+/// peer takes less ([`chunk_size`]).
+pub const CHUNK: u64 = 64 * 1024;
+
+/// The chunk size for a connection whose `RTCSctpTransport.maxMessageSize` is `max` (0 or
+/// absent: unknown, 64 KiB, which every browser takes).
+pub fn chunk_size(max: Option<u64>) -> u64 {
+    match max {
+        Some(0) | None => 64 * 1024,
+        Some(max) => max.min(CHUNK),
+    }
+}
 
 /// The chunks of a `size`-byte file: (offset, length) each.
 pub fn chunks(size: u64, payload: u64) -> impl Iterator<Item = (u64, u64)> {
@@ -789,19 +820,19 @@ mod tests {
             0.0,
         );
         assert_eq!(c.unread, 1);
-        assert_eq!(
-            c.step(In::Chunk { id: 7, len: 5 }, 0.0),
-            [],
-            "not accepted: ignored"
-        );
+        c.step(frame(Frame::Begin { id: 7 }), 0.0);
+        assert_eq!(c.receiving(), None, "not accepted: its bytes are not taken");
+        assert_eq!(c.step(In::Chunk { len: 5 }, 0.0), []);
         assert_eq!(
             c.step(In::Accept(7), 0.0),
             [Out::Control(Frame::Accept { id: 7 }.encode())]
         );
-        assert_eq!(c.step(In::Chunk { id: 7, len: 4 }, 0.0), []);
+        c.step(frame(Frame::Begin { id: 7 }), 0.0);
+        assert_eq!(c.receiving(), Some(7));
+        assert_eq!(c.step(In::Chunk { len: 4 }, 0.0), []);
         assert_eq!(c.transfer(7, false).unwrap().percent(), 40);
         assert_eq!(
-            c.step(In::Chunk { id: 7, len: 6 }, 0.0),
+            c.step(In::Chunk { len: 6 }, 0.0),
             [Out::Assemble(7), Out::Control(Frame::Done { id: 7 }.encode())]
         );
         c.step(
@@ -829,7 +860,8 @@ mod tests {
             0.0,
         );
         c.step(In::Accept(1), 0.0);
-        let out = c.step(In::Chunk { id: 1, len: 11 }, 0.0);
+        c.step(frame(Frame::Begin { id: 1 }), 0.0);
+        let out = c.step(In::Chunk { len: 11 }, 0.0);
         assert_eq!(
             out,
             [
@@ -875,6 +907,7 @@ mod tests {
             0.0,
         );
         c.step(In::Accept(id), 0.0);
+        c.step(frame(Frame::Begin { id }), 0.0);
         let out = c.step(In::Cancel { id, mine: false }, 0.0);
         assert_eq!(
             out,
@@ -884,7 +917,8 @@ mod tests {
             ]
         );
         // Late chunks of it are dropped quietly.
-        assert_eq!(c.step(In::Chunk { id, len: 5 }, 0.0), []);
+        assert_eq!(c.receiving(), None);
+        assert_eq!(c.step(In::Chunk { len: 5 }, 0.0), []);
         // A third, open when the call ends.
         let third = c.new_id();
         c.step(
@@ -1037,6 +1071,15 @@ mod tests {
     }
 
     #[test]
+    fn chunks_fit_what_the_peer_takes() {
+        assert_eq!(chunk_size(None), 65_536);
+        assert_eq!(chunk_size(Some(0)), 65_536);
+        assert_eq!(chunk_size(Some(262_144)), CHUNK);
+        assert_eq!(chunk_size(Some(1 << 30)), CHUNK, "Firefox says 1 GiB");
+        assert_eq!(chunk_size(Some(16_384)), 16_384);
+    }
+
+    #[test]
     fn chunk_arithmetic() {
         assert_eq!(chunks(0, 10).count(), 0);
         assert_eq!(chunks(10, 10).collect::<Vec<_>>(), [(0, 10)]);
@@ -1081,7 +1124,8 @@ mod props {
                     (0u32..4).prop_map(|id| In::Frame(Frame::Stop { id }.encode())),
                     (0u32..4).prop_map(|id| In::Frame(Frame::Done { id }.encode())),
                     (0u32..4).prop_map(In::Accept),
-                    (0u32..4, 0u64..30).prop_map(|(id, len)| In::Chunk { id, len }),
+                    (0u32..4).prop_map(|id| In::Frame(Frame::Begin { id }.encode())),
+                    (0u64..30).prop_map(|len| In::Chunk { len }),
                     (0u32..4, any::<bool>()).prop_map(|(id, mine)| In::Cancel { id, mine }),
                     Just(In::Closed),
                     Just(In::Ready),

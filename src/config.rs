@@ -103,6 +103,10 @@ pub struct Config {
     /// longer announced to everyone (newcomers still get a list).
     #[arg(long, env = "DUET_PRESENCE_MAX", default_value_t = crate::relay::registry::PRESENCE_MAX)]
     pub presence_max: usize,
+    /// Largest file people may send each other in a call, in MiB (files go peer to peer, never
+    /// through the server; the receiving browser holds one in memory until it is saved).
+    #[arg(long, env = "DUET_MAX_FILE_MIB", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_file_mib: u64,
     /// STUN or TURN server URL handed to browsers (e.g. `stun:stun.example.org:3478`,
     /// `turn:turn.example.org:3478?transport=udp`). Repeat the flag, or comma-separate.
     /// Without any (and without --stun-addr), calls connect only where both sides reach each

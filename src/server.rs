@@ -132,7 +132,7 @@ async fn security_headers(mut res: Response) -> Response {
         "permissions-policy",
         HeaderValue::from_static(
             "camera=(self), microphone=(self), fullscreen=(self), screen-wake-lock=(self), \
-             geolocation=(), payment=(), usb=()",
+             display-capture=(self), geolocation=(), payment=(), usb=()",
         ),
     );
     h.entry(header::CACHE_CONTROL)
@@ -326,6 +326,7 @@ pub async fn main() {
         },
         None => None,
     };
+    crate::app::set_max_file(config.max_file_mib * 1024 * 1024);
     let hub = Hub::new(config.relay());
     let access = match private_access(&config) {
         Ok(access) => access,

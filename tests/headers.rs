@@ -73,7 +73,7 @@ async fn every_response_carries_the_security_headers() {
             "; style-src 'self'; ",
             "; connect-src 'self'; ",
             "; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-            "permissions-policy: camera=(self), microphone=(self), fullscreen=(self), screen-wake-lock=(self)",
+            "permissions-policy: camera=(self), microphone=(self), fullscreen=(self), screen-wake-lock=(self), display-capture=(self)",
             // Nothing here is content-addressed: revalidated on every use.
             "cache-control: no-cache",
         ] {
@@ -112,4 +112,16 @@ fn inline_scripts_carry_the_policys_nonce(path: &str, head: &str, body: &str) {
         with_nonce, scripts,
         "{path}: every script has the nonce {nonce}:\n{body}"
     );
+}
+
+/// The chat's file size cap travels in the page (`--max-file-mib`, default 100 MiB): the
+/// browser reads it there. One process-wide setting, so one test sets it.
+#[tokio::test]
+async fn pages_carry_the_file_size_cap() {
+    let addr = start().await;
+    let (_, body) = get(addr, "/u/alice").await;
+    assert!(body.contains(r#"data-max-file="104857600""#), "default 100 MiB");
+    duet::app::set_max_file(5 * 1024 * 1024);
+    let (_, body) = get(addr, "/u/alice").await;
+    assert!(body.contains(r#"data-max-file="5242880""#), "as set at start-up");
 }

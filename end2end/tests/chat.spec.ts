@@ -259,7 +259,14 @@ test('screen sharing: the peer sees other frames and a flag, shown whole; stoppi
   // The peer's picture changes size to the screen's (the fake capture is not 640×480).
   await expect.poll(() => b.page.locator('#remote-video').evaluate((v: HTMLVideoElement) => `${v.videoWidth}x${v.videoHeight}`)).not.toBe('640x480');
 
-  await a.page.getByRole('button', { name: 'Stop sharing' }).click();
+  // Stopped from the browser's own "Stop sharing" bar: the track ends by itself.
+  await a.page.evaluate(() => {
+    const pc = (window as any).duetPeerConnection as RTCPeerConnection;
+    const track = pc.getSenders().find((s) => s.track?.kind === 'video')!.track!;
+    track.stop();
+    track.dispatchEvent(new Event('ended'));
+  });
+  await expect(a.page.getByRole('button', { name: 'Share screen' })).toHaveAttribute('aria-pressed', 'false');
   await expect(b.page.locator('.peer-flags')).not.toContainText('sharing');
   await expect(b.page.locator('#remote-video')).toHaveCSS('object-fit', 'cover');
   await expect.poll(() => a.page.evaluate(() => {
@@ -267,4 +274,20 @@ test('screen sharing: the peer sees other frames and a flag, shown whole; stoppi
     return pc.getSenders().find((s) => s.track?.kind === 'video')?.track?.label;
   })).toBe(cameraId);
   await expect.poll(() => b.page.locator('#remote-video').evaluate((v: HTMLVideoElement) => `${v.videoWidth}x${v.videoHeight}`)).toBe('640x480');
+});
+
+test('browsers without screen capture (phones) show no share button; the chat is there', async ({ browser }) => {
+  // Android's Chrome and iOS Safari have no getDisplayMedia.
+  const phone = await newPerson(browser, uniqueName('phone'));
+  await phone.page.addInitScript(() => delete (MediaDevices.prototype as any).getDisplayMedia);
+  const [a] = people;
+  await a.page.getByRole('button', { name: 'Hang up' }).click();
+  await goOnline(phone);
+  await expect(a.page.getByRole('button', { name: `Call ${phone.name}` })).toBeVisible();
+  await connectCall(a, phone);
+  await expect(chatButton(phone.page)).toBeVisible();
+  await expect(phone.page.getByRole('button', { name: 'Mute microphone' })).toBeVisible();
+  await expect(phone.page.getByRole('button', { name: 'Share screen' })).toHaveCount(0);
+  expect(phone.errors).toEqual([]);
+  await phone.ctx.close();
 });

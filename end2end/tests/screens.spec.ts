@@ -145,6 +145,31 @@ for (const { id, options, phone } of layouts) {
     await screen(page, info, id, '6-details', phone);
     await page.getByRole('button', { name: 'Close' }).click();
 
+    // The chat: a sheet over the video on a phone, a side panel beside it on a desktop; a
+    // message each way and a photo offered.
+    await page.locator('#chat-button').click();
+    await expect(page.locator('#chat-panel')).toBeVisible();
+    await page.locator('#chat-input').fill('Hi! The photos are here: https://example.com/album');
+    await page.locator('#chat-input').press('Enter');
+    await other.page.locator('#chat-button').click();
+    await other.page.locator('#chat-input').fill('你好 👋 收到了');
+    await other.page.locator('#chat-input').press('Enter');
+    const dot = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
+    await other.page
+      .locator('#chat-panel input[type=file]')
+      .setInputFiles({ name: 'beach.png', mimeType: 'image/png', buffer: Buffer.from(dot, 'base64') });
+    await expect(page.locator('li.file.theirs')).toContainText('beach.png');
+    await screen(page, info, id, '7a-chat', phone);
+    await page.locator('a.lang-toggle').evaluate((a: HTMLElement) => a.click());
+    await expect(page.locator('#chat-panel h2')).toHaveText('聊天');
+    await expect(page.locator('li.file.theirs')).toContainText('接收');
+    await screen(page, info, id, '7b-chat-zh', phone);
+    await page.locator('a.lang-toggle').evaluate((a: HTMLElement) => a.click());
+    await page.locator('li.file.theirs').getByRole('button', { name: 'Receive' }).click();
+    await expect(page.locator('li.file.theirs img.preview')).toBeVisible();
+    await page.keyboard.press('Escape');
+    await expect(page.locator('#chat-panel')).toHaveCount(0);
+
     // Switching the language mid-call changes the words, not the call.
     await page.locator('a.lang-toggle').click();
     await expect(status(page)).toContainText(`与 ${other.name} 通话中`);

@@ -3,17 +3,17 @@
 //! media side's chunk ([`super::shell`]): nothing here is needed before a call.
 
 use super::js;
-use crate::chat::{chunks, In, Out, CHUNK_PAYLOAD};
-use crate::signal::frames::{chunk_header, chunk_id};
+use crate::chat::{chunk_size, chunks, In, Out};
+use crate::signal::frames::Frame;
 use leptos::prelude::*;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{MessageEvent, RtcPeerConnection};
 
-/// Bytes read from a file at a time (then sent in [`CHUNK_PAYLOAD`] pieces).
+/// Bytes read from a file at a time (then sent in [`chunk_size`] pieces).
 const BLOCK: u64 = 1024 * 1024;
 /// Sending pauses while the channel holds more than this, and goes on when it has drained to
 /// [`LOW_WATER`]: enough in flight to keep the connection busy, little held in memory.
@@ -37,6 +37,10 @@ thread_local! {
     static INBOX: RefCell<HashMap<u32, js_sys::Array>> = RefCell::new(HashMap::new());
     /// Channels open so far (both: ready).
     static OPEN: Cell<u8> = const { Cell::new(0) };
+    /// Our file being streamed now (one at a time: chunks carry no id, see `signal::frames`),
+    /// and the ones accepted meanwhile, in order.
+    static SENDING: Cell<Option<u32>> = const { Cell::new(None) };
+    static WAITING: RefCell<VecDeque<u32>> = const { RefCell::new(VecDeque::new()) };
 }
 
 /// Makes the call's `chat` and `file` channels on a new connection (negotiated: ids 0 and 1 on
@@ -44,7 +48,12 @@ thread_local! {
 pub fn open_channels(pc: &RtcPeerConnection) {
     close_channels();
     if let Some(chat) = super::chat_signal() {
-        let max_file = chat.with_untracked(|c| c.max_file);
+        // The server's cap (`--max-file-mib`), carried by the page.
+        let max_file = document()
+            .document_element()
+            .and_then(|e| e.get_attribute("data-max-file"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(crate::chat::DEFAULT_MAX_FILE);
         chat.set(crate::chat::Chat::new(max_file));
     }
     let make = |label: &str, id: u16| {
@@ -115,6 +124,7 @@ pub fn close_channels() {
     }
     OUTBOX.with(|o| o.borrow_mut().clear());
     INBOX.with(|i| i.borrow_mut().clear());
+    WAITING.with(|w| w.borrow_mut().clear());
     // A handler may be what called us: drop the closures only after it has returned.
     spawn_local(async move { drop(channels) });
 }
@@ -146,7 +156,7 @@ pub fn send_file(file: JsValue) {
 fn step(input: In) {
     let Some(chat) = super::chat_signal() else { return };
     let progress = match &input {
-        In::Chunk { id, .. } => Some((*id, false)),
+        In::Chunk { .. } => chat.with_untracked(|c| c.receiving()).map(|id| (id, false)),
         In::Sent { id, .. } => Some((*id, true)),
         _ => None,
     };
@@ -172,7 +182,10 @@ fn run(out: Out) {
     match out {
         Out::Text(frame) => send_text(|c| &c.chat, &frame),
         Out::Control(frame) => send_text(|c| &c.file, &frame),
-        Out::Stream(id) => spawn_local(stream(id)),
+        Out::Stream(id) => {
+            WAITING.with(|w| w.borrow_mut().push_back(id));
+            stream_next();
+        }
         Out::Drop { id, mine: true } => drop(OUTBOX.with(|o| o.borrow_mut().remove(&id))),
         Out::Drop { id, mine: false } => drop(INBOX.with(|i| i.borrow_mut().remove(&id))),
         Out::Assemble(id) => assemble(id),
@@ -194,36 +207,48 @@ fn file_channel() -> Option<JsValue> {
     CHANNELS.with(|c| c.borrow().as_ref().map(|c| c.file.clone()))
 }
 
-/// A binary message on the `file` channel (an `ArrayBuffer`): a chunk of the peer's file.
+/// A binary message on the `file` channel (an `ArrayBuffer`): bytes of the file being
+/// received, kept as they are (no copy) until the file is complete.
 fn chunk(buffer: &JsValue) {
-    let Some(bytes) = js::new("Uint8Array", &[buffer]) else {
-        return;
+    let Some(id) = super::chat_signal().and_then(|c| c.with_untracked(|c| c.receiving())) else {
+        return; // a file not taken, or cancelled while its bytes were on the way
     };
-    let len = js::number(&bytes, "length") as u64;
-    let header: Vec<u8> = (0..4.min(len as u32))
-        .map(|i| js::at(&bytes, i).as_f64().unwrap_or(0.0) as u8)
-        .collect();
-    let Some(id) = chunk_id(&header) else {
-        return; // too short to be a chunk: nothing to count it against
-    };
-    let taken = INBOX.with(|i| match i.borrow().get(&id) {
-        Some(parts) => js::new("Uint8Array", &[buffer, &4.into()]).map(|view| parts.push(&view)),
-        None => None,
-    });
+    let taken = INBOX.with(|i| i.borrow().get(&id).map(|parts| parts.push(buffer)));
     if taken.is_some() {
-        step(In::Chunk { id, len: len - 4 });
+        let len = js::number(buffer, "byteLength") as u64;
+        step(In::Chunk { len });
     }
 }
 
-/// Sends our file `id` in chunks, pausing while the channel is full; stops when the transfer
-/// is dropped (cancelled by either side, the call over).
+/// Streams the next accepted file unless one is being streamed.
+fn stream_next() {
+    if SENDING.get().is_some() {
+        return;
+    }
+    let Some(id) = WAITING.with(|w| w.borrow_mut().pop_front()) else {
+        return;
+    };
+    SENDING.set(Some(id));
+    spawn_local(async move {
+        stream(id).await;
+        SENDING.set(None);
+        stream_next();
+    });
+}
+
+/// Sends our file `id`: `begin`, then its bytes in chunks, pausing while the channel is full;
+/// stops when the transfer is dropped (cancelled by either side, the call over).
 async fn stream(id: u32) {
     let (Some(file), Some(channel)) = (OUTBOX.with(|o| o.borrow().get(&id).cloned()), file_channel()) else {
         return;
     };
     let size = js::number(&file, "size") as u64;
     let going = || OUTBOX.with(|o| o.borrow().contains_key(&id));
-    let header = chunk_header(id);
+    send_text(|c| &c.file, &Frame::Begin { id }.encode());
+    let max = super::peer::connection()
+        .map(|pc| js::get(&js::get(&pc, "sctp"), "maxMessageSize"))
+        .and_then(|m| m.as_f64());
+    let chunk = chunk_size(max.map(|m| m as u64));
     let mut offset = 0;
     while offset < size {
         let end = (offset + BLOCK).min(size);
@@ -231,25 +256,16 @@ async fn stream(id: u32) {
             leptos::logging::warn!("reading the file to send failed");
             return step(In::SendFailed(id));
         };
-        for (at, len) in chunks(end - offset, CHUNK_PAYLOAD) {
+        for (at, len) in chunks(end - offset, chunk) {
             while going() && js::number(&channel, "bufferedAmount") > HIGH_WATER {
                 drained(&channel).await;
             }
             if !going() {
                 return;
             }
-            let sent = js::new("Uint8Array", &[&(4 + len as u32).into()]).and_then(|frame| {
-                for (i, b) in header.iter().enumerate() {
-                    let _ = js_sys::Reflect::set(&frame, &(i as u32).into(), &(*b).into());
-                }
-                let piece = js::call(
-                    &block,
-                    "subarray",
-                    &[&(at as f64).into(), &((at + len) as f64).into()],
-                )?;
-                js::call(&frame, "set", &[&piece, &4.into()])?;
-                js::call(&channel, "send", &[&frame])
-            });
+            let (from, to) = (JsValue::from(at as f64), JsValue::from((at + len) as f64));
+            let sent = js::call(&block, "subarray", &[&from, &to])
+                .and_then(|piece| js::call(&channel, "send", &[&piece]));
             if sent.is_none() {
                 leptos::logging::warn!("sending a chunk failed (channel closed?)");
                 return step(In::SendFailed(id));

@@ -399,9 +399,12 @@ fn line(chat: RwSignal<Chat>, peer: Memo<String>, key: u64) -> impl IntoView {
             </li>
         }),
         Some(Line::File(t)) => EitherOf3::B(transfer(chat, t.id, t.mine)),
-        Some(Line::Note(note)) => EitherOf3::C(Some(view! {
-            <li class="note" role="status">{move || text::chat_note(lang.get(), &peer.get(), &note)}</li>
-        })),
+        Some(Line::Note(note)) => {
+            let max_file = chat.with_untracked(|c| c.max_file);
+            EitherOf3::C(Some(view! {
+                <li class="note" role="status">{move || text::chat_note(lang.get(), &peer.get(), &note, max_file)}</li>
+            }))
+        }
         None => EitherOf3::C(None),
     }
 }
@@ -472,7 +475,7 @@ fn transfer(chat: RwSignal<Chat>, id: u32, mine: bool) -> impl IntoView {
         (image && stage == Stage::Done).then_some(())?;
         url.map(|url| view! { <img class="preview" src=url alt=""/> })
     };
-    let going = move || stage.with(|s| matches!(s, Some((Stage::Offered | Stage::Going, _))));
+    let going = move || stage.with(|s| matches!(s, Some((Stage::Going, _))));
     Some(view! {
         <li
             class=if mine { "file mine" } else { "file theirs" }

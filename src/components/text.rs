@@ -189,15 +189,19 @@ pub fn chat_intro(lang: Lang, peer: &str) -> String {
     )
 }
 
-pub fn chat_note(lang: Lang, peer: &str, note: &crate::chat::Note) -> String {
+/// A note in the chat; `max_file`: the size cap in bytes.
+pub fn chat_note(lang: Lang, peer: &str, note: &crate::chat::Note, max_file: u64) -> String {
     use crate::chat::Note;
     use crate::signal::frames::FrameError;
     match note {
-        Note::TooLarge => pick(
-            lang,
-            "That file is too large to send (at most 100 MB).".to_owned(),
-            "文件太大，无法发送（最多 100 MB）。".to_owned(),
-        ),
+        Note::TooLarge => {
+            let max = crate::chat::size_text(max_file);
+            pick(
+                lang,
+                format!("That file is too large to send (at most {max})."),
+                format!("文件太大，无法发送（最多 {max}）。"),
+            )
+        }
         Note::Dropped(why) => {
             let (en, zh) = match why {
                 FrameError::Malformed | FrameError::Unknown => ("it was not understood", "无法识别"),

@@ -1,7 +1,8 @@
 //! The frames two Duet pages exchange over their call's data channels (never through the
 //! relay): chat text on the `chat` channel; file offers, answers and ends on the `file`
-//! channel, whose binary messages are chunks of a file, each `[transfer id: u32 big-endian]
-//! [bytes]`. Small JSON objects `{"t": kind, ...}`, written and read with the protocol's own
+//! channel, whose binary messages are the bytes of the file most recently announced there by
+//! `begin` (the channel is ordered, and a side sends one file at a time: a chunk needs no
+//! header, so it is sent and kept as it is, without a copy). Small JSON objects `{"t": kind, ...}`, written and read with the protocol's own
 //! JSON (no serde in the browser). See docs/protocol.md.
 
 use super::json::{self, Json};
@@ -24,6 +25,8 @@ pub enum Frame {
     },
     /// The receiver takes file `id`: the chunks may come.
     Accept { id: u32 },
+    /// The sender's next binary messages are file `id`'s bytes.
+    Begin { id: u32 },
     /// The receiver has all of file `id`.
     Done { id: u32 },
     /// The sender stops its file `id` (cancelled).
@@ -60,6 +63,7 @@ impl Frame {
             }
             Frame::Offer { id, .. } => ("offer", id),
             Frame::Accept { id } => ("accept", id),
+            Frame::Begin { id } => ("begin", id),
             Frame::Done { id } => ("done", id),
             Frame::Stop { id } => ("stop", id),
             Frame::Refuse { id } => ("refuse", id),
@@ -107,6 +111,7 @@ impl Frame {
                 mime: text_of(mime)?,
             },
             "accept" => Frame::Accept { id: id()? },
+            "begin" => Frame::Begin { id: id()? },
             "done" => Frame::Done { id: id()? },
             "stop" => Frame::Stop { id: id()? },
             "refuse" => Frame::Refuse { id: id()? },
@@ -121,16 +126,6 @@ fn number(value: Option<Json>) -> Option<u64> {
         Json::Num(n) => n.parse().ok(),
         _ => None,
     }
-}
-
-/// The header of a file chunk: the transfer's id.
-pub fn chunk_header(id: u32) -> [u8; 4] {
-    id.to_be_bytes()
-}
-
-/// The transfer id of a chunk, if it is long enough to have one.
-pub fn chunk_id(bytes: &[u8]) -> Option<u32> {
-    Some(u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?))
 }
 
 #[cfg(test)]
@@ -155,8 +150,7 @@ mod tests {
             r#"{"t":"offer","id":3,"name":"猫.png","size":1234,"mime":"image/png"}"#
         );
         assert_eq!(Frame::Refuse { id: 9 }.encode(), r#"{"t":"refuse","id":9}"#);
-        assert_eq!(chunk_id(&chunk_header(0xDEAD_BEEF)), Some(0xDEAD_BEEF));
-        assert_eq!(chunk_id(&[1, 2, 3]), None);
+        assert_eq!(Frame::Begin { id: 4 }.encode(), r#"{"t":"begin","id":4}"#);
     }
 
     #[test]
@@ -188,7 +182,7 @@ mod tests {
             text in ".{0,200}",
             id in any::<u32>(),
             size in any::<u64>(),
-            kind in 0..6u8,
+            kind in 0..7u8,
         ) {
             let frame = match kind {
                 0 => Frame::Text(text),
@@ -196,6 +190,7 @@ mod tests {
                 2 => Frame::Accept { id },
                 3 => Frame::Done { id },
                 4 => Frame::Stop { id },
+                5 => Frame::Begin { id },
                 _ => Frame::Refuse { id },
             };
             prop_assert_eq!(Frame::decode(&frame.encode()), Ok(frame));

@@ -1,0 +1,103 @@
+// @perf: how fast a file goes from one Duet page to another in a call, on loopback, and what the
+// browser's data channel itself does with other chunk sizes (the reason for Duet's 64 KiB).
+// Report-only, like perf.spec.ts: figures as `[figure]` lines; docs/perf.md quotes them.
+import { test, expect, Page } from '@playwright/test';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import { connectCall, goOnline, newPerson, uniqueName } from './helpers';
+
+const MIB = 1024 * 1024;
+const SIZE = 50 * MIB;
+
+test('@perf a 50 MiB file between two Duet pages in a call', async ({ browser }) => {
+  test.setTimeout(180_000);
+  const [a, b] = [await newPerson(browser, uniqueName('alice')), await newPerson(browser, uniqueName('bob'))];
+  await Promise.all([a, b].map(goOnline));
+  await expect(a.page.getByRole('button', { name: `Call ${b.name}` })).toBeVisible();
+  await connectCall(a, b);
+  const data = crypto.randomBytes(SIZE);
+  const file = test.info().outputPath('fifty.bin');
+  fs.writeFileSync(file, data);
+  const digest = crypto.createHash('sha256').update(data).digest('hex');
+  for (const p of [a, b]) await p.page.locator('#chat-button').click();
+  // Twice: with both cameras on (a call as it is), then off (the transfer's own cost, without
+  // two video encoders and decoders on the same two cores).
+  for (const cameras of ['on', 'off']) {
+    if (cameras === 'off') for (const p of [a, b]) await p.page.getByRole('button', { name: 'Turn camera off' }).click();
+    await a.page.locator('#chat-panel input[type=file]').setInputFiles(file);
+    const offer = b.page.locator('li.file.theirs').last();
+    await offer.getByRole('button', { name: 'Receive' }).click();
+    const start = Date.now();
+    await expect(offer).toHaveAttribute('data-stage', 'done', { timeout: 120_000 });
+    const seconds = (Date.now() - start) / 1000;
+    const [download] = await Promise.all([b.page.waitForEvent('download'), offer.locator('a.save').click()]);
+    const got = fs.readFileSync(await download.path());
+    expect(crypto.createHash('sha256').update(got).digest('hex')).toBe(digest);
+    console.log(
+      `[figure] file transfer, 50 MiB, Duet in a call, cameras ${cameras} (64 KiB chunks): ${seconds.toFixed(2)} s = ${(SIZE / 1e6 / seconds).toFixed(1)} MB/s`,
+    );
+  }
+  for (const p of [a, b]) {
+    expect(p.errors).toEqual([]);
+    await p.ctx.close();
+  }
+});
+
+/** Two bare RTCPeerConnections in two contexts, SDP passed by the test: the channel alone. */
+async function rawChannel(a: Page, b: Page): Promise<void> {
+  const offer = await a.evaluate(async () => {
+    const pc = new RTCPeerConnection();
+    (window as any).pc = pc;
+    (window as any).dc = pc.createDataChannel('bench', { negotiated: true, id: 0 });
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise<void>((r) => (pc.iceGatheringState === 'complete' ? r() : (pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r())));
+    return pc.localDescription!.sdp;
+  });
+  const answer = await b.evaluate(async (sdp) => {
+    const pc = new RTCPeerConnection();
+    (window as any).pc = pc;
+    const dc = pc.createDataChannel('bench', { negotiated: true, id: 0 });
+    dc.binaryType = 'arraybuffer';
+    (window as any).received = 0;
+    dc.onmessage = (e) => ((window as any).received += (e.data as ArrayBuffer).byteLength);
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await new Promise<void>((r) => (pc.iceGatheringState === 'complete' ? r() : (pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r())));
+    return pc.localDescription!.sdp;
+  }, offer);
+  await a.evaluate(async (sdp) => {
+    await (window as any).pc.setRemoteDescription({ type: 'answer', sdp });
+    const dc = (window as any).dc as RTCDataChannel;
+    await new Promise<void>((r) => (dc.readyState === 'open' ? r() : (dc.onopen = () => r())));
+  }, answer);
+}
+
+test('@perf the data channel alone: 50 MiB in 16, 64 and 256 KiB messages', async ({ browser }) => {
+  test.setTimeout(180_000);
+  const [ca, cb] = [await browser.newContext(), await browser.newContext()];
+  const [a, b] = [await ca.newPage(), await cb.newPage()];
+  for (const p of [a, b]) await p.goto('/healthz');
+  await rawChannel(a, b);
+  for (const chunk of [16 * 1024, 64 * 1024, 256 * 1024]) {
+    await b.evaluate(() => ((window as any).received = 0));
+    const start = Date.now();
+    // The same flow control as Duet's: up to 4 MiB queued, refilled below 1 MiB.
+    await a.evaluate(
+      async ([chunk, size]) => {
+        const dc = (window as any).dc as RTCDataChannel;
+        dc.bufferedAmountLowThreshold = 1024 * 1024;
+        const piece = new Uint8Array(chunk);
+        for (let sent = 0; sent < size; sent += chunk) {
+          if (dc.bufferedAmount > 4 * 1024 * 1024) await new Promise((r) => (dc.onbufferedamountlow = r));
+          dc.send(piece);
+        }
+      },
+      [chunk, SIZE] as const,
+    );
+    await b.waitForFunction((size) => (window as any).received >= size, SIZE, { timeout: 120_000, polling: 50 });
+    const seconds = (Date.now() - start) / 1000;
+    console.log(`[figure] data channel alone, 50 MiB in ${chunk / 1024} KiB messages: ${seconds.toFixed(2)} s = ${(SIZE / 1e6 / seconds).toFixed(1)} MB/s`);
+  }
+  await ca.close();
+  await cb.close();
+});

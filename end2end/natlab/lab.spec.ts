@@ -292,6 +292,12 @@ test('network switch mid-call: the call comes back by itself over the new uplink
     expect((await pathOf(b.page)).remoteAddress).toBe('198.18.0.10');
     await recordMedia(a.page);
     await recordMedia(b.page);
+    if (run === 0) {
+      await a.page.locator('#chat-button').click();
+      await a.page.locator('#chat-input').fill('before the move');
+      await a.page.locator('#chat-input').press('Enter');
+      await expect(b.page.locator('#chat-button .badge')).toHaveText('1');
+    }
     const movedAt = Date.now();
     lab('uplink', 'a2'); // Wi-Fi gone, mobile data: a new public address
     const backOn = async (key: '__frames' | '__audio', timeout: number) => {
@@ -309,6 +315,13 @@ test('network switch mid-call: the call comes back by itself over the new uplink
     await expect(status(a.page)).toContainText(`In call with ${b.name}`);
     await expect(status(b.page)).toContainText(`In call with ${a.name}`);
     expect((await pathOf(b.page)).remoteAddress, 'over the second uplink').toBe('198.18.0.12');
+    if (run === 0) {
+      // The chat rides the same connection: its channels and history survive the ICE restart.
+      await a.page.locator('#chat-input').fill('after the move');
+      await a.page.locator('#chat-input').press('Enter');
+      await b.page.locator('#chat-button').click();
+      await expect(b.page.locator('li.said.theirs')).toHaveText([/before the move/, /after the move/]);
+    }
     await hangUp(a, b);
   }
   figure('lab network switch: move → sound on both sides again', sound);

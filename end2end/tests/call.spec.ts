@@ -10,6 +10,7 @@ import {
   liveLocalTracks,
   newPerson,
   ring,
+  routeSignaling,
   status,
   uniqueName,
   videosCleared,
@@ -239,20 +240,14 @@ test('glare: both call each other at once and exactly one call results', async (
 
 test('a signaling blip during a call keeps the call and its media', async () => {
   const [a, b] = people;
-  // Route a's signaling socket through Playwright so the test can cut it from the server side.
-  let server: { close: () => Promise<void> } | undefined;
-  let opened = 0;
-  await a.page.routeWebSocket(/\/webrtc\//, (ws) => {
-    opened += 1;
-    server = ws.connectToServer();
-  });
+  const signaling = await routeSignaling(a.page);
   await a.page.reload();
   await expectOnline(a.page);
   await connectCall(a, b);
 
-  await server!.close();
+  await signaling.cut();
   await expect(a.page.locator('header .link')).toHaveClass(/link-(reconnecting|online)/);
-  await expect.poll(() => opened, { message: 'the client reconnected by itself' }).toBe(2);
+  await expect.poll(signaling.opened, { message: 'the client reconnected by itself' }).toBe(2);
   await expectOnline(a.page);
   // The peer-to-peer call never noticed: still in call, frames still advancing on both sides.
   await expect(status(a.page)).toContainText(`In call with ${b.name}`);

@@ -42,6 +42,18 @@ export function watchErrors(page: Page): string[] {
   return errors;
 }
 
+/** Routes the page's signaling socket through Playwright (call before the page loads), so a
+ *  test can cut it from the server side; counts the sockets the page opened. */
+export async function routeSignaling(page: Page): Promise<{ cut: () => Promise<void>; opened: () => number }> {
+  let server: { close: () => Promise<void> } | undefined;
+  let opened = 0;
+  await page.routeWebSocket(/\/webrtc\//, (ws) => {
+    opened += 1;
+    server = ws.connectToServer();
+  });
+  return { cut: () => server!.close(), opened: () => opened };
+}
+
 /** Opens the call screen as `p.name` and waits until hydrated and connected to the relay. */
 export async function goOnline(p: Person): Promise<void> {
   await p.page.goto(`/u/${encodeURIComponent(p.name)}`);

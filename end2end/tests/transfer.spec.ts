@@ -28,7 +28,12 @@ test('@perf a 50 MiB file between two Duet pages in a call', async ({ browser })
     const offer = b.page.locator('li.file.theirs').last();
     await offer.getByRole('button', { name: 'Receive' }).click();
     const start = Date.now();
-    await expect(offer).toHaveAttribute('data-stage', 'done', { timeout: 120_000 });
+    // Polled every frame: expect's back-off polling (up to 1 s apart) would blur the figure.
+    await b.page.waitForFunction(
+      () => [...document.querySelectorAll('li.file.theirs')].pop()?.getAttribute('data-stage') === 'done',
+      null,
+      { polling: 'raf', timeout: 120_000 },
+    );
     const seconds = (Date.now() - start) / 1000;
     const [download] = await Promise.all([b.page.waitForEvent('download'), offer.locator('a.save').click()]);
     const got = fs.readFileSync(await download.path());
@@ -94,7 +99,7 @@ test('@perf the data channel alone: 50 MiB in 16, 64 and 256 KiB messages', asyn
       },
       [chunk, SIZE] as const,
     );
-    await b.waitForFunction((size) => (window as any).received >= size, SIZE, { timeout: 120_000, polling: 50 });
+    await b.waitForFunction((size) => (window as any).received >= size, SIZE, { timeout: 120_000, polling: 'raf' });
     const seconds = (Date.now() - start) / 1000;
     console.log(`[figure] data channel alone, 50 MiB in ${chunk / 1024} KiB messages: ${seconds.toFixed(2)} s = ${(SIZE / 1e6 / seconds).toFixed(1)} MB/s`);
   }

@@ -442,7 +442,9 @@ fn transfer(chat: RwSignal<Chat>, id: u32, mine: bool) -> impl IntoView {
     let stage = Memo::new(move |_| now.with(|t| t.as_ref().map(|t| (t.stage.clone(), t.url.clone()))));
     let percent = Memo::new(move |_| now.with(|t| t.as_ref().map_or(0, |t| t.percent())));
     let file = now.get_untracked()?;
-    let (name, size, image) = (file.name.clone(), chat::size_text(file.size), file.is_image());
+    let (name, image) = (file.name.clone(), file.is_image());
+    // Name, size and type come first: the receiver decides from them.
+    let size = format!("{} · {}", chat::size_text(file.size), file.mime);
     let act = move |input: In| move |_| crate::client::chat(input.clone());
     let label = name.clone();
     let actions = move || {

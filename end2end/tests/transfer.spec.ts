@@ -20,10 +20,13 @@ test('@perf a 50 MiB file between two Duet pages in a call', async ({ browser })
   fs.writeFileSync(file, data);
   const digest = crypto.createHash('sha256').update(data).digest('hex');
   for (const p of [a, b]) await p.page.locator('#chat-button').click();
-  // Twice: with both cameras on (a call as it is), then off (the transfer's own cost, without
-  // two video encoders and decoders on the same two cores).
-  for (const cameras of ['on', 'off']) {
-    if (cameras === 'off') for (const p of [a, b]) await p.page.getByRole('button', { name: 'Turn camera off' }).click();
+  // With both cameras on (a call as it is), then three times with them off (the transfer's own
+  // cost, without two video encoders and decoders on the same two cores).
+  const off: number[] = [];
+  for (const cameras of ['on', 'off', 'off', 'off']) {
+    if (cameras === 'off' && off.length === 0) {
+      for (const p of [a, b]) await p.page.getByRole('button', { name: 'Turn camera off' }).click();
+    }
     await a.page.locator('#chat-panel input[type=file]').setInputFiles(file);
     const offer = b.page.locator('li.file.theirs').last();
     await offer.getByRole('button', { name: 'Receive' }).click();
@@ -38,10 +41,12 @@ test('@perf a 50 MiB file between two Duet pages in a call', async ({ browser })
     const [download] = await Promise.all([b.page.waitForEvent('download'), offer.locator('a.save').click()]);
     const got = fs.readFileSync(await download.path());
     expect(crypto.createHash('sha256').update(got).digest('hex')).toBe(digest);
-    console.log(
-      `[figure] file transfer, 50 MiB, Duet in a call, cameras ${cameras} (64 KiB chunks): ${seconds.toFixed(2)} s = ${(SIZE / 1e6 / seconds).toFixed(1)} MB/s`,
-    );
+    const rate = SIZE / 1e6 / seconds;
+    if (cameras === 'off') off.push(rate);
+    console.log(`[figure] file transfer, 50 MiB, Duet in a call, cameras ${cameras} (64 KiB chunks): ${seconds.toFixed(2)} s = ${rate.toFixed(1)} MB/s`);
   }
+  const sorted = [...off].sort((x, y) => x - y);
+  console.log(`[figure] file transfer, 50 MiB, cameras off: median ${sorted[1].toFixed(1)} MB/s`);
   for (const p of [a, b]) {
     expect(p.errors).toEqual([]);
     await p.ctx.close();
@@ -86,14 +91,14 @@ test('@perf the data channel alone: 50 MiB in 16, 64 and 256 KiB messages', asyn
   for (const chunk of [16 * 1024, 64 * 1024, 256 * 1024]) {
     await b.evaluate(() => ((window as any).received = 0));
     const start = Date.now();
-    // The same flow control as Duet's: up to 4 MiB queued, refilled below 1 MiB.
+    // The same flow control as Duet's: up to 8 MiB queued, refilled below 2 MiB.
     await a.evaluate(
       async ([chunk, size]) => {
         const dc = (window as any).dc as RTCDataChannel;
-        dc.bufferedAmountLowThreshold = 1024 * 1024;
+        dc.bufferedAmountLowThreshold = 2 * 1024 * 1024;
         const piece = new Uint8Array(chunk);
         for (let sent = 0; sent < size; sent += chunk) {
-          if (dc.bufferedAmount > 4 * 1024 * 1024) await new Promise((r) => (dc.onbufferedamountlow = r));
+          if (dc.bufferedAmount > 8 * 1024 * 1024) await new Promise((r) => (dc.onbufferedamountlow = r));
           dc.send(piece);
         }
       },

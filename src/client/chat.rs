@@ -14,11 +14,11 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{MessageEvent, RtcPeerConnection};
 
 /// Bytes read from a file at a time (then sent in [`chunk_size`] pieces).
-const BLOCK: u64 = 1024 * 1024;
+const BLOCK: u64 = 4 * 1024 * 1024;
 /// Sending pauses while the channel holds more than this, and goes on when it has drained to
 /// [`LOW_WATER`]: enough in flight to keep the connection busy, little held in memory.
-const HIGH_WATER: f64 = 4.0 * 1024.0 * 1024.0;
-const LOW_WATER: u32 = 1024 * 1024;
+const HIGH_WATER: f64 = 8.0 * 1024.0 * 1024.0;
+const LOW_WATER: u32 = 2 * 1024 * 1024;
 
 /// The two `RTCDataChannel`s (untyped: see [`js`]) and their handlers.
 struct Channels {
@@ -41,6 +41,8 @@ thread_local! {
     /// and the ones accepted meanwhile, in order.
     static SENDING: Cell<Option<u32>> = const { Cell::new(None) };
     static WAITING: RefCell<VecDeque<u32>> = const { RefCell::new(VecDeque::new()) };
+    /// When progress last re-rendered the panel (ms).
+    static LAST_PROGRESS: Cell<f64> = const { Cell::new(0.0) };
 }
 
 /// Makes the call's `chat` and `file` channels on a new connection (negotiated: ids 0 and 1 on
@@ -161,18 +163,26 @@ fn step(input: In) {
         _ => None,
     };
     let percent = |c: &crate::chat::Chat| {
-        progress.and_then(|(id, mine)| c.transfer(id, mine).map(|t| (t.percent(), t.stage.clone())))
+        progress.and_then(|(id, mine)| c.transfer(id, mine).map(|t| (t.stage.clone(), t.percent())))
     };
     let now = js_sys::Date::now();
     let Some((out, quiet)) = chat.try_update_untracked(|c| {
         let before = percent(c);
         let out = c.step(input, now);
-        let quiet = progress.is_some() && out.is_empty() && before == percent(c);
+        let after = percent(c);
+        // Progress alone re-renders at most ten times a second: rendering competes with the
+        // transfer for the page's thread.
+        let same_stage = before.as_ref().map(|b| &b.0) == after.as_ref().map(|a| &a.0);
+        let soon = before == after || now - LAST_PROGRESS.get() < 100.0;
+        let quiet = progress.is_some() && out.is_empty() && same_stage && soon;
         (out, quiet)
     }) else {
         return;
     };
     if !quiet {
+        if progress.is_some() {
+            LAST_PROGRESS.set(now);
+        }
         chat.notify();
     }
     out.into_iter().for_each(run);
@@ -258,7 +268,7 @@ async fn stream(id: u32) {
         };
         for (at, len) in chunks(end - offset, chunk) {
             while going() && js::number(&channel, "bufferedAmount") > HIGH_WATER {
-                drained(&channel).await;
+                wait(500, Some(&channel)).await;
             }
             if !going() {
                 return;
@@ -270,11 +280,21 @@ async fn stream(id: u32) {
                 leptos::logging::warn!("sending a chunk failed (channel closed?)");
                 return step(In::SendFailed(id));
             }
+            sent_so_far(id, &channel, offset + at + len);
         }
         offset = end;
-        let bytes = offset.saturating_sub(js::number(&channel, "bufferedAmount") as u64);
-        step(In::Sent { id, bytes });
     }
+    // All queued: the progress follows the channel draining, until the receiver says done.
+    while going() && js::number(&channel, "bufferedAmount") > 0.0 {
+        wait(100, None).await;
+        sent_so_far(id, &channel, size);
+    }
+}
+
+/// Our progress: what was handed to the channel less what it still holds.
+fn sent_so_far(id: u32, channel: &JsValue, queued: u64) {
+    let bytes = queued.saturating_sub(js::number(channel, "bufferedAmount") as u64);
+    step(In::Sent { id, bytes });
 }
 
 /// Bytes `from..to` of a `File`, as a `Uint8Array`.
@@ -287,17 +307,21 @@ async fn read(file: &JsValue, from: u64, to: u64) -> Option<JsValue> {
     js::new("Uint8Array", &[&buffer])
 }
 
-/// Until the channel's `bufferedamountlow` event, or half a second (a channel closed meanwhile
-/// never fires it).
-async fn drained(channel: &JsValue) {
+/// Until `ms` have passed or, with a `channel`, its `bufferedamountlow` event (which a channel
+/// closed meanwhile never fires).
+async fn wait(ms: i32, channel: Option<&JsValue>) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        js::set(channel, "onbufferedamountlow", &resolve);
+        if let Some(channel) = channel {
+            js::set(channel, "onbufferedamountlow", &resolve);
+        }
         if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 500);
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
         }
     });
     let _ = JsFuture::from(promise).await;
-    js::set(channel, "onbufferedamountlow", &JsValue::NULL);
+    if let Some(channel) = channel {
+        js::set(channel, "onbufferedamountlow", &JsValue::NULL);
+    }
 }
 
 /// All of file `id` is here: one Blob of its chunks, and a URL for the save link and preview.

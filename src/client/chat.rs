@@ -121,8 +121,10 @@ pub fn close_channels() {
         }
         js::call(channel, "close", &[]);
     }
+    // Nothing of the conversation outlives the call (the panel is gone with it).
     if let Some(chat) = super::chat_signal() {
         chat.with_untracked(|c| c.urls().for_each(revoke));
+        chat.update(|c| *c = crate::chat::Chat::new(c.max_file));
     }
     OUTBOX.with(|o| o.borrow_mut().clear());
     INBOX.with(|i| i.borrow_mut().clear());

@@ -31,8 +31,12 @@ pub struct Chat {
     pub unread: u32,
     /// The panel is open.
     pub open: bool,
-    /// The channels are open: the peer speaks this chat (a classic page does not).
+    /// The channels are open and the peer said `hello`: it speaks this chat (a classic page's
+    /// side of the channels opens too, but nothing reads them).
     pub ready: bool,
+    /// Our channels are open (we said `hello`), the peer said `hello`: either may come first.
+    channels: bool,
+    hello: bool,
     pub max_file: u64,
     next_id: u32,
     /// The peer's file whose bytes arrive now (its last `begin`), if we still take it.
@@ -145,7 +149,7 @@ pub fn percent(done: u64, size: u64) -> u8 {
 /// What happens to the chat.
 #[derive(Clone, Debug, PartialEq)]
 pub enum In {
-    /// Both channels are open.
+    /// Both channels are open (we say `hello`; ready once the peer has too).
     Ready,
     /// The call is over (or its connection gone): open transfers end.
     Closed,
@@ -201,6 +205,8 @@ impl Chat {
             unread: 0,
             open: false,
             ready: false,
+            channels: false,
+            hello: false,
             max_file,
             next_id: 1,
             receiving: None,
@@ -252,9 +258,15 @@ impl Chat {
     pub fn step(&mut self, input: In, now_ms: f64) -> Vec<Out> {
         let mut out = Vec::new();
         match input {
-            In::Ready => self.ready = true,
+            In::Ready => {
+                self.channels = true;
+                self.ready = self.hello;
+                out.push(Out::Text(Frame::Hello.encode()));
+            }
             In::Closed => {
                 self.ready = false;
+                self.channels = false;
+                self.hello = false;
                 let ended: Vec<(u32, bool)> = self.open_transfers().collect();
                 for (id, mine) in ended {
                     self.end_transfer(id, mine, Stage::Cancelled { by_me: false }, &mut out);
@@ -388,6 +400,10 @@ impl Chat {
             Err(e) => return self.note(Note::Dropped(e)),
         };
         match frame {
+            Frame::Hello => {
+                self.hello = true;
+                self.ready = self.channels;
+            }
             Frame::Text(text) => {
                 self.push(Line::Said {
                     mine: false,
@@ -667,7 +683,10 @@ mod tests {
 
     fn ready() -> Chat {
         let mut c = Chat::default();
-        c.step(In::Ready, 0.0);
+        assert_eq!(c.step(In::Ready, 0.0), [Out::Text(Frame::Hello.encode())]);
+        assert!(!c.ready, "not before the peer's hello");
+        c.step(frame(Frame::Hello), 0.0);
+        assert!(c.ready);
         c
     }
 
@@ -701,6 +720,10 @@ mod tests {
     fn nothing_is_sent_before_the_channel_is_open_or_when_empty_or_too_long() {
         let mut c = Chat::default();
         assert_eq!(c.step(In::Say("early".into()), 0.0), []);
+        // A peer that never says hello (a classic page) gets no chat.
+        c.step(In::Ready, 0.0);
+        assert_eq!(c.step(In::Say("anyone?".into()), 0.0), []);
+        assert!(!c.ready);
         let mut c = ready();
         assert_eq!(c.step(In::Say("   ".into()), 0.0), []);
         assert_eq!(c.step(In::Say("x".repeat(MAX_TEXT_CHARS + 1)), 0.0), []);
@@ -721,6 +744,15 @@ mod tests {
             c.lines.last(),
             Some(&Line::Note(Note::Dropped(FrameError::TooLarge)))
         );
+    }
+
+    #[test]
+    fn the_peers_hello_may_come_before_our_channels_are_both_open() {
+        let mut c = Chat::default();
+        c.step(In::Frame(Frame::Hello.encode()), 0.0);
+        assert!(!c.ready);
+        c.step(In::Ready, 0.0);
+        assert!(c.ready);
     }
 
     #[test]
@@ -944,6 +976,7 @@ mod tests {
     fn offers_are_bounded() {
         let mut c = Chat::new(1000);
         c.step(In::Ready, 0.0);
+        c.step(frame(Frame::Hello), 0.0);
         let id = c.new_id();
         c.step(
             In::Offer {
@@ -1135,6 +1168,7 @@ mod props {
         ) {
             let mut c = Chat::default();
             c.step(In::Ready, 0.0);
+            c.step(In::Frame(Frame::Hello.encode()), 0.0);
             for (i, input) in inputs.into_iter().enumerate() {
                 c.step(input, i as f64 * 10.0);
                 prop_assert!(c.lines.len() <= MAX_LINES);

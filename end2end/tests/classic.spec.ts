@@ -34,6 +34,11 @@ test('a Duet page calls a classic page: both see each other, the hang-up reaches
   await duet.page.getByRole('button', { name: `Call ${old.name}` }).click();
   await expectPlaying(duet.page, '#remote-video');
   await expectPlaying(old.page, '#remote');
+  // The classic page's side of the data channels opens too, but nothing there reads them: no
+  // "hello", so no chat (the in-call controls are there, the chat button is not).
+  await expect(duet.page.getByRole('button', { name: 'Mute microphone' })).toBeVisible();
+  await expect.poll(() => duet.page.evaluate(() => (window as any).duetChannels?.chat?.readyState)).toBe('open');
+  await expect(duet.page.locator('#chat-button')).toHaveCount(0);
   await duet.page.getByRole('button', { name: 'Hang up' }).click();
   await expect.poll(() => old.page.evaluate(() => (document.getElementById('remote') as HTMLVideoElement).srcObject)).toBeNull();
 });

@@ -14,6 +14,9 @@ pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
+    /// "I speak this chat": each side's first frame on `chat`. A peer that never says it (a
+    /// classic page: negotiated channels open on its side too, unread) gets no chat.
+    Hello,
     /// A chat message.
     Text(String),
     /// The sender offers its file `id`.
@@ -55,6 +58,11 @@ impl Frame {
         let mut out = String::with_capacity(32);
         let mut f = Fields::new(&mut out);
         let (kind, id) = match self {
+            Frame::Hello => {
+                f.str("t", Some("hello"));
+                f.end();
+                return out;
+            }
             Frame::Text(text) => {
                 f.str("t", Some("text"));
                 f.str("text", Some(text));
@@ -97,6 +105,7 @@ impl Frame {
                 .ok_or(FrameError::Malformed)
         };
         Ok(match text_of(t)?.as_str() {
+            "hello" => Frame::Hello,
             "text" => {
                 let text = text_of(text)?;
                 if text.chars().count() > MAX_TEXT_CHARS {
@@ -151,6 +160,7 @@ mod tests {
         );
         assert_eq!(Frame::Refuse { id: 9 }.encode(), r#"{"t":"refuse","id":9}"#);
         assert_eq!(Frame::Begin { id: 4 }.encode(), r#"{"t":"begin","id":4}"#);
+        assert_eq!(Frame::Hello.encode(), r#"{"t":"hello"}"#);
     }
 
     #[test]
@@ -182,7 +192,7 @@ mod tests {
             text in ".{0,200}",
             id in any::<u32>(),
             size in any::<u64>(),
-            kind in 0..7u8,
+            kind in 0..8u8,
         ) {
             let frame = match kind {
                 0 => Frame::Text(text),
@@ -191,6 +201,7 @@ mod tests {
                 3 => Frame::Done { id },
                 4 => Frame::Stop { id },
                 5 => Frame::Begin { id },
+                6 => Frame::Hello,
                 _ => Frame::Refuse { id },
             };
             prop_assert_eq!(Frame::decode(&frame.encode()), Ok(frame));

@@ -9,10 +9,8 @@
 //! size and rate, checked against what was announced, and dropped with a note when wrong.
 //! The wire format of both is in [`crate::signal::frames`].
 
+pub use crate::signal::frames::MAX_TEXT_CHARS;
 use crate::signal::frames::{Frame, FrameError};
-
-/// A message longer than this is not sent, and one received is dropped.
-pub const MAX_TEXT_CHARS: usize = 4000;
 /// Lines kept in the panel; older ones go first.
 pub const MAX_LINES: usize = 500;
 /// Files larger than this are neither sent nor accepted (a transfer is held in memory).

@@ -7,8 +7,9 @@
 
 use super::json::{self, Json};
 use super::{object, string, Fields};
-use crate::chat::MAX_TEXT_CHARS;
 
+/// A message longer than this (in characters) is not sent, and one received is dropped.
+pub const MAX_TEXT_CHARS: usize = 4000;
 /// A text frame longer than this is not even parsed (4,000 characters, escaped, fit easily).
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 

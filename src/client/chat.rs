@@ -37,9 +37,9 @@ thread_local! {
     static INBOX: RefCell<HashMap<u32, js_sys::Array>> = RefCell::new(HashMap::new());
     /// Channels open so far (both: ready).
     static OPEN: Cell<u8> = const { Cell::new(0) };
-    /// Our file being streamed now (one at a time: chunks carry no id, see `signal::frames`),
-    /// and the ones accepted meanwhile, in order.
-    static SENDING: Cell<Option<u32>> = const { Cell::new(None) };
+    /// A file of ours is being streamed (one at a time: chunks carry no id, see
+    /// `signal::frames`); the ones accepted meanwhile wait, in order.
+    static SENDING: Cell<bool> = const { Cell::new(false) };
     static WAITING: RefCell<VecDeque<u32>> = const { RefCell::new(VecDeque::new()) };
     /// When progress last re-rendered the panel (ms).
     static LAST_PROGRESS: Cell<f64> = const { Cell::new(0.0) };
@@ -80,10 +80,11 @@ pub fn open_channels(pc: &RtcPeerConnection) {
     };
     let (on_text, on_file) = (on_message(), on_message());
     let opened = Closure::<dyn FnMut()>::new(|| {
-        if OPEN.get() + 1 == 2 {
+        let open = OPEN.get() + 1;
+        OPEN.set(open);
+        if open == 2 {
             step(In::Ready);
         }
-        OPEN.set(OPEN.get() + 1);
     });
     let closed = Closure::<dyn FnMut()>::new(|| step(In::Closed));
     for (channel, on_message) in [(&chat, &on_text), (&file, &on_file)] {
@@ -114,14 +115,14 @@ pub fn close_channels() {
     let Some(channels) = CHANNELS.with(|c| c.borrow_mut().take()) else {
         return;
     };
-    step(In::Closed);
     for channel in [&channels.chat, &channels.file] {
         for handler in ["onopen", "onclose", "onmessage"] {
             js::set(channel, handler, &JsValue::NULL);
         }
         js::call(channel, "close", &[]);
     }
-    // Nothing of the conversation outlives the call (the panel is gone with it).
+    // Nothing of the conversation outlives the call (the panel is gone with it): a fresh chat,
+    // and every transfer's bytes let go below.
     if let Some(chat) = super::chat_signal() {
         chat.with_untracked(|c| c.urls().for_each(revoke));
         chat.update(|c| *c = crate::chat::Chat::new(c.max_file));
@@ -155,8 +156,8 @@ pub fn send_file(file: JsValue) {
     step(offer);
 }
 
-/// Feeds the chat model and runs what it asks for. Progress reports re-render the panel only
-/// when a percentage changes (a 50 MiB file is 800 chunks).
+/// Feeds the chat model and runs what it asks for. Progress alone (a 50 MiB file is 800
+/// chunks) re-renders the panel only when a percentage changes, at most ten times a second.
 fn step(input: In) {
     let Some(chat) = super::chat_signal() else { return };
     let progress = match &input {
@@ -234,16 +235,16 @@ fn chunk(buffer: &JsValue) {
 
 /// Streams the next accepted file unless one is being streamed.
 fn stream_next() {
-    if SENDING.get().is_some() {
+    if SENDING.get() {
         return;
     }
     let Some(id) = WAITING.with(|w| w.borrow_mut().pop_front()) else {
         return;
     };
-    SENDING.set(Some(id));
+    SENDING.set(true);
     spawn_local(async move {
         stream(id).await;
-        SENDING.set(None);
+        SENDING.set(false);
         stream_next();
     });
 }

@@ -85,6 +85,16 @@ setup_test() {
       || { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${missing[@]}"; }
   fi
 
+  # Several nodes as one relay (tests/relay.rs run again across two nodes, tests/cluster.rs):
+  # every test starts a redis-server of its own.
+  if command -v redis-server >/dev/null 2>&1; then
+    say "ok: redis-server (cluster tests)"
+  else
+    say "installing redis-server (cluster tests)"
+    $sudo apt-get install -y --no-install-recommends redis-server \
+      || { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends redis-server; }
+  fi
+
   # tests/deploy.rs checks deploy/duet.service with systemd-analyze.
   if command -v systemd-analyze >/dev/null 2>&1; then
     say "ok: systemd-analyze (unit check)"

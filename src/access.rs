@@ -38,9 +38,10 @@ const MAX_TRACKED: usize = 10_000;
 
 /// What may be fetched without a session: the door itself and what it is drawn with.
 fn open_path(path: &str) -> bool {
-    const EXACT: [&str; 7] = [
+    const EXACT: [&str; 8] = [
         "/door",
         "/healthz",
+        "/readyz",
         "/manifest.webmanifest",
         "/sw.js",
         "/offline.html",
@@ -523,6 +524,7 @@ mod tests {
         for open in [
             "/door",
             "/healthz",
+            "/readyz",
             "/pkg/duet.css",
             "/icons/icon-192.png",
             "/sw.js",

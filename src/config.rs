@@ -107,6 +107,18 @@ pub struct Config {
     /// through the server; the receiving browser holds one in memory until it is saved).
     #[arg(long, env = "DUET_MAX_FILE_MIB", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_file_mib: u64,
+    /// Run as one node of several that act as one relay, sharing who is online and who is in a
+    /// call with whom on this Redis (e.g. `redis://127.0.0.1:6379/0`). Without it, one process
+    /// holds everything in memory and needs no Redis. See README, "Running several nodes".
+    #[arg(long, env = "DUET_REDIS_URL")]
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key and channel this cluster uses (clusters may share a Redis).
+    #[arg(long, env = "DUET_REDIS_PREFIX", default_value = "duet:")]
+    pub redis_prefix: String,
+    /// This node's name in the cluster (logs, `/metrics`); random when not given. Must differ
+    /// between the nodes of one cluster.
+    #[arg(long, env = "DUET_NODE_ID")]
+    pub node_id: Option<String>,
     /// STUN or TURN server URL handed to browsers (e.g. `stun:stun.example.org:3478`,
     /// `turn:turn.example.org:3478?transport=udp`). Repeat the flag, or comma-separate.
     /// Without any (and without --stun-addr), calls connect only where both sides reach each
@@ -224,6 +236,19 @@ impl Config {
             return Err("the access code is empty".into());
         }
         Ok(Some(Secret(code)))
+    }
+
+    /// Where this node's cluster lives, if it is one (`--redis-url`).
+    pub fn cluster(&self) -> Option<crate::relay::cluster::ClusterConfig> {
+        let url = self.redis_url.as_ref()?.expose().to_owned();
+        Some(crate::relay::cluster::ClusterConfig {
+            url,
+            prefix: self.redis_prefix.clone(),
+            node: self
+                .node_id
+                .clone()
+                .unwrap_or_else(crate::relay::cluster::random_id),
+        })
     }
 
     pub fn relay(&self) -> RelayConfig {

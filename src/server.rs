@@ -227,6 +227,19 @@ pub(crate) fn local_path(path: &str) -> bool {
         && !path.chars().any(char::is_control)
 }
 
+/// The relay: in memory, or a node of a cluster on Redis (`--redis-url`).
+async fn relay_hub(config: &Config) -> Result<Arc<Hub>, crate::relay::cluster::ClusterError> {
+    let relay = config.relay();
+    let Some(cluster) = config.cluster() else {
+        return Ok(Hub::new(relay));
+    };
+    let node = cluster.node.clone();
+    let cluster = crate::relay::cluster::Cluster::connect(cluster, relay.timing, relay.presence_max).await?;
+    let hub = Hub::clustered(relay, cluster).await?;
+    tracing::info!(%node, "joined the cluster on redis");
+    Ok(hub)
+}
+
 /// Serves `router` on `listener` (with client addresses, which the relay's per-IP limit needs)
 /// and drives the relay's clock, until `shutdown` completes; then tells every client and closes.
 pub async fn serve<L>(
@@ -327,7 +340,13 @@ pub async fn main() {
         None => None,
     };
     crate::app::set_max_file(config.max_file_mib * 1024 * 1024);
-    let hub = Hub::new(config.relay());
+    let hub = match relay_hub(&config).await {
+        Ok(hub) => hub,
+        Err(e) => {
+            tracing::error!("cannot join the cluster: {e}");
+            std::process::exit(2);
+        }
+    };
     let access = match private_access(&config) {
         Ok(access) => access,
         Err(e) => {

@@ -144,10 +144,13 @@ pub enum Code {
     TooManyConnections,
     /// The server is shutting down.
     ServerShutdown,
+    /// The server cannot reach its shared state (Redis, with several nodes): new sign-ins and
+    /// calls wait until it is back (the connection closes with 1013, "try again later").
+    Unavailable,
 }
 
 impl Code {
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 18] = [
         Code::Offline,
         Code::Busy,
         Code::BadMessage,
@@ -165,7 +168,13 @@ impl Code {
         Code::TooLarge,
         Code::TooManyConnections,
         Code::ServerShutdown,
+        Code::Unavailable,
     ];
+
+    /// The code whose [`Code::as_str`] is `name`.
+    pub fn named(name: &str) -> Option<Code> {
+        Code::ALL.into_iter().find(|c| c.as_str() == name)
+    }
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -186,6 +195,7 @@ impl Code {
             Code::TooLarge => "too_large",
             Code::TooManyConnections => "too_many_connections",
             Code::ServerShutdown => "server_shutdown",
+            Code::Unavailable => "unavailable",
         }
     }
 }
@@ -535,10 +545,7 @@ fn strings(value: Json) -> Read<Vec<String>> {
 }
 
 fn code(name: &str) -> Read<Code> {
-    Code::ALL
-        .into_iter()
-        .find(|c| c.as_str() == name)
-        .ok_or_else(|| "unknown code".into())
+    Code::named(name).ok_or_else(|| "unknown code".into())
 }
 
 /// The fields of an object by name, in the order of `known`, each at most once; unknown ones

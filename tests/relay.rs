@@ -19,14 +19,74 @@ use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-async fn start() -> SocketAddr {
+/// The relay under test: one process, or (with `DUET_TEST_REDIS=1`, as `scripts/test` runs this
+/// file a second time) two nodes of a cluster on a Redis of the test's own. Connections go to
+/// the nodes in turn, so in a cluster alice and bob are on different nodes, and someone who
+/// reconnects may land on the other one.
+struct Net {
+    a: SocketAddr,
+    b: SocketAddr,
+    cluster: bool,
+    turn: std::sync::atomic::AtomicUsize,
+    _redis: Option<common::Redis>,
+}
+
+impl Net {
+    fn single(addr: SocketAddr) -> Net {
+        Net {
+            a: addr,
+            b: addr,
+            cluster: false,
+            turn: Default::default(),
+            _redis: None,
+        }
+    }
+
+    /// The node the next connection goes to.
+    fn next(&self) -> SocketAddr {
+        match self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2 {
+            0 => self.a,
+            _ => self.b,
+        }
+    }
+}
+
+async fn start() -> Net {
     start_with(RelayConfig::default()).await
 }
 
-/// The real server (same router, same serve loop as `main`) on an ephemeral loopback port.
-async fn start_with(config: RelayConfig) -> SocketAddr {
+/// The real server (same router, same serve loop as `main`) on ephemeral loopback ports.
+async fn start_with(config: RelayConfig) -> Net {
+    if std::env::var_os("DUET_TEST_REDIS").is_none() {
+        return Net::single(serve(Hub::new(config)).await);
+    }
+    let redis = common::Redis::start().await;
+    let mut nodes = Vec::new();
+    for node in ["n1", "n2"] {
+        let cluster = duet::relay::cluster::ClusterConfig {
+            url: redis.url(),
+            prefix: "duet:".into(),
+            node: node.into(),
+        };
+        let cluster = duet::relay::cluster::Cluster::connect(cluster, config.timing, config.presence_max)
+            .await
+            .expect("a node joins the cluster");
+        let hub = Hub::clustered(config.clone(), cluster)
+            .await
+            .expect("node starts");
+        nodes.push(serve(hub).await);
+    }
+    Net {
+        a: nodes[0],
+        b: nodes[1],
+        cluster: true,
+        turn: Default::default(),
+        _redis: Some(redis),
+    }
+}
+
+async fn serve(hub: std::sync::Arc<Hub>) -> SocketAddr {
     let conf = leptos::prelude::get_configuration(Some("Cargo.toml")).expect("leptos config");
-    let hub = Hub::new(config);
     let app = duet::server::app(conf.leptos_options, hub.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -38,8 +98,12 @@ struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
-async fn connect(addr: SocketAddr, name: &str, key: Option<&str>) -> Client {
-    let mut c = try_connect(addr, name, key).await.expect("upgrade accepted");
+async fn connect(net: &Net, name: &str, key: Option<&str>) -> Client {
+    connect_at(net.next(), name, key).await
+}
+
+async fn connect_at(addr: SocketAddr, name: &str, key: Option<&str>) -> Client {
+    let mut c = try_connect_at(addr, name, key).await.expect("upgrade accepted");
     // Every accepted connection is greeted with the presence list, then its ICE servers.
     let hello = c.recv_any().await;
     assert_eq!(hello["type"], "presence", "{hello}");
@@ -48,7 +112,11 @@ async fn connect(addr: SocketAddr, name: &str, key: Option<&str>) -> Client {
     c
 }
 
-async fn try_connect(addr: SocketAddr, name: &str, key: Option<&str>) -> Result<Client, WsError> {
+async fn try_connect(net: &Net, name: &str, key: Option<&str>) -> Result<Client, WsError> {
+    try_connect_at(net.next(), name, key).await
+}
+
+async fn try_connect_at(addr: SocketAddr, name: &str, key: Option<&str>) -> Result<Client, WsError> {
     let mut url = format!("ws://{addr}/webrtc/{name}");
     if let Some(k) = key {
         url.push_str(&format!("?key={k}"));
@@ -129,9 +197,9 @@ fn notice_code(v: &Value) -> &str {
 
 #[tokio::test]
 async fn relays_every_type_classic_shapes_and_stamps_the_sender() {
-    let addr = start().await;
-    let mut alice = connect(addr, "alice", Some("ka")).await;
-    let mut bob = connect(addr, "bob", Some("kb")).await;
+    let net = start().await;
+    let mut alice = connect(&net, "alice", Some("ka")).await;
+    let mut bob = connect(&net, "bob", Some("kb")).await;
     let ice = json!({"candidate":"candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host","sdpMid":"0","sdpMLineIndex":0});
 
     // A classic client sends fromUser itself; the server overwrites it regardless.
@@ -189,11 +257,11 @@ async fn relays_every_type_classic_shapes_and_stamps_the_sender() {
 
 #[tokio::test]
 async fn a_callers_offer_reaches_an_early_page_while_it_rings_and_a_classic_client_after_its_accept() {
-    let addr = start().await;
-    let mut alice = connect(addr, "alice", Some("ka&early=1")).await;
+    let net = start().await;
+    let mut alice = connect(&net, "alice", Some("ka&early=1")).await;
     // bob's page takes offers while it rings (`early=1`); carol is a classic client.
-    let mut bob = connect(addr, "bob", Some("kb&early=1")).await;
-    let mut carol = connect(addr, "carol", Some("kc")).await;
+    let mut bob = connect(&net, "bob", Some("kb&early=1")).await;
+    let mut carol = connect(&net, "carol", Some("kc")).await;
     let offer = |to: &str| json!({"type":"offer","toUser":to,"sdp":"v=0\r\n"});
     let ice = |to: &str| json!({"type":"_ice","toUser":to,"iceCandidate":{"candidate":"candidate:1"}});
 
@@ -229,10 +297,10 @@ async fn a_callers_offer_reaches_an_early_page_while_it_rings_and_a_classic_clie
 
 #[tokio::test]
 async fn a_spoofed_from_user_never_reaches_anyone() {
-    let addr = start().await;
-    let mut alice = connect(addr, "alice", None).await;
-    let mut bob = connect(addr, "bob", None).await;
-    let mut carol = connect(addr, "carol", None).await;
+    let net = start().await;
+    let mut alice = connect(&net, "alice", None).await;
+    let mut bob = connect(&net, "bob", None).await;
+    let mut carol = connect(&net, "carol", None).await;
     alice
         .send(json!({"type":"call_back","fromUser":"carol","toUser":"bob","msg":"hello","code":"offline"}))
         .await;
@@ -250,8 +318,8 @@ async fn a_spoofed_from_user_never_reaches_anyone() {
 
 #[tokio::test]
 async fn calling_an_offline_name_gets_the_offline_notice() {
-    let addr = start().await;
-    let mut alice = connect(addr, "alice", None).await;
+    let net = start().await;
+    let mut alice = connect(&net, "alice", None).await;
     alice
         .send(json!({"type":"call_start","fromUser":"alice","toUser":"zoe"}))
         .await;
@@ -262,9 +330,9 @@ async fn calling_an_offline_name_gets_the_offline_notice() {
 
 #[tokio::test]
 async fn bad_input_gets_typed_errors_and_the_connection_stays_open() {
-    let addr = start().await;
-    let mut alice = connect(addr, "alice", None).await;
-    let mut bob = connect(addr, "bob", None).await;
+    let net = start().await;
+    let mut alice = connect(&net, "alice", None).await;
+    let mut bob = connect(&net, "bob", None).await;
     let cases = [
         (WsMessage::Text("{not json".into()), "bad_message"),
         (
@@ -296,11 +364,11 @@ async fn bad_input_gets_typed_errors_and_the_connection_stays_open() {
 
 #[tokio::test]
 async fn a_name_cannot_be_taken_over_while_its_owner_is_online() {
-    let addr = start().await;
-    let mut alice = connect(addr, "alice", Some("secret-a")).await;
-    let mut bob = connect(addr, "bob", None).await;
+    let net = start().await;
+    let mut alice = connect(&net, "alice", Some("secret-a")).await;
+    let mut bob = connect(&net, "bob", None).await;
     for key in [Some("guess"), None] {
-        let mut thief = try_connect(addr, "alice", key).await.expect("upgrade");
+        let mut thief = try_connect(&net, "alice", key).await.expect("upgrade");
         assert_eq!(notice_code(&thief.recv_any().await), "name_taken");
         let (code, reason) = thief.closed_with().await;
         assert_eq!(u16::from(code), duet::signal::CLOSE_NAME_TAKEN);
@@ -313,10 +381,10 @@ async fn a_name_cannot_be_taken_over_while_its_owner_is_online() {
 
 #[tokio::test]
 async fn the_same_secret_replaces_the_old_connection() {
-    let addr = start().await;
-    let mut old = connect(addr, "alice", Some("secret-a")).await;
-    let mut bob = connect(addr, "bob", None).await;
-    let mut new = connect(addr, "alice", Some("secret-a")).await;
+    let net = start().await;
+    let mut old = connect(&net, "alice", Some("secret-a")).await;
+    let mut bob = connect(&net, "bob", None).await;
+    let mut new = connect(&net, "alice", Some("secret-a")).await;
     assert_eq!(notice_code(&old.recv().await), "replaced");
     let (code, _) = old.closed_with().await;
     assert_eq!(u16::from(code), duet::signal::CLOSE_REPLACED);
@@ -327,8 +395,10 @@ async fn the_same_secret_replaces_the_old_connection() {
 #[tokio::test]
 async fn the_secret_is_taken_from_the_subprotocol_header_as_duet_pages_send_it() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let addr = start().await;
-    let mut request = format!("ws://{addr}/webrtc/alice").into_client_request().unwrap();
+    let net = start().await;
+    let mut request = format!("ws://{}/webrtc/alice", net.a)
+        .into_client_request()
+        .unwrap();
     let offered = format!(
         "{}, {}secret-a",
         duet::signal::SUBPROTOCOL,
@@ -347,17 +417,17 @@ async fn the_secret_is_taken_from_the_subprotocol_header_as_duet_pages_send_it()
     assert_eq!(old.recv_any().await["type"], "presence");
     assert_eq!(old.recv_any().await["type"], "config");
     // The same secret from the URL (a classic client) is the same person; another is not.
-    let refused = try_connect(addr, "alice", Some("secret-b")).await;
+    let refused = try_connect(&net, "alice", Some("secret-b")).await;
     assert_eq!(notice_code(&refused.expect("upgrade").recv().await), "name_taken");
-    let _new = connect(addr, "alice", Some("secret-a")).await;
+    let _new = connect(&net, "alice", Some("secret-a")).await;
     assert_eq!(notice_code(&old.recv().await), "replaced");
 }
 
 #[tokio::test]
 async fn names_are_checked_at_the_upgrade() {
-    let addr = start().await;
+    let net = start().await;
     for bad in ["a%20b", "%40duet", "x%2Fy", &"n".repeat(33)] {
-        match try_connect(addr, bad, None).await {
+        match try_connect(&net, bad, None).await {
             Err(WsError::Http(resp)) => {
                 assert_eq!(resp.status(), 400, "{bad}");
                 let body = String::from_utf8(resp.body().clone().unwrap_or_default()).unwrap();
@@ -368,7 +438,7 @@ async fn names_are_checked_at_the_upgrade() {
         }
     }
     // Unicode names work: 张伟.
-    let mut zhang = try_connect(addr, "%E5%BC%A0%E4%BC%9F", None)
+    let mut zhang = try_connect(&net, "%E5%BC%A0%E4%BC%9F", None)
         .await
         .expect("upgrade");
     assert_eq!(zhang.recv_any().await["users"], json!(["张伟"]));
@@ -386,9 +456,9 @@ fn timing(ring_timeout_ms: u64, grace_ms: u64) -> RelayConfig {
 
 #[tokio::test]
 async fn presence_follows_joins_and_leaves_and_a_dropped_caller_ends_the_call() {
-    let addr = start_with(timing(30_000, 300)).await;
-    let mut alice = connect(addr, "alice", None).await;
-    let mut bob = connect(addr, "bob", None).await;
+    let net = start_with(timing(30_000, 300)).await;
+    let mut alice = connect(&net, "alice", None).await;
+    let mut bob = connect(&net, "bob", None).await;
     alice.presence(&["alice", "bob"]).await;
     alice.send(json!({"type":"call_start","toUser":"bob"})).await;
     bob.recv().await;
@@ -407,9 +477,9 @@ async fn presence_follows_joins_and_leaves_and_a_dropped_caller_ends_the_call() 
 
 #[tokio::test]
 async fn a_signaling_blip_within_the_grace_period_keeps_the_call() {
-    let addr = start_with(timing(30_000, 60_000)).await;
-    let mut alice = connect(addr, "alice", Some("ka")).await;
-    let mut bob = connect(addr, "bob", None).await;
+    let net = start_with(timing(30_000, 60_000)).await;
+    let mut alice = connect(&net, "alice", Some("ka")).await;
+    let mut bob = connect(&net, "bob", None).await;
     alice.send(json!({"type":"call_start","toUser":"bob"})).await;
     bob.recv().await;
     bob.send(json!({"type":"call_back","toUser":"alice","msg":"1"}))
@@ -422,8 +492,8 @@ async fn a_signaling_blip_within_the_grace_period_keeps_the_call() {
         bob.send(json!({"type":"_ice","toUser":"alice","iceCandidate":{"candidate":c}}))
             .await;
     }
-    still_relays(&mut bob, &mut alice_watcher(addr).await, "watcher").await;
-    let mut alice = connect(addr, "alice", Some("ka")).await;
+    still_relays(&mut bob, &mut alice_watcher(&net).await, "watcher").await;
+    let mut alice = connect(&net, "alice", Some("ka")).await;
     for c in ["c0", "c1"] {
         assert_eq!(alice.recv().await["iceCandidate"]["candidate"], c);
     }
@@ -439,8 +509,8 @@ async fn a_signaling_blip_within_the_grace_period_keeps_the_call() {
 
 /// A third person, so a sender can prove its earlier messages were processed (see
 /// `still_relays`) without waiting on a clock.
-async fn alice_watcher(addr: SocketAddr) -> Client {
-    connect(addr, "watcher", None).await
+async fn alice_watcher(net: &Net) -> Client {
+    connect(net, "watcher", None).await
 }
 
 #[tokio::test]
@@ -455,8 +525,8 @@ async fn each_person_gets_own_ice_servers_over_the_websocket_and_none_publicly()
         },
         ..RelayConfig::default()
     };
-    let addr = start_with(config).await;
-    let mut c = try_connect(addr, "bob", None).await.unwrap();
+    let net = start_with(config).await;
+    let mut c = try_connect(&net, "bob", None).await.unwrap();
     assert_eq!(c.recv_any().await["type"], "presence");
     let first = c.recv_any().await;
     assert_eq!(first["type"], "config");
@@ -486,7 +556,7 @@ async fn each_person_gets_own_ice_servers_over_the_websocket_and_none_publicly()
         "a request, whatever it carries"
     );
     // The public configuration: STUN only, no credential.
-    let (status, body) = http_get(addr, "/config.json").await;
+    let (status, body) = http_get(net.a, "/config.json").await;
     assert_eq!(status, 200);
     assert!(
         body.contains("stun:127.0.0.1:3479") && !body.contains("turn") && !body.contains("credential"),
@@ -496,10 +566,10 @@ async fn each_person_gets_own_ice_servers_over_the_websocket_and_none_publicly()
 
 #[tokio::test]
 async fn a_long_chinese_name_is_refused_with_a_close_reason_that_fits() {
-    let addr = start().await;
+    let net = start().await;
     let name = "张".repeat(32);
-    let _owner = connect(addr, &name, Some("owner")).await;
-    let mut thief = try_connect(addr, &name, Some("thief")).await.expect("upgrade");
+    let _owner = connect(&net, &name, Some("owner")).await;
+    let mut thief = try_connect(&net, &name, Some("thief")).await.expect("upgrade");
     assert_eq!(notice_code(&thief.recv_any().await), "name_taken");
     let (code, reason) = thief.closed_with().await;
     assert_eq!(u16::from(code), duet::signal::CLOSE_NAME_TAKEN);
@@ -517,7 +587,7 @@ async fn secrets_never_reach_the_log() {
     let args = ["--turn-url", "turn:127.0.0.1:3478", "--turn-secret", secrets[0]];
     let more = ["--turn-credential", secrets[1], "--turn-username", "u"];
     let server = common::Logged::start(&[&args[..], &more[..]].concat(), &[]).await;
-    let mut c = connect(server.addr, "bob", Some(secrets[2])).await;
+    let mut c = connect_at(server.addr, "bob", Some(secrets[2])).await;
     c.send(json!({"type":"config"})).await;
     assert_eq!(c.recv_any().await["type"], "config");
     c.send(json!({"type":"hangup","toUser":"alice"})).await;
@@ -532,9 +602,9 @@ async fn secrets_never_reach_the_log() {
 
 #[tokio::test]
 async fn an_unanswered_call_times_out() {
-    let addr = start_with(timing(300, 10_000)).await;
-    let mut alice = connect(addr, "alice", None).await;
-    let mut bob = connect(addr, "bob", None).await;
+    let net = start_with(timing(300, 10_000)).await;
+    let mut alice = connect(&net, "alice", None).await;
+    let mut bob = connect(&net, "bob", None).await;
     alice.send(json!({"type":"call_start","toUser":"bob"})).await;
     assert_eq!(bob.recv().await["type"], "call_start");
     assert_eq!(notice_code(&alice.recv().await), "no_answer");
@@ -546,10 +616,10 @@ async fn an_unanswered_call_times_out() {
 
 #[tokio::test]
 async fn busy_callee_gets_no_second_call() {
-    let addr = start().await;
-    let mut alice = connect(addr, "alice", None).await;
-    let mut bob = connect(addr, "bob", None).await;
-    let mut carol = connect(addr, "carol", None).await;
+    let net = start().await;
+    let mut alice = connect(&net, "alice", None).await;
+    let mut bob = connect(&net, "bob", None).await;
+    let mut carol = connect(&net, "carol", None).await;
     alice.send(json!({"type":"call_start","toUser":"bob"})).await;
     bob.recv().await;
     carol.send(json!({"type":"call_start","toUser":"bob"})).await;
@@ -570,8 +640,8 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn pages_are_server_rendered() {
-    let addr = start().await;
-    let (status, body) = http_get(addr, "/u/alice").await;
+    let net = start().await;
+    let (status, body) = http_get(net.a, "/u/alice").await;
     assert_eq!(status, 200);
     for needle in [
         "id=\"remote-video\"",
@@ -581,14 +651,14 @@ async fn pages_are_server_rendered() {
     ] {
         assert!(body.contains(needle), "SSR HTML lacks {needle}");
     }
-    let (status, body) = http_get(addr, "/call/bob").await;
+    let (status, body) = http_get(net.a, "/call/bob").await;
     assert_eq!(status, 200);
     assert!(body.contains("Call bob on Duet"));
-    let (status, _) = http_get(addr, "/no/such/page").await;
+    let (status, _) = http_get(net.a, "/no/such/page").await;
     assert_eq!(status, 404);
-    assert_eq!(http_get(addr, "/healthz").await, (200, "ok".into()));
+    assert_eq!(http_get(net.a, "/healthz").await, (200, "ok".into()));
     assert_eq!(
-        http_get(addr, "/config.json").await,
+        http_get(net.a, "/config.json").await,
         (200, r#"{"iceServers":[]}"#.into())
     );
 }
@@ -596,11 +666,8 @@ async fn pages_are_server_rendered() {
 // ---- Abuse: the server stays up, others keep relaying, every refusal is typed. ----
 
 /// Alice and bob online; returns a check that bob can still reach alice through the relay.
-async fn pair(addr: SocketAddr) -> (Client, Client) {
-    (
-        connect(addr, "alice", None).await,
-        connect(addr, "bob", None).await,
-    )
+async fn pair(net: &Net) -> (Client, Client) {
+    (connect(net, "alice", None).await, connect(net, "bob", None).await)
 }
 
 async fn still_relays(from: &mut Client, to: &mut Client, to_name: &str) {
@@ -611,15 +678,15 @@ async fn still_relays(from: &mut Client, to: &mut Client, to_name: &str) {
 
 #[tokio::test]
 async fn a_flooder_is_slowed_then_disconnected_and_others_are_unaffected() {
-    let addr = start_with(RelayConfig {
+    let net = start_with(RelayConfig {
         rate_per_sec: 10,
         rate_burst: 20,
         rate_max_strikes: 100,
         ..RelayConfig::default()
     })
     .await;
-    let (mut alice, mut bob) = pair(addr).await;
-    let mut flooder = connect(addr, "flood", None).await;
+    let (mut alice, mut bob) = pair(&net).await;
+    let mut flooder = connect(&net, "flood", None).await;
     let note = json!({"type":"call_back","toUser":"alice","msg":"spam"}).to_string();
     for _ in 0..500 {
         if flooder
@@ -653,18 +720,18 @@ async fn a_flooder_is_slowed_then_disconnected_and_others_are_unaffected() {
 
 #[tokio::test]
 async fn oversized_messages_get_too_large_and_huge_frames_close_only_that_connection() {
-    let addr = start_with(RelayConfig {
+    let net = start_with(RelayConfig {
         max_message_bytes: 1024,
         ..RelayConfig::default()
     })
     .await;
-    let (mut alice, mut bob) = pair(addr).await;
+    let (mut alice, mut bob) = pair(&net).await;
     let big = json!({"type":"offer","toUser":"bob","sdp":"x".repeat(1500)});
     alice.send(big).await;
     assert_eq!(notice_code(&alice.recv().await), "too_large");
     still_relays(&mut alice, &mut bob, "bob").await;
     // Over twice the limit: the WebSocket layer closes (1009), the server lives on.
-    let mut huge = connect(addr, "huge", None).await;
+    let mut huge = connect(&net, "huge", None).await;
     let _ = huge.ws.send(WsMessage::Text("y".repeat(4096).into())).await;
     let (code, _) = huge.closed_with().await;
     assert_eq!(u16::from(code), 1009);
@@ -673,12 +740,12 @@ async fn oversized_messages_get_too_large_and_huge_frames_close_only_that_connec
 
 #[tokio::test]
 async fn a_thousand_malformed_messages_each_get_a_typed_error() {
-    let addr = start_with(RelayConfig {
+    let net = start_with(RelayConfig {
         rate_burst: 5_000,
         ..RelayConfig::default()
     })
     .await;
-    let (mut alice, mut bob) = pair(addr).await;
+    let (mut alice, mut bob) = pair(&net).await;
     let garbage = [
         "{",
         "[]",
@@ -700,16 +767,16 @@ async fn a_thousand_malformed_messages_each_get_a_typed_error() {
 
 #[tokio::test]
 async fn a_reader_that_never_reads_is_dropped_without_growing_memory() {
-    let addr = start_with(RelayConfig {
+    let net = start_with(RelayConfig {
         outbox: 8,
         rate_burst: 10_000,
         rate_per_sec: 10_000,
         ..RelayConfig::default()
     })
     .await;
-    let mut alice = connect(addr, "alice", None).await;
-    let mut bob = connect(addr, "bob", None).await;
-    let slow = connect(addr, "slow", None).await; // never reads again
+    let mut alice = connect(&net, "alice", None).await;
+    let mut bob = connect(&net, "bob", None).await;
+    let slow = connect(&net, "slow", None).await; // never reads again
     let chunk = "z".repeat(60_000);
     // Far more than the socket buffers plus 8 queued frames can hold.
     for _ in 0..400 {
@@ -725,32 +792,34 @@ async fn a_reader_that_never_reads_is_dropped_without_growing_memory() {
 
 #[tokio::test]
 async fn a_half_open_connection_is_removed_by_the_heartbeat() {
-    let addr = start_with(RelayConfig {
+    let net = start_with(RelayConfig {
         ping_interval: Duration::from_millis(200),
         idle_timeout: Duration::from_millis(600),
         ..RelayConfig::default()
     })
     .await;
-    let mut alice = connect(addr, "alice", None).await;
+    let mut alice = connect(&net, "alice", None).await;
     // A client that stops reading never answers pings, like a peer whose network vanished.
-    let ghost = connect(addr, "ghost", None).await;
+    let ghost = connect(&net, "ghost", None).await;
     alice.presence(&["alice", "ghost"]).await;
     // Alice keeps reading (so her client answers pings) while the ghost is dropped.
     alice.presence(&["alice"]).await;
-    let mut bob = connect(addr, "bob", None).await;
+    let mut bob = connect(&net, "bob", None).await;
     still_relays(&mut bob, &mut alice, "alice").await;
     drop(ghost);
 }
 
 #[tokio::test]
 async fn connection_limits_are_enforced_with_a_typed_refusal() {
-    let addr = start_with(RelayConfig {
+    let net = start_with(RelayConfig {
         max_connections_per_ip: 2,
         ..RelayConfig::default()
     })
     .await;
-    let (mut alice, mut bob) = pair(addr).await;
-    let mut third = try_connect(addr, "carol", None).await.expect("upgrade");
+    // The limit is per node: everyone on one.
+    let net = Net::single(net.a);
+    let (mut alice, mut bob) = pair(&net).await;
+    let mut third = try_connect(&net, "carol", None).await.expect("upgrade");
     assert_eq!(notice_code(&third.recv_any().await), "too_many_connections");
     let (code, _) = third.closed_with().await;
     assert_eq!(u16::from(code), 1013);
@@ -758,18 +827,20 @@ async fn connection_limits_are_enforced_with_a_typed_refusal() {
     // A slot frees up when someone leaves.
     drop(alice);
     bob.presence(&["bob"]).await;
-    connect(addr, "carol", None).await;
+    connect(&net, "carol", None).await;
 }
 
 #[tokio::test]
 async fn a_foreign_origin_cannot_open_the_websocket() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let addr = start().await;
+    let net = start().await;
     for (origin, ok) in [
         ("https://evil.example", false),
-        (&*format!("http://{addr}"), true),
+        (&*format!("http://{}", net.a), true),
     ] {
-        let mut req = format!("ws://{addr}/webrtc/alice").into_client_request().unwrap();
+        let mut req = format!("ws://{}/webrtc/alice", net.a)
+            .into_client_request()
+            .unwrap();
         req.headers_mut().insert("origin", origin.parse().unwrap());
         match connect_async(req).await {
             Err(WsError::Http(resp)) => {
@@ -784,20 +855,32 @@ async fn a_foreign_origin_cannot_open_the_websocket() {
 
 #[tokio::test]
 async fn metrics_count_connections_calls_and_rejections() {
-    let addr = start().await;
-    let (mut alice, mut bob) = pair(addr).await;
+    let net = start().await;
+    let (mut alice, mut bob) = pair(&net).await;
     alice.send(json!({"type":"call_start","toUser":"bob"})).await;
     bob.recv().await;
     alice.send_raw(WsMessage::Text("nope".into())).await;
     alice.recv().await;
-    let (status, body) = http_get(addr, "/metrics").await;
+    let (status, body) = http_get(net.a, "/metrics").await;
     assert_eq!(status, 200);
-    for line in [
-        "duet_connections 2",
-        "duet_calls{state=\"ringing\"} 1",
-        "duet_messages_relayed_total 1",
-        "duet_rejections_total{reason=\"bad_message\"} 1",
-    ] {
+    // A cluster node counts its own connections, and reports on Redis (alice is on n1, the
+    // call_start was delivered by bob's node).
+    let lines: &[&str] = if net.cluster {
+        &[
+            "duet_connections 1",
+            "duet_cluster_ready{node=\"n1\"} 1",
+            "duet_redis_failures_total{node=\"n1\"} 0",
+            "duet_rejections_total{reason=\"bad_message\"} 1",
+        ]
+    } else {
+        &[
+            "duet_connections 2",
+            "duet_calls{state=\"ringing\"} 1",
+            "duet_messages_relayed_total 1",
+            "duet_rejections_total{reason=\"bad_message\"} 1",
+        ]
+    };
+    for line in lines {
         assert!(body.contains(line), "metrics lack {line}:\n{body}");
     }
 }
@@ -813,7 +896,7 @@ async fn shutdown_tells_every_client_and_closes_within_a_bounded_time() {
     let server = tokio::spawn(duet::server::serve(listener, app, hub, async {
         let _ = stopped.await;
     }));
-    let (mut alice, mut bob) = pair(addr).await;
+    let (mut alice, mut bob) = pair(&Net::single(addr)).await;
     stop.send(()).unwrap();
     for c in [&mut alice, &mut bob] {
         assert_eq!(notice_code(&c.recv().await), "server_shutdown");

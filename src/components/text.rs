@@ -454,6 +454,11 @@ fn server_notice(lang: Lang, code: Option<Code>) -> Option<&'static str> {
             "The server is restarting; Duet reconnects by itself.",
             "服务器正在重启，Duet 会自动重连。",
         ),
+        Code::Unavailable => pick(
+            lang,
+            "The server is busy for a moment; Duet keeps trying.",
+            "服务器暂时无法处理，Duet 会继续尝试。",
+        ),
         Code::PeerDisconnected => pick(lang, "The other side lost the connection.", "对方的网络断开了。"),
         _ => return None,
     })

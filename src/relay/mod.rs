@@ -1,7 +1,9 @@
 //! The signaling relay (server only): a socket-free core and the WebSocket shell around it.
 
+pub mod cluster;
 pub mod ice;
 pub mod limits;
+mod node;
 pub mod queue;
 pub mod registry;
 pub mod ws;

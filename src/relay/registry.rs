@@ -171,18 +171,12 @@ impl Registry {
         if let Some(existing) = self.users.get(name) {
             let same_owner = secret.is_some() && existing.secret.as_deref() == secret;
             if !same_owner {
-                let text = format!("the name {name} is in use by someone else right now; pick another");
-                return vec![
-                    Action::Send(conn, Message::notice(name, Code::NameTaken, text.clone())),
-                    Action::Close(conn, CLOSE_NAME_TAKEN, text),
-                ];
+                return name_taken(conn, name).into();
             }
             if let Some(old) = existing.conn {
                 self.conns.remove(&old);
                 // (A takeover of a connected session: nothing is held for it.)
-                let text = "this name was opened in another window";
-                actions.push(Action::Send(old, Message::notice(name, Code::Replaced, text)));
-                actions.push(Action::Close(old, CLOSE_REPLACED, text.to_owned()));
+                actions.extend(replaced(old, name));
             }
         }
         let held = self
@@ -239,8 +233,7 @@ impl Registry {
             .collect();
         for (caller, callee) in unanswered {
             if let Some(c) = self.conn_of(&caller) {
-                let text = format!("{callee} did not answer");
-                actions.push(Action::Send(c, Message::notice(&caller, Code::NoAnswer, text)));
+                actions.push(no_answer(c, &caller, &callee));
             }
             actions.extend(self.hang_up_for(&caller, Code::NoAnswer));
         }
@@ -281,59 +274,23 @@ impl Registry {
 
     /// Server shutdown: every connection is told and closed.
     pub fn shutdown(&self) -> Vec<Action> {
-        let text = "the server is restarting; reconnecting shortly";
         self.conns
             .iter()
-            .flat_map(|(&conn, name)| {
-                [
-                    Action::Send(conn, Message::notice(name, Code::ServerShutdown, text)),
-                    Action::Close(conn, 1001, text.to_owned()),
-                ]
-            })
+            .flat_map(|(&conn, name)| shutting_down(conn, name))
             .collect()
     }
 
-    fn route(&mut self, from: &str, mut m: Message, now: u64) -> Result<Vec<Action>, ProtocolError> {
-        if matches!(m.kind, Kind::Presence | Kind::Config) {
-            return Err(ProtocolError::new(
-                Code::BadMessage,
-                format!("{} is sent by the server only", m.kind.as_str()),
-            ));
-        }
-        let to = match m.to_user.as_deref() {
-            Some(to) if !to.is_empty() => to.to_owned(),
-            _ => {
-                return Err(ProtocolError::new(
-                    Code::MissingRecipient,
-                    format!("{} needs a \"toUser\"", m.kind.as_str()),
-                ))
-            }
-        };
-        if to == from {
-            return Err(ProtocolError::new(
-                Code::ToSelf,
-                "you cannot send a message to yourself",
-            ));
-        }
-        // The server, never the client, says who a message is from; only the server sets codes
-        // and presence lists.
-        m.from_user = Some(from.to_owned());
-        m.code = None;
-        m.users = None;
-        m.ice_servers = None;
-
+    fn route(&mut self, from: &str, m: Message, now: u64) -> Result<Vec<Action>, ProtocolError> {
+        let (to, mut m) = stamp(from, m)?;
         let link = self.calls.get(from).filter(|l| l.peer == to).cloned();
         let mut actions = Vec::new();
         match (m.kind, &link) {
             (Kind::CallStart, _) => {
                 if !self.users.contains_key(&to) {
-                    return Err(ProtocolError::new(
-                        Code::Offline,
-                        format!("{to} is not online right now"),
-                    ));
+                    return Err(refusal(Code::Offline, &to, m.kind));
                 }
                 if self.partner_of(&to).is_some_and(|p| p != from) {
-                    return Err(ProtocolError::new(Code::Busy, format!("{to} is in another call")));
+                    return Err(refusal(Code::Busy, &to, m.kind));
                 }
                 if link.is_none() {
                     // Calling someone new abandons whatever call the caller had going.
@@ -360,7 +317,7 @@ impl Registry {
                 self.end_call(from);
             }
             (Kind::CallBack, _) if matches!(m.msg.as_deref(), Some(ACCEPT | DECLINE)) => {
-                return Err(not_in_call(&to));
+                return Err(refusal(Code::NotInCall, &to, m.kind));
             }
             // Other call_back text is a notice (e.g. "busy") and may go to anyone.
             (Kind::CallBack, _) => {}
@@ -383,7 +340,7 @@ impl Registry {
             }
             (Kind::Offer | Kind::Answer | Kind::Ice | Kind::Media, Some(_)) => {}
             (Kind::Offer | Kind::Answer | Kind::Ice | Kind::Media | Kind::Hangup, None) => {
-                return Err(not_in_call(&to))
+                return Err(refusal(Code::NotInCall, &to, m.kind))
             }
             (Kind::Presence | Kind::Config, _) => unreachable!("refused above"),
         }
@@ -404,10 +361,7 @@ impl Registry {
             }
             _ => {}
         }
-        Err(ProtocolError::new(
-            Code::NotOnline,
-            format!("{to} is not online; the {} was not delivered", m.kind.as_str()),
-        ))
+        Err(refusal(Code::NotOnline, to, m.kind))
     }
 
     fn conn_of(&self, name: &str) -> Option<ConnId> {
@@ -430,10 +384,7 @@ impl Registry {
     fn hang_up_for(&mut self, name: &str, code: Code) -> Option<Action> {
         let peer = self.end_call(name)?;
         let peer_conn = self.conn_of(&peer)?;
-        let mut bye = Message::to(Kind::Hangup, &peer);
-        bye.from_user = Some(name.to_owned());
-        bye.code = Some(code);
-        Some(Action::Send(peer_conn, bye))
+        Some(hangup_from(peer_conn, &peer, name, code))
     }
 
     /// Removes `name`'s call, returning the former partner.
@@ -491,11 +442,93 @@ impl Registry {
     }
 }
 
-fn not_in_call(with: &str) -> ProtocolError {
-    ProtocolError::new(
-        Code::NotInCall,
-        format!("you are not in a call with {with}; message dropped"),
-    )
+// The relay's words and stamps, shared with the Redis backend (`cluster`), which makes the same
+// decisions in Lua and has them carried out here.
+
+/// Checks what any routed message needs (a recipient other than the sender, a type clients may
+/// send) and stamps it: the server, never the client, says who a message is from; only the
+/// server sets codes and presence lists. Returns the recipient and the stamped message.
+pub fn stamp(from: &str, mut m: Message) -> Result<(String, Message), ProtocolError> {
+    if matches!(m.kind, Kind::Presence | Kind::Config) {
+        return Err(ProtocolError::new(
+            Code::BadMessage,
+            format!("{} is sent by the server only", m.kind.as_str()),
+        ));
+    }
+    let to = match m.to_user.as_deref() {
+        Some(to) if !to.is_empty() => to.to_owned(),
+        _ => {
+            return Err(ProtocolError::new(
+                Code::MissingRecipient,
+                format!("{} needs a \"toUser\"", m.kind.as_str()),
+            ))
+        }
+    };
+    if to == from {
+        return Err(ProtocolError::new(
+            Code::ToSelf,
+            "you cannot send a message to yourself",
+        ));
+    }
+    m.from_user = Some(from.to_owned());
+    m.code = None;
+    m.users = None;
+    m.ice_servers = None;
+    Ok((to, m))
+}
+
+/// Why a `kind` message to `to` was refused, for the refusals that depend on who is online and
+/// in a call with whom.
+pub fn refusal(code: Code, to: &str, kind: Kind) -> ProtocolError {
+    let text = match code {
+        Code::Offline => format!("{to} is not online right now"),
+        Code::Busy => format!("{to} is in another call"),
+        Code::NotInCall => format!("you are not in a call with {to}; message dropped"),
+        Code::NotOnline => format!("{to} is not online; the {} was not delivered", kind.as_str()),
+        other => other.as_str().to_owned(),
+    };
+    ProtocolError::new(code, text)
+}
+
+/// A connection that asked for a name someone else holds: told, and closed.
+pub fn name_taken(conn: ConnId, name: &str) -> [Action; 2] {
+    let text = format!("the name {name} is in use by someone else right now; pick another");
+    [
+        Action::Send(conn, Message::notice(name, Code::NameTaken, text.clone())),
+        Action::Close(conn, CLOSE_NAME_TAKEN, text),
+    ]
+}
+
+/// The old connection of a name its owner opened again elsewhere: told, and closed.
+pub fn replaced(old: ConnId, name: &str) -> [Action; 2] {
+    let text = "this name was opened in another window";
+    [
+        Action::Send(old, Message::notice(name, Code::Replaced, text)),
+        Action::Close(old, CLOSE_REPLACED, text.to_owned()),
+    ]
+}
+
+/// `conn`, signed in as `name`, hears that the server is going away, and is closed.
+pub fn shutting_down(conn: ConnId, name: &str) -> [Action; 2] {
+    let text = "the server is restarting; reconnecting shortly";
+    [
+        Action::Send(conn, Message::notice(name, Code::ServerShutdown, text)),
+        Action::Close(conn, 1001, text.to_owned()),
+    ]
+}
+
+/// The caller `caller` (on `conn`) hears that `callee` did not answer.
+pub fn no_answer(conn: ConnId, caller: &str, callee: &str) -> Action {
+    let text = format!("{callee} did not answer");
+    Action::Send(conn, Message::notice(caller, Code::NoAnswer, text))
+}
+
+/// `peer` (on `conn`) hears that `name` ended their call, with `code` saying why.
+pub fn hangup_from(conn: ConnId, peer: &str, name: &str, code: Code) -> Action {
+    let mut bye = Message::to(Kind::Hangup, peer);
+    bye.from_user = Some(name.to_owned());
+    bye.code = Some(code);
+    Action::Send(conn, bye)
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! The axum WebSocket shell around [`Registry`]: admits connections, reads frames, enforces the
 //! per-connection limits, asks the core, writes frames. No protocol decisions are made here.
 
+use super::cluster::{self, Cluster, ClusterError, Op};
 use super::limits::{RateLimiter, Verdict};
 use super::queue::{self, TrySendError};
 use super::registry::{Action, ConnId, Registry, Timing};
 use crate::signal::{
-    close_reason, validate_name, Code, Message, ProtocolError, KEY_PROTOCOL, MAX_KEY_BYTES, SUBPROTOCOL,
+    close_reason, validate_name, Code, Kind, Message, KEY_PROTOCOL, MAX_KEY_BYTES, SUBPROTOCOL,
 };
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -81,6 +82,11 @@ struct Outbox {
     tx: queue::Sender<Outbound>,
     /// The `Host` the browser connected to: where it reaches the embedded STUN server.
     host: Option<Box<str>>,
+    name: Box<str>,
+    /// What the client said of itself: a cluster node registers it again after Redis lost it.
+    client: Client,
+    /// Signed in (has had its own presence list): presence broadcasts reach it.
+    joined: bool,
 }
 
 #[derive(Default)]
@@ -88,6 +94,8 @@ struct Inner {
     registry: Registry,
     outboxes: HashMap<ConnId, Outbox>,
     per_ip: HashMap<IpAddr, usize>,
+    /// Cluster mode: the newest presence broadcast applied (version, list).
+    presence: Option<(u64, Vec<String>)>,
 }
 
 /// Shared relay state: the core, one outbound queue per live connection, and counters.
@@ -99,10 +107,24 @@ pub struct Hub {
     relayed: AtomicU64,
     accepted: AtomicU64,
     rejections: Mutex<BTreeMap<&'static str, u64>>,
+    /// Several nodes as one relay: the decisions are Redis' (see `cluster`), not `registry`'s.
+    pub(super) cluster: Option<Arc<Cluster>>,
 }
 
 impl Hub {
     pub fn new(config: RelayConfig) -> Arc<Hub> {
+        Hub::build(config, None)
+    }
+
+    /// A node of a cluster on Redis; starts the tasks that keep it in the cluster.
+    pub async fn clustered(config: RelayConfig, cluster: Cluster) -> Result<Arc<Hub>, ClusterError> {
+        let cluster = Arc::new(cluster);
+        let hub = Hub::build(config, Some(Arc::clone(&cluster)));
+        super::node::start(&hub, &cluster).await?;
+        Ok(hub)
+    }
+
+    fn build(config: RelayConfig, cluster: Option<Arc<Cluster>>) -> Arc<Hub> {
         let inner = Inner {
             registry: Registry::new(config.timing).with_presence_max(config.presence_max),
             ..Inner::default()
@@ -115,6 +137,7 @@ impl Hub {
             relayed: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             rejections: Mutex::new(BTreeMap::new()),
+            cluster,
         })
     }
 
@@ -148,51 +171,174 @@ impl Hub {
         let mut inner = self.lock();
         let actions = f(&mut inner.registry, now);
         for action in actions {
-            match action {
-                Action::Send(conn, m) => {
-                    match m.code {
-                        Some(code) if m.is_from_system() => self.count_rejection(code.as_str()),
-                        _ if m.kind != crate::signal::Kind::Presence => {
-                            self.relayed.fetch_add(1, Ordering::Relaxed);
-                        }
-                        _ => {}
+            self.carry_out(&mut inner, action);
+        }
+    }
+
+    fn carry_out(&self, inner: &mut Inner, action: Action) {
+        match action {
+            Action::Send(conn, m) => {
+                match m.code {
+                    Some(code) if m.is_from_system() => self.count_rejection(code.as_str()),
+                    _ if m.kind != Kind::Presence => {
+                        self.relayed.fetch_add(1, Ordering::Relaxed);
                     }
-                    queue_text(self, &mut inner, conn, |_| m.to_json());
+                    _ => {}
                 }
-                Action::Config(conn, name) => {
-                    queue_text(self, &mut inner, conn, |outbox| {
-                        let host = outbox.host.as_deref();
-                        let servers = self.config.ice.servers_for(&name, host, unix_now());
-                        Message::config(&name, servers).to_json()
-                    });
-                }
-                Action::Close(conn, code, reason) => {
-                    // Queued, so the notice that explains the close goes out first.
-                    if let Some(outbox) = inner.outboxes.remove(&conn) {
-                        if let Err(TrySendError::Full) =
-                            outbox.tx.try_send(Outbound::Close(code, reason.clone()))
-                        {
-                            outbox.tx.jump(Outbound::Close(code, reason));
-                        }
+                queue_text(self, inner, conn, |_| m.to_json());
+            }
+            Action::Config(conn, name) => {
+                queue_text(self, inner, conn, |outbox| {
+                    let host = outbox.host.as_deref();
+                    let servers = self.config.ice.servers_for(&name, host, unix_now());
+                    Message::config(&name, servers).to_json()
+                });
+            }
+            Action::Close(conn, code, reason) => {
+                // Queued, so the notice that explains the close goes out first.
+                if let Some(outbox) = inner.outboxes.remove(&conn) {
+                    if let Err(TrySendError::Full) = outbox.tx.try_send(Outbound::Close(code, reason.clone()))
+                    {
+                        outbox.tx.jump(Outbound::Close(code, reason));
                     }
                 }
             }
         }
     }
 
-    /// Tells `conn` why something was refused (outside the core: limits).
+    /// Carries out a cluster's decisions, in order, under one lock.
+    pub(super) fn apply(&self, ops: Vec<Op>) {
+        if ops.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        for op in ops {
+            match op {
+                Op::Relay(conn, json) => {
+                    self.relayed.fetch_add(1, Ordering::Relaxed);
+                    queue_text(self, &mut inner, conn, |_| json);
+                }
+                Op::Core(action) => self.carry_out(&mut inner, action),
+                Op::Presence { skip, version, users } => {
+                    if inner.presence.as_ref().is_some_and(|(v, _)| *v >= version) {
+                        continue; // older than what everyone here has
+                    }
+                    let targets: Vec<(ConnId, Box<str>)> = inner
+                        .outboxes
+                        .iter()
+                        .filter(|(c, o)| o.joined && Some(**c) != skip)
+                        .map(|(c, o)| (*c, o.name.clone()))
+                        .collect();
+                    for (conn, name) in targets {
+                        queue_text(self, &mut inner, conn, |_| {
+                            Message::presence(&name, users.clone()).to_json()
+                        });
+                    }
+                    inner.presence = Some((version, users));
+                }
+                Op::Joined {
+                    conn,
+                    name,
+                    version,
+                    users,
+                } => {
+                    // A broadcast that crossed this join may be newer than the joiner's list.
+                    let users = match &inner.presence {
+                        Some((v, newer)) if *v > version => newer.clone(),
+                        _ => users,
+                    };
+                    queue_text(self, &mut inner, conn, |_| {
+                        Message::presence(&name, users).to_json()
+                    });
+                    if let Some(outbox) = inner.outboxes.get_mut(&conn) {
+                        outbox.joined = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Connection `conn` signs in as `name`.
+    async fn join(&self, conn: ConnId, name: &str, client: &Client) {
+        let (key, early) = (client.key.as_deref(), client.early);
+        match &self.cluster {
+            None => self.with_core(|r, _| r.join(conn, name, key, early)),
+            Some(cluster) => match cluster.join(conn, name, key, early, false).await {
+                Ok(ops) => self.apply(ops),
+                Err(e) => {
+                    tracing::warn!(conn, %name, error = %e, "sign-in refused: redis unavailable");
+                    self.count_rejection(Code::Unavailable.as_str());
+                    self.apply(cluster::unavailable(conn, name));
+                }
+            },
+        }
+    }
+
+    /// A text frame from `conn`, signed in as `name`.
+    async fn handle(&self, conn: ConnId, name: &str, text: &str) {
+        let Some(cluster) = &self.cluster else {
+            return self.with_core(|r, now| r.handle(conn, text, now));
+        };
+        let routed = match Message::parse(text) {
+            Ok(m) if m.kind == Kind::Config => Ok(vec![Op::Core(Action::Config(conn, name.to_owned()))]),
+            Ok(m) => cluster.route(conn, name, m).await,
+            Err(e) => Err(e),
+        };
+        match routed {
+            Ok(ops) => self.apply(ops),
+            Err(e) => self.refuse(conn, e.code, &e.detail),
+        }
+    }
+
+    /// Connection `conn`, signed in as `name`, is gone.
+    async fn leave(&self, conn: ConnId, name: &str) {
+        match &self.cluster {
+            None => self.with_core(|r, now| r.leave(conn, now)),
+            Some(cluster) => self.apply(cluster.leave(conn, name).await),
+        }
+    }
+
+    /// The signed-in connections, as the cluster must register them again.
+    pub(super) fn sessions(&self) -> Vec<(ConnId, String, Option<String>, bool)> {
+        let inner = self.lock();
+        let joined = inner.outboxes.iter().filter(|(_, o)| o.joined);
+        joined
+            .map(|(c, o)| (*c, o.name.to_string(), o.client.key.clone(), o.client.early))
+            .collect()
+    }
+
+    /// Tells `conn` why something was refused.
     fn refuse(&self, conn: ConnId, code: Code, text: &str) {
-        self.with_core(|r, _| r.refuse(conn, ProtocolError::new(code, text)));
+        let mut inner = self.lock();
+        let Some(name) = inner.outboxes.get(&conn).map(|o| o.name.clone()) else {
+            return;
+        };
+        self.carry_out(&mut inner, Action::Send(conn, Message::notice(&name, code, text)));
     }
 
     /// Time-driven work: ring timeouts, grace periods. The server calls this every second.
+    /// (A cluster's deadlines are swept on Redis' clock by `node`.)
     pub fn tick(&self) {
-        self.with_core(|r, now| r.tick(now));
+        if self.cluster.is_none() {
+            self.with_core(|r, now| r.tick(now));
+        }
     }
 
     /// Tells every client the server is going away and closes their connections.
     pub fn shutdown(&self) {
-        self.with_core(|r, _| r.shutdown());
+        let mut inner = self.lock();
+        let conns: Vec<(ConnId, Box<str>)> =
+            inner.outboxes.iter().map(|(c, o)| (*c, o.name.clone())).collect();
+        for (conn, name) in conns {
+            for action in super::registry::shutting_down(conn, &name) {
+                self.carry_out(&mut inner, action);
+            }
+        }
+    }
+
+    /// Ready to take sign-ins: always, unless a cluster node cannot reach Redis.
+    pub fn is_ready(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.is_ready())
     }
 
     /// Prometheus text exposition.
@@ -253,6 +399,51 @@ impl Hub {
             "Refused messages and connections, by reason.",
             &samples,
         );
+        if let Some(cluster) = &self.cluster {
+            let stats = &cluster.stats;
+            let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+            let node = format!("{{node=\"{}\"}}", cluster.config.node.escape_default());
+            let ready = u64::from(cluster.is_ready());
+            metric(
+                "duet_cluster_ready",
+                "gauge",
+                "This node reaches Redis (1) or not (0).",
+                &[(&node, ready)],
+            );
+            let counters = [
+                (
+                    "duet_redis_commands_total",
+                    "Commands (scripts, publishes) sent to Redis.",
+                    &stats.commands,
+                ),
+                (
+                    "duet_redis_failures_total",
+                    "Redis commands that failed or timed out.",
+                    &stats.failures,
+                ),
+                (
+                    "duet_redis_pubsub_gaps_total",
+                    "Times the node's subscription was lost and made again.",
+                    &stats.gaps,
+                ),
+                (
+                    "duet_redis_resyncs_total",
+                    "Times the node registered its users again.",
+                    &stats.resyncs,
+                ),
+            ];
+            for (name, help, n) in counters {
+                metric(name, "counter", help, &[(&node, load(n))]);
+            }
+            let _ = writeln!(
+                out,
+                "# HELP duet_redis_script_seconds Round trips of the relay's Redis scripts.\n\
+                 # TYPE duet_redis_script_seconds summary\n\
+                 duet_redis_script_seconds_sum{node} {:.6}\nduet_redis_script_seconds_count{node} {}",
+                load(&stats.script_micros) as f64 / 1e6,
+                load(&stats.scripts),
+            );
+        }
         out
     }
 
@@ -347,6 +538,16 @@ pub fn router(hub: Arc<Hub>) -> Router {
         )
         .route("/webrtc/{username}", get(upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        // Whether to send this node new sign-ins: a cluster node that cannot reach Redis is not.
+        .route(
+            "/readyz",
+            get(|State(hub): State<Arc<Hub>>| async move {
+                match hub.is_ready() {
+                    true => (StatusCode::OK, "ready"),
+                    false => (StatusCode::SERVICE_UNAVAILABLE, "not ready: redis unavailable"),
+                }
+            }),
+        )
         .route(
             "/metrics",
             get(|State(hub): State<Arc<Hub>>| async move { hub.metrics() }),
@@ -438,6 +639,7 @@ async fn upgrade(
 }
 
 /// What a connecting client said of itself in the URL's query.
+#[derive(Clone)]
 struct Client {
     key: Option<String>,
     early: bool,
@@ -474,7 +676,15 @@ async fn serve(
     // The reader waits for room in its own queue before handling the next frame: a client that
     // sends faster than it reads its replies is slowed by TCP backpressure, not buffered.
     let own_queue = tx.clone();
-    hub.lock().outboxes.insert(conn, Outbox { tx, host });
+    let outbox = Outbox {
+        tx,
+        host,
+        name: name.as_str().into(),
+        client,
+        joined: false,
+    };
+    let client = outbox.client.clone();
+    hub.lock().outboxes.insert(conn, outbox);
     tracing::info!(conn, %name, %ip, "connected");
 
     let mut writer = tokio::spawn(async move {
@@ -494,7 +704,7 @@ async fn serve(
         }
     });
 
-    hub.with_core(|r, _| r.join(conn, &name, client.key.as_deref(), client.early));
+    hub.join(conn, &name, &client).await;
 
     let mut limiter = RateLimiter::new(
         cfg.rate_per_sec,
@@ -569,7 +779,7 @@ async fn serve(
                         let detail = format!("message of {} bytes; the limit is {}", text.len(), cfg.max_message_bytes);
                         hub.refuse(conn, Code::TooLarge, &detail);
                     }
-                    Some(text) => hub.with_core(|r, now| r.handle(conn, text.as_str(), now)),
+                    Some(text) => hub.handle(conn, &name, text.as_str()).await,
                     None => hub.refuse(conn, Code::BadMessage, "binary frames are not part of the protocol"),
                 }
             }
@@ -596,7 +806,7 @@ async fn serve(
             }
         }
     }
-    hub.with_core(|r, now| r.leave(conn, now));
+    hub.leave(conn, &name).await;
     hub.lock().outboxes.remove(&conn);
     drop(own_queue);
     // Let the writer flush a close frame, but never wait long on a dead peer.

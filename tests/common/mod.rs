@@ -120,3 +120,86 @@ pub async fn http(
         body: body.to_owned(),
     }
 }
+
+/// A redis-server of the test's own (no persistence), on a Unix socket in a fresh directory;
+/// killed when dropped.
+pub struct Redis {
+    server: Child,
+    pub dir: std::path::PathBuf,
+}
+
+impl Redis {
+    pub async fn start() -> Redis {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("duet-redis-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = Redis {
+            server: Redis::spawn(&dir),
+            dir,
+        };
+        redis.wait().await;
+        redis
+    }
+
+    fn spawn(dir: &std::path::Path) -> Child {
+        let socket = dir.join("redis.sock");
+        tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--unixsocketperm",
+                "700",
+            ])
+            .arg("--unixsocket")
+            .arg(&socket)
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server starts (scripts/setup.sh installs it)")
+    }
+
+    /// Until the socket answers (the server creates it when it is ready).
+    async fn wait(&mut self) {
+        let socket = self.dir.join("redis.sock");
+        for _ in 0..500 {
+            if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.server.try_wait() {
+                panic!("redis-server exited: {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("redis-server did not open {}", socket.display());
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.dir.join("redis.sock").display())
+    }
+
+    /// `kill -9`, and a new, empty one in its place (same socket).
+    pub async fn restart_empty(&mut self) {
+        self.kill().await;
+        let _ = std::fs::remove_file(self.dir.join("redis.sock"));
+        self.server = Redis::spawn(&self.dir);
+        self.wait().await;
+    }
+
+    pub async fn kill(&mut self) {
+        let _ = self.server.kill().await;
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,289 @@
+-- Duet's relay rules on Redis: every decision that involves two names runs here, atomically.
+-- Each script is this library followed by one `return op_...()` line (see cluster/mod.rs).
+-- The rules mirror relay/registry.rs, the embedded registry, which is the oracle in tests.
+--
+-- ARGV[1] key prefix, ARGV[2] the calling node, ARGV[3] ring timeout ms, ARGV[4] grace ms,
+-- ARGV[5] presence cap; the rest per operation.
+--
+-- Keys (P = prefix):
+--   P u:NAME     hash node conn secret early away   (away = grace deadline, 0 while connected)
+--   P c:NAME     hash peer caller ring               (ring = deadline while ringing, else 0)
+--   P ahead:NAME list of JSON the caller sent while it rang, for a classic callee
+--   P held:NAME  list of JSON for NAME while away
+--   P online     zset (score 0) of connected names: ordered by bytes like the embedded BTreeMap
+--   P due        zset "r:CALLER" (ring) / "a:NAME" (grace) -> deadline ms
+--   P nodes      zset node -> lease expiry ms;  P n:NODE  set of the names connected there
+--   P epoch      changes when Redis lost its data (nodes then register their users again)
+--   P pv         presence list version;  P settings  "ring grace cap" of the live nodes
+--
+-- Deliveries are ops, one string each, fields split by "\n" (names and JSON have none): those
+-- for the calling node are returned, in order; the others are published on P n:NODE, in order.
+--   s CONN JSON            send the stamped message as it is
+--   h CONN TO FROM CODE    a hangup from FROM with CODE
+--   a CONN TO CALLEE       no_answer notice to the caller
+--   r CONN TO              replaced: notice and close
+--   t CONN TO              name taken: notice and close
+--   p CONN TO V NAME...    the presence list, version V
+--   g CONN TO              the ICE servers (made by the node)
+--   b NODE CONN V NAME...  (P presence channel) presence for everyone, except NODE's CONN
+local P, NODE = ARGV[1], ARGV[2]
+local RING, GRACE, CAP = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local HELD_MAX = 64
+local out = {}
+
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function emit(node, op)
+  if node == NODE then
+    out[#out + 1] = op
+  else
+    redis.call('PUBLISH', P .. 'n:' .. node, op)
+  end
+end
+
+local function user(name)
+  local v = redis.call('HMGET', P .. 'u:' .. name, 'node', 'conn', 'secret', 'early', 'away')
+  if not v[5] then return nil end
+  local away = tonumber(v[5])
+  return { name = name, node = v[1], conn = v[2], secret = v[3], early = v[4] == '1',
+           away = away, connected = away == 0 }
+end
+
+local function link(name)
+  local v = redis.call('HMGET', P .. 'c:' .. name, 'peer', 'caller', 'ring')
+  if not v[1] then return nil end
+  return { peer = v[1], caller = v[2] == '1', ring = tonumber(v[3]) }
+end
+
+-- Presence after a join (the joiner gets its own list, first) or a leave.
+-- Lists carry a version (P pv) so a node can tell which of a joiner's list and a broadcast that
+-- crossed it is newer.
+local function announce(joiner)
+  local n = redis.call('ZCARD', P .. 'online')
+  local list = table.concat(redis.call('ZRANGE', P .. 'online', 0, CAP - 1), '\n')
+  local v = redis.call('INCR', P .. 'pv')
+  if joiner then
+    emit(joiner.node, 'p\n' .. joiner.conn .. '\n' .. joiner.name .. '\n' .. v .. '\n' .. list)
+  end
+  if n <= CAP then
+    local skip = joiner and (joiner.node .. '\n' .. joiner.conn) or '\n'
+    redis.call('PUBLISH', P .. 'presence', 'b\n' .. skip .. '\n' .. v .. '\n' .. list)
+  end
+end
+
+-- Removes NAME's call; returns the former partner's name.
+local function end_call(name)
+  local l = link(name)
+  if not l then return nil end
+  redis.call('DEL', P .. 'c:' .. name, P .. 'c:' .. l.peer, P .. 'ahead:' .. name, P .. 'ahead:' .. l.peer)
+  redis.call('ZREM', P .. 'due', 'r:' .. name, 'r:' .. l.peer)
+  return l.peer
+end
+
+-- Ends NAME's call on their behalf: the partner gets a hangup from NAME with CODE.
+local function hang_up_for(name, code)
+  local peer = end_call(name)
+  if not peer then return end
+  local u = user(peer)
+  if u and u.connected then
+    emit(u.node, 'h\n' .. u.conn .. '\n' .. peer .. '\n' .. name .. '\n' .. code)
+  end
+end
+
+local function make_link(caller, callee, ring)
+  redis.call('HSET', P .. 'c:' .. caller, 'peer', callee, 'caller', '1', 'ring', ring)
+  redis.call('HSET', P .. 'c:' .. callee, 'peer', caller, 'caller', '0', 'ring', ring)
+  redis.call('ZADD', P .. 'due', ring, 'r:' .. caller)
+end
+
+-- Sends JSON to U; keeps it while U is away if LINKED. False: U is not online.
+local function deliver(u, json, linked)
+  if u and u.connected then
+    emit(u.node, 's\n' .. u.conn .. '\n' .. json)
+    return true
+  end
+  if u and linked then
+    if redis.call('LLEN', P .. 'held:' .. u.name) < HELD_MAX then
+      redis.call('RPUSH', P .. 'held:' .. u.name, json)
+    end
+    return true
+  end
+  return false
+end
+
+-- NAME's session is gone: offline at once, or away for the grace period while in a call.
+local function drop(u, t)
+  redis.call('SREM', P .. 'n:' .. u.node, u.name)
+  redis.call('ZREM', P .. 'online', u.name)
+  if link(u.name) and GRACE > 0 then
+    redis.call('HSET', P .. 'u:' .. u.name, 'node', '', 'conn', '', 'away', t + GRACE)
+    redis.call('ZADD', P .. 'due', t + GRACE, 'a:' .. u.name)
+  else
+    redis.call('DEL', P .. 'u:' .. u.name, P .. 'held:' .. u.name)
+    hang_up_for(u.name, 'peer_disconnected')
+  end
+end
+
+-- ARGV[6] conn, [7] name, [8] secret digest or "", [9] early "1"/"0", [10] "1" = the node
+-- registers a session it already holds again (after a Redis restart or a lost lease).
+local function op_join()
+  local conn, name, secret, early, again = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10] == '1'
+  local u = user(name)
+  local held = {}
+  if u then
+    local same_session = u.node == NODE and u.conn == conn
+    if again and not same_session then
+      -- While this node could not reach Redis, its user opened the name elsewhere.
+      emit(NODE, 'r\n' .. conn .. '\n' .. name)
+      return out
+    end
+    if not same_session and not (secret ~= '' and u.secret == secret) then
+      emit(NODE, 't\n' .. conn .. '\n' .. name)
+      return out
+    end
+    if u.connected and not same_session then
+      emit(u.node, 'r\n' .. u.conn .. '\n' .. name)
+      redis.call('SREM', P .. 'n:' .. u.node, name)
+    end
+    held = redis.call('LRANGE', P .. 'held:' .. name, 0, -1)
+    redis.call('DEL', P .. 'held:' .. name)
+    redis.call('ZREM', P .. 'due', 'a:' .. name)
+  end
+  redis.call('HSET', P .. 'u:' .. name, 'node', NODE, 'conn', conn, 'secret', secret, 'early', early, 'away', 0)
+  redis.call('SADD', P .. 'n:' .. NODE, name)
+  redis.call('ZADD', P .. 'online', 0, name)
+  if again then
+    announce(nil)
+    return out
+  end
+  announce({ node = NODE, conn = conn, name = name })
+  emit(NODE, 'g\n' .. conn .. '\n' .. name)
+  for _, json in ipairs(held) do
+    emit(NODE, 's\n' .. conn .. '\n' .. json)
+  end
+  return out
+end
+
+-- ARGV[6] conn, [7] name: the connection closed.
+local function op_leave()
+  local conn, name = ARGV[6], ARGV[7]
+  local u = user(name)
+  -- Fencing: only the session that holds the name may give it up (a late close of a replaced
+  -- connection, or of one from a node thought dead, must not log out the person's new one).
+  if not u or u.node ~= NODE or u.conn ~= conn then return out end
+  drop(u, now())
+  announce(nil)
+  return out
+end
+
+-- ARGV[6] conn, [7] from, [8] to, [9] type, [10] call_back msg, [11] stamped JSON,
+-- [12] the same with code "cancelled" (a hangup while ringing). Returns the ops, or
+-- {"E", code} when the message is refused.
+local function op_route()
+  local conn, from, to, kind, msg, json = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+  local f = user(from)
+  if not f or f.node ~= NODE or f.conn ~= conn then return out end -- replaced meanwhile
+  local t = now()
+  local l = link(from)
+  if l and l.peer ~= to then l = nil end
+  local tu = user(to)
+  local media = kind == 'offer' or kind == 'answer' or kind == '_ice' or kind == 'media'
+  if kind == 'call_start' then
+    if not tu then return { 'E', 'offline' } end
+    local tl = link(to)
+    if tl and tl.peer ~= from then return { 'E', 'busy' } end
+    if not l then
+      hang_up_for(from, 'cancelled')
+      make_link(from, to, t + RING)
+    end
+  elseif kind == 'call_back' and l and msg == '1' and l.ring > 0 then
+    redis.call('HSET', P .. 'c:' .. from, 'ring', 0)
+    redis.call('HSET', P .. 'c:' .. to, 'ring', 0)
+    redis.call('ZREM', P .. 'due', 'r:' .. from, 'r:' .. to)
+    local caller = l.caller and from or to
+    local callee = user(l.caller and to or from)
+    local ahead = redis.call('LRANGE', P .. 'ahead:' .. caller, 0, -1)
+    redis.call('DEL', P .. 'ahead:' .. caller)
+    for _, held in ipairs(ahead) do
+      deliver(callee, held, true)
+    end
+  elseif kind == 'call_back' and l and msg == '0' then
+    end_call(from)
+  elseif kind == 'call_back' and (msg == '1' or msg == '0') then
+    return { 'E', 'not_in_call' }
+  elseif kind == 'call_back' then
+    -- other text is a notice and may go to anyone
+  elseif kind == 'hangup' and l then
+    if l.caller and l.ring > 0 then json = ARGV[12] end
+    end_call(from)
+  elseif media and l and l.caller and l.ring > 0 and not (tu and tu.early) then
+    -- Ahead of the accept, to a client that wants the classic order: held.
+    if redis.call('LLEN', P .. 'ahead:' .. from) < HELD_MAX then
+      redis.call('RPUSH', P .. 'ahead:' .. from, json)
+    end
+    return out
+  elseif media and l then
+    -- relayed
+  else
+    return { 'E', 'not_in_call' }
+  end
+  if not deliver(tu, json, l ~= nil) then return { 'E', 'not_online' } end
+  return out
+end
+
+-- Due deadlines and dead nodes; any node may run it, the first one to do so does the work.
+local function op_sweep()
+  local t = now()
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', t)) do
+    redis.call('ZREM', P .. 'nodes', node)
+    for _, name in ipairs(redis.call('SMEMBERS', P .. 'n:' .. node)) do
+      local u = user(name)
+      if u and u.node == node then drop(u, t) end
+    end
+    redis.call('DEL', P .. 'n:' .. node)
+    announce(nil)
+  end
+  for _, due in ipairs(redis.call('ZRANGEBYSCORE', P .. 'due', '-inf', t, 'LIMIT', 0, 500)) do
+    redis.call('ZREM', P .. 'due', due)
+    local kind, name = string.sub(due, 1, 1), string.sub(due, 3)
+    if kind == 'r' then
+      local l = link(name)
+      if l and l.caller and l.ring > 0 then
+        local u = user(name)
+        if u and u.connected then
+          emit(u.node, 'a\n' .. u.conn .. '\n' .. name .. '\n' .. l.peer)
+        end
+        hang_up_for(name, 'no_answer')
+      end
+    else
+      local u = user(name)
+      if u and not u.connected then
+        redis.call('DEL', P .. 'u:' .. name, P .. 'held:' .. name)
+        hang_up_for(name, 'peer_disconnected')
+      end
+    end
+  end
+  return out
+end
+
+-- ARGV[6] lease ms, [7] a fresh epoch should Redis have none. Renews the calling node's lease;
+-- returns the epoch and whether the lease was new (lost, or Redis lost its data).
+local function op_lease()
+  local t = now()
+  redis.call('SET', P .. 'epoch', ARGV[7], 'NX')
+  local fresh = redis.call('ZADD', P .. 'nodes', t + tonumber(ARGV[6]), NODE)
+  return { redis.call('GET', P .. 'epoch'), fresh }
+end
+
+-- ARGV[6] the node's settings ("ring grace cap"). Nodes with other settings may not join a
+-- cluster that has live nodes; with none alive, the newcomer's settings become the cluster's.
+local function op_settings()
+  local alive = redis.call('ZCOUNT', P .. 'nodes', '(' .. now(), '+inf')
+  local have = redis.call('GET', P .. 'settings')
+  if alive > 0 and have and have ~= ARGV[6] then return have end
+  redis.call('SET', P .. 'settings', ARGV[6])
+  return ARGV[6]
+end

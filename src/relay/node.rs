@@ -1,0 +1,163 @@
+//! A cluster node's background work (the shell around `cluster`): the subscription to its
+//! channel, the lease, the sweep of due deadlines, and registering its users again when Redis
+//! lost them (restart, lapsed lease) or the subscription had a gap.
+
+use super::cluster::{Cluster, ClusterError, Renewal, RENEW};
+use super::ws::Hub;
+use futures_util::StreamExt;
+use redis::aio::PubSub;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Shared between the node's tasks.
+struct Watch {
+    /// The newest canary this node's subscription has seen.
+    canary_seen: AtomicU64,
+    /// Tells the listener to drop its subscription and make a new one.
+    resubscribe: Notify,
+    /// The node's users must be registered again (retried until it succeeds).
+    resync: AtomicBool,
+}
+
+/// Subscribes (before any user can sign in, so nothing addressed to them is missed), takes the
+/// first lease, and starts the node's tasks.
+pub(super) async fn start(hub: &Arc<Hub>, cluster: &Arc<Cluster>) -> Result<(), ClusterError> {
+    let pubsub = subscribe(cluster).await?;
+    cluster.renew().await?;
+    let watch = Arc::new(Watch {
+        canary_seen: AtomicU64::new(0),
+        resubscribe: Notify::new(),
+        resync: AtomicBool::new(false),
+    });
+    let weak = Arc::downgrade(hub);
+    tokio::spawn(listen(
+        weak.clone(),
+        Arc::clone(cluster),
+        Arc::clone(&watch),
+        pubsub,
+    ));
+    tokio::spawn(keep_lease(weak.clone(), Arc::clone(cluster), watch));
+    tokio::spawn(sweep(weak, Arc::clone(cluster)));
+    Ok(())
+}
+
+async fn subscribe(cluster: &Cluster) -> Result<PubSub, ClusterError> {
+    let connect = async {
+        let mut pubsub = cluster.client()?.get_async_pubsub().await?;
+        for channel in cluster.channels() {
+            pubsub.subscribe(channel).await?;
+        }
+        Ok::<_, ClusterError>(pubsub)
+    };
+    tokio::time::timeout(Duration::from_secs(2), connect)
+        .await
+        .map_err(|_| ClusterError::Timeout)?
+}
+
+/// Carries out what other nodes published for this one, in order; after a gap (the connection
+/// dropped, or the canary did not come back) subscribes again and registers the users again.
+async fn listen(hub: Weak<Hub>, cluster: Arc<Cluster>, watch: Arc<Watch>, mut pubsub: PubSub) {
+    loop {
+        {
+            let mut stream = pubsub.on_message();
+            loop {
+                tokio::select! {
+                    msg = stream.next() => {
+                        let Some(msg) = msg else { break };
+                        let payload = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
+                        if let Some(seq) = payload.strip_prefix('c').and_then(|s| s.parse().ok()) {
+                            watch.canary_seen.fetch_max(seq, Ordering::Relaxed);
+                            continue;
+                        }
+                        let Some(hub) = hub.upgrade() else { return };
+                        hub.apply(cluster.ops(&[payload]));
+                    }
+                    _ = watch.resubscribe.notified() => break,
+                }
+            }
+        }
+        cluster.stats.gaps.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(node = %cluster.config.node, "redis subscription lost: subscribing again");
+        pubsub = loop {
+            if hub.strong_count() == 0 {
+                return;
+            }
+            match subscribe(&cluster).await {
+                Ok(p) => break p,
+                Err(e) => {
+                    tracing::debug!(error = %e, "subscribing again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
+        // What was published meanwhile is lost: presence and registrations are redone.
+        watch.resync.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Renews the lease every [`RENEW`], sends the canary, and registers the users again when needed.
+async fn keep_lease(hub: Weak<Hub>, cluster: Arc<Cluster>, watch: Arc<Watch>) {
+    let mut every = tokio::time::interval(RENEW);
+    every.tick().await; // the first lease was taken at start
+    let mut sent = 0u64;
+    let mut reachable = true;
+    loop {
+        every.tick().await;
+        let Some(hub) = hub.upgrade() else { return };
+        match cluster.renew().await {
+            Ok((renewal, ops)) => {
+                if !reachable {
+                    tracing::info!(node = %cluster.config.node, "redis reachable again");
+                    reachable = true;
+                }
+                hub.apply(ops);
+                if renewal == Renewal::Lost {
+                    tracing::warn!(node = %cluster.config.node, "lease lost or redis restarted: registering users again");
+                    watch.resync.store(true, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                if reachable {
+                    tracing::error!(node = %cluster.config.node, error = %e, "redis unavailable: refusing sign-ins and calls until it is back");
+                    reachable = false;
+                }
+                continue;
+            }
+        }
+        if sent > watch.canary_seen.load(Ordering::Relaxed) {
+            // The last canary did not come back: the subscription is broken.
+            watch.canary_seen.store(sent, Ordering::Relaxed);
+            watch.resubscribe.notify_one();
+        } else if cluster.canary(&format!("c{}", sent + 1)).await.is_ok() {
+            sent += 1;
+        }
+        if watch.resync.swap(false, Ordering::Relaxed) && !resync(&hub, &cluster).await {
+            watch.resync.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Registers every signed-in connection of this node again. False if Redis failed meanwhile.
+async fn resync(hub: &Hub, cluster: &Cluster) -> bool {
+    cluster.stats.resyncs.fetch_add(1, Ordering::Relaxed);
+    for (conn, name, key, early) in hub.sessions() {
+        match cluster.join(conn, &name, key.as_deref(), early, true).await {
+            Ok(ops) => hub.apply(ops),
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Ring timeouts, grace periods and dead nodes' users, once a second on Redis' clock.
+async fn sweep(hub: Weak<Hub>, cluster: Arc<Cluster>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let ops = cluster.sweep().await;
+        let Some(hub) = hub.upgrade() else { return };
+        hub.apply(ops);
+    }
+}

@@ -219,7 +219,7 @@ local function op_route()
   elseif kind == 'hangup' and l then
     if l.caller and l.ring > 0 then json = ARGV[12] end
     end_call(from)
-  elseif media and l and l.caller and l.ring > 0 and not (tu and tu.early) then
+  elseif kind ~= 'answer' and media and l and l.caller and l.ring > 0 and not (tu and tu.early) then
     -- Ahead of the accept, to a client that wants the classic order: held.
     if redis.call('LLEN', P .. 'ahead:' .. from) < HELD_MAX then
       redis.call('RPUSH', P .. 'ahead:' .. from, json)

@@ -89,8 +89,16 @@ fn record(out: &mut Deliveries, action: &Action) {
             out.entry(*conn).or_default().presence = m.users.clone();
         }
         Action::Send(conn, m) => out.entry(*conn).or_default().messages.push(m.to_json()),
-        Action::Close(conn, code, _) => out.entry(*conn).or_default().messages.push(format!("close {code}")),
-        Action::Config(conn, name) => out.entry(*conn).or_default().messages.push(format!("config {name}")),
+        Action::Close(conn, code, _) => out
+            .entry(*conn)
+            .or_default()
+            .messages
+            .push(format!("close {code}")),
+        Action::Config(conn, name) => out
+            .entry(*conn)
+            .or_default()
+            .messages
+            .push(format!("config {name}")),
     }
 }
 
@@ -117,7 +125,11 @@ fn oracle_step(r: &mut Registry, sessions: &mut Vec<Session>, ev: &Event) -> Del
             secret,
             early,
         } => {
-            sessions.push(Session { name: NAMES[name], node, left: false });
+            sessions.push(Session {
+                name: NAMES[name],
+                node,
+                left: false,
+            });
             r.join(sessions.len() as ConnId, NAMES[name], SECRETS[secret], early)
         }
         Event::Leave(i) => match live(sessions, i) {
@@ -167,7 +179,9 @@ fn apply(view: &mut NodeView, ops: Vec<Op>, out: &mut Deliveries) {
                     }
                 }
             }
-            Op::Joined { conn, name, users, .. } => {
+            Op::Joined {
+                conn, name, users, ..
+            } => {
                 record(out, &Action::Send(conn, Message::presence(&name, users)));
                 view.joined.insert(conn, name);
             }
@@ -202,7 +216,11 @@ impl TestCluster {
                 prefix: prefix.into(),
                 node: format!("n{i}"),
             };
-            nodes.push(Cluster::connect(config, TIMING, PRESENCE_MAX).await.expect("node connects"));
+            nodes.push(
+                Cluster::connect(config, TIMING, PRESENCE_MAX)
+                    .await
+                    .expect("node connects"),
+            );
         }
         let client = redis::Client::open(url).unwrap();
         let mut sub = client.get_async_pubsub().await.unwrap();
@@ -229,9 +247,15 @@ impl TestCluster {
                 secret,
                 early,
             } => {
-                sessions.push(Session { name: NAMES[name], node, left: false });
+                sessions.push(Session {
+                    name: NAMES[name],
+                    node,
+                    left: false,
+                });
                 let conn = sessions.len() as ConnId;
-                let ops = self.nodes[node % n].join(conn, NAMES[name], SECRETS[secret], early, false).await;
+                let ops = self.nodes[node % n]
+                    .join(conn, NAMES[name], SECRETS[secret], early, false)
+                    .await;
                 (node % n, ops.expect("redis answers"))
             }
             Event::Leave(i) if live(sessions, i).is_some() => {
@@ -250,7 +274,10 @@ impl TestCluster {
                     Ok(ops) => ops,
                     // As the hub refuses: to a connection it still has.
                     Err(_) if self.closed.contains(&conn) => Vec::new(),
-                    Err(e) => vec![Op::Core(Action::Send(conn, Message::notice(s.name, e.code, e.detail)))],
+                    Err(e) => vec![Op::Core(Action::Send(
+                        conn,
+                        Message::notice(s.name, e.code, e.detail),
+                    ))],
                 };
                 (s.node % n, ops)
             }
@@ -298,18 +325,32 @@ impl TestCluster {
         for key in &keys {
             let rest = &key[p.len()..];
             let known = ["online", "due", "nodes", "epoch", "pv", "settings"].contains(&rest)
-                || ["u:", "c:", "ahead:", "held:", "n:"].iter().any(|k| rest.starts_with(k));
+                || ["u:", "c:", "ahead:", "held:", "n:"]
+                    .iter()
+                    .any(|k| rest.starts_with(k));
             assert!(known, "unknown key {key}");
             if let Some(name) = rest.strip_prefix("c:") {
-                let (peer, caller): (String, String) = self.redis.hmget(key, &["peer", "caller"]).await.unwrap();
-                let (back, back_caller): (Option<String>, Option<String>) =
-                    self.redis.hmget(format!("{p}c:{peer}"), &["peer", "caller"]).await.unwrap();
+                let (peer, caller): (String, String) =
+                    self.redis.hmget(key, &["peer", "caller"]).await.unwrap();
+                let (back, back_caller): (Option<String>, Option<String>) = self
+                    .redis
+                    .hmget(format!("{p}c:{peer}"), &["peer", "caller"])
+                    .await
+                    .unwrap();
                 assert_eq!(back.as_deref(), Some(name), "call records symmetric");
                 assert_ne!(back_caller, Some(caller.clone()), "one caller per call");
                 let ring: u64 = self.redis.hget(key, "ring").await.unwrap();
-                let due: Option<f64> = self.redis.zscore(format!("{p}due"), format!("r:{name}")).await.unwrap();
+                let due: Option<f64> = self
+                    .redis
+                    .zscore(format!("{p}due"), format!("r:{name}"))
+                    .await
+                    .unwrap();
                 let ringing_caller = caller == "1" && ring > 0;
-                assert_eq!(due, ringing_caller.then_some(ring as f64), "{name}'s ring deadline");
+                assert_eq!(
+                    due,
+                    ringing_caller.then_some(ring as f64),
+                    "{name}'s ring deadline"
+                );
                 for who in [name, &peer] {
                     let exists: bool = self.redis.exists(format!("{p}u:{who}")).await.unwrap();
                     assert!(exists, "{who} in a call is known");
@@ -341,7 +382,11 @@ impl TestCluster {
                     let on_node: bool = self.redis.sismember(format!("{p}n:{node}"), name).await.unwrap();
                     assert!(on_node, "{name} listed on its node");
                 } else {
-                    let due: Option<f64> = self.redis.zscore(format!("{p}due"), format!("a:{name}")).await.unwrap();
+                    let due: Option<f64> = self
+                        .redis
+                        .zscore(format!("{p}due"), format!("a:{name}"))
+                        .await
+                        .unwrap();
                     assert_eq!(due, Some(away as f64), "{name}'s grace period is due then");
                 }
             }
@@ -382,4 +427,263 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+// ---- Races and failures, through real WebSockets ----
+
+use common::{connect_at, notice_code, try_connect_at, Client};
+use duet::relay::{Hub, RelayConfig};
+
+/// `n` nodes in this process on `redis`, with `timing`.
+async fn nodes(redis: &common::Redis, n: usize, timing: Timing) -> Vec<std::net::SocketAddr> {
+    let config = RelayConfig {
+        timing,
+        ..RelayConfig::default()
+    };
+    let mut addrs = Vec::new();
+    for i in 0..n {
+        let cluster = ClusterConfig {
+            url: redis.url(),
+            prefix: "duet:".into(),
+            node: format!("n{i}"),
+        };
+        let cluster = Cluster::connect(cluster, config.timing, config.presence_max)
+            .await
+            .unwrap();
+        addrs.push(common::serve(Hub::clustered(config.clone(), cluster).await.unwrap()).await);
+    }
+    addrs
+}
+
+const CALM: Timing = Timing {
+    ring_timeout_ms: 30_000,
+    grace_ms: 30_000,
+};
+
+#[tokio::test]
+async fn two_callers_on_two_nodes_ring_one_person_exactly_once() {
+    let redis = common::Redis::start().await;
+    let n = nodes(&redis, 3, CALM).await;
+    for run in 0..30 {
+        let (ann, bob, cat) = (format!("ann{run}"), format!("bob{run}"), format!("cat{run}"));
+        let mut a = connect_at(n[0], &ann, None).await;
+        let mut b = connect_at(n[1], &bob, None).await;
+        let mut c = connect_at(n[2], &cat, None).await;
+        let call = json!({"type":"call_start","toUser":ann});
+        tokio::join!(b.send(call.clone()), c.send(call));
+        let first = a.recv().await;
+        assert_eq!(first["type"], "call_start", "{first}");
+        let (winner, loser) = if first["fromUser"] == bob.as_str() {
+            (&bob, &mut c)
+        } else {
+            (&cat, &mut b)
+        };
+        assert_eq!(
+            notice_code(&loser.recv().await),
+            "busy",
+            "run {run}: {winner} won"
+        );
+        // Nothing else rang: the loser's note, sent after its refusal, is ann's next message.
+        loser
+            .send(json!({"type":"call_back","toUser":ann,"msg":"marker"}))
+            .await;
+        assert_eq!(a.recv().await["msg"], "marker", "run {run}");
+    }
+}
+
+#[tokio::test]
+async fn glare_across_nodes_makes_exactly_one_call() {
+    let redis = common::Redis::start().await;
+    let n = nodes(&redis, 2, CALM).await;
+    let mut r = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for run in 0..30 {
+        let (ann, bob) = (format!("ann{run}"), format!("bob{run}"));
+        let mut a = connect_at(n[0], &ann, None).await;
+        let mut b = connect_at(n[1], &bob, None).await;
+        tokio::join!(
+            a.send(json!({"type":"call_start","toUser":bob})),
+            b.send(json!({"type":"call_start","toUser":ann}))
+        );
+        // Each hears the other's call (the clients settle glare), and Redis holds one call.
+        assert_eq!(a.recv().await["type"], "call_start");
+        assert_eq!(b.recv().await["type"], "call_start");
+        let (a_peer, a_caller): (String, String) = r
+            .hmget(format!("duet:c:{ann}"), &["peer", "caller"])
+            .await
+            .unwrap();
+        let (b_peer, b_caller): (String, String) = r
+            .hmget(format!("duet:c:{bob}"), &["peer", "caller"])
+            .await
+            .unwrap();
+        assert_eq!((a_peer.as_str(), b_peer.as_str()), (bob.as_str(), ann.as_str()));
+        assert_ne!(a_caller, b_caller, "run {run}: one caller");
+    }
+}
+
+#[tokio::test]
+async fn the_same_secret_on_another_node_replaces_the_old_session_and_its_late_close_changes_nothing() {
+    let redis = common::Redis::start().await;
+    let n = nodes(&redis, 2, CALM).await;
+    let mut watcher = connect_at(n[0], "watcher", None).await;
+    for run in 0..20 {
+        let ann = format!("ann{run}");
+        let mut old = connect_at(n[run % 2], &ann, Some("ka")).await;
+        let mut new = connect_at(n[(run + 1) % 2], &ann, Some("ka")).await;
+        assert_eq!(notice_code(&old.recv().await), "replaced");
+        old.closed_with().await;
+        drop(old); // its node runs the leave now, after the new session's join
+                   // Still online, exactly once, and reachable on the new node.
+        watcher.send(json!({"type":"call_start","toUser":ann})).await;
+        assert_eq!(new.recv().await["fromUser"], "watcher", "run {run}");
+        watcher.send(json!({"type":"hangup","toUser":ann})).await;
+        assert_eq!(new.recv().await["type"], "hangup");
+        drop(new);
+    }
+    let mut r = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // The last leaves are processed in order with the watcher's next request.
+    watcher.send(json!({"type":"config"})).await;
+    watcher.recv().await;
+    let online: Vec<String> = r.zrange("duet:online", 0, -1).await.unwrap();
+    assert!(
+        online.iter().filter(|n| n.starts_with("ann")).count() <= 1,
+        "{online:?}"
+    );
+}
+
+/// A node as its own process (the real binary), so it can be killed with SIGKILL.
+struct Process {
+    child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Process {
+    async fn start(redis: &common::Redis, node: &str, args: &[&str]) -> Process {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_duet"))
+            .args([
+                "--addr",
+                &addr.to_string(),
+                "--redis-url",
+                &redis.url(),
+                "--node-id",
+                node,
+            ])
+            .args(args)
+            .env("LEPTOS_OUTPUT_NAME", "duet")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the server binary starts");
+        for _ in 0..500 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Process { child, addr };
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("node {node} did not listen on {addr}");
+    }
+}
+
+#[tokio::test]
+async fn a_killed_nodes_people_leave_within_the_lease_and_can_resume_their_call_on_another_node() {
+    let redis = common::Redis::start().await;
+    let grace = ["--grace-secs", "30"];
+    let one = Process::start(&redis, "one", &grace).await;
+    let mut two = Process::start(&redis, "two", &grace).await;
+    let three = Process::start(&redis, "three", &grace).await;
+    let mut ann = connect_at(one.addr, "ann", Some("ka")).await;
+    let mut bob = connect_at(two.addr, "bob", Some("kb")).await;
+    ann.send(json!({"type":"call_start","toUser":"bob"})).await;
+    bob.recv().await;
+    bob.send(json!({"type":"call_back","toUser":"ann","msg":"1"}))
+        .await;
+    assert_eq!(ann.recv().await["msg"], "1");
+
+    two.child.start_kill().unwrap();
+    let killed = std::time::Instant::now();
+    // Ann's list drops bob within lease + sweep (6 s + 1 s) — and the call waits for him.
+    let within = Duration::from_secs(8);
+    loop {
+        let left = within
+            .checked_sub(killed.elapsed())
+            .expect("bob left ann's list in time");
+        let v = ann.recv_within(left).await.expect("bob left ann's list in time");
+        if v["type"] == "presence" && v["users"] == json!(["ann"]) {
+            break;
+        }
+        assert_ne!(v["type"], "hangup", "no hang-up within the grace period: {v}");
+    }
+    println!("bob left ann's list {:?} after the kill", killed.elapsed());
+    ann.send(json!({"type":"_ice","toUser":"bob","iceCandidate":{"candidate":"held"}}))
+        .await;
+    let mut bob = connect_at(three.addr, "bob", Some("kb")).await;
+    assert_eq!(bob.recv().await["iceCandidate"]["candidate"], "held");
+    bob.send(json!({"type":"_ice","toUser":"ann","iceCandidate":{"candidate":"back"}}))
+        .await;
+    assert_eq!(ann.recv().await["iceCandidate"]["candidate"], "back");
+}
+
+#[tokio::test]
+async fn nodes_with_other_relay_settings_refuse_to_join() {
+    let redis = common::Redis::start().await;
+    let _one = Process::start(&redis, "one", &["--ring-timeout-secs", "30"]).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--redis-url",
+            &redis.url(),
+            "--ring-timeout-secs",
+            "45",
+        ])
+        .env("LEPTOS_OUTPUT_NAME", "duet")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("--ring-timeout-secs"), "says which settings: {log}");
+}
+
+#[tokio::test]
+async fn a_node_without_redis_is_not_ready_and_refuses_sign_ins_with_unavailable() {
+    let mut redis = common::Redis::start().await;
+    let n = nodes(&redis, 1, CALM).await;
+    let mut ann = connect_at(n[0], "ann", None).await;
+    assert_eq!(common::http(n[0], "GET", "/readyz", None, None).await.status, 200);
+    redis.kill().await;
+    let mut refused = try_connect_at(n[0], "bob", None).await.expect("upgrade");
+    assert_eq!(notice_code(&refused.recv_any().await), "unavailable");
+    let (code, _) = refused.closed_with().await;
+    assert_eq!(u16::from(code), 1013);
+    ann.send(json!({"type":"call_start","toUser":"cat"})).await;
+    assert_eq!(
+        notice_code(&ann.recv().await),
+        "unavailable",
+        "and ann's socket stays open"
+    );
+    let mut ready = 200;
+    for _ in 0..50 {
+        ready = common::http(n[0], "GET", "/readyz", None, None).await.status;
+        if ready == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, 503, "not ready within the next lease renewal");
+    let _: &mut Client = &mut ann;
 }

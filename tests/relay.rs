@@ -7,17 +7,15 @@
 
 mod common;
 
+use common::{connect_at, notice_code, serve, try_connect_at, Client};
 use duet::relay::{Hub, RelayConfig, Timing};
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use futures_util::SinkExt;
+use serde_json::json;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio::net::TcpListener;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
-
-const WAIT: Duration = Duration::from_secs(5);
 
 /// The relay under test: one process, or (with `DUET_TEST_REDIS=1`, as `scripts/test` runs this
 /// file a second time) two nodes of a cluster on a Redis of the test's own. Connections go to
@@ -85,114 +83,12 @@ async fn start_with(config: RelayConfig) -> Net {
     }
 }
 
-async fn serve(hub: std::sync::Arc<Hub>) -> SocketAddr {
-    let conf = leptos::prelude::get_configuration(Some("Cargo.toml")).expect("leptos config");
-    let app = duet::server::app(conf.leptos_options, hub.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(duet::server::serve(listener, app, hub, std::future::pending()));
-    addr
-}
-
-struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
 async fn connect(net: &Net, name: &str, key: Option<&str>) -> Client {
     connect_at(net.next(), name, key).await
 }
 
-async fn connect_at(addr: SocketAddr, name: &str, key: Option<&str>) -> Client {
-    let mut c = try_connect_at(addr, name, key).await.expect("upgrade accepted");
-    // Every accepted connection is greeted with the presence list, then its ICE servers.
-    let hello = c.recv_any().await;
-    assert_eq!(hello["type"], "presence", "{hello}");
-    let config = c.recv_any().await;
-    assert_eq!(config["type"], "config", "{config}");
-    c
-}
-
 async fn try_connect(net: &Net, name: &str, key: Option<&str>) -> Result<Client, WsError> {
     try_connect_at(net.next(), name, key).await
-}
-
-async fn try_connect_at(addr: SocketAddr, name: &str, key: Option<&str>) -> Result<Client, WsError> {
-    let mut url = format!("ws://{addr}/webrtc/{name}");
-    if let Some(k) = key {
-        url.push_str(&format!("?key={k}"));
-    }
-    let (ws, _) = connect_async(url).await?;
-    Ok(Client { ws })
-}
-
-impl Client {
-    async fn send(&mut self, v: Value) {
-        self.ws.send(WsMessage::Text(v.to_string().into())).await.unwrap();
-    }
-
-    async fn send_raw(&mut self, frame: WsMessage) {
-        self.ws.send(frame).await.unwrap();
-    }
-
-    /// The next frame, whatever it is, as JSON.
-    async fn recv_any(&mut self) -> Value {
-        loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("a frame within 5 s")
-                .expect("socket open")
-                .expect("no socket error");
-            match frame {
-                WsMessage::Text(t) => return serde_json::from_str(&t).expect("server sends JSON"),
-                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
-                other => panic!("unexpected frame {other:?}"),
-            }
-        }
-    }
-
-    /// The next frame that is not a presence update.
-    async fn recv(&mut self) -> Value {
-        loop {
-            let v = self.recv_any().await;
-            if v["type"] != "presence" {
-                return v;
-            }
-        }
-    }
-
-    /// Waits for a presence update listing exactly `users`.
-    async fn presence(&mut self, users: &[&str]) {
-        loop {
-            let v = self.recv_any().await;
-            if v["type"] == "presence" && v["users"] == json!(users) {
-                return;
-            }
-        }
-    }
-
-    /// The close frame the server ends this connection with.
-    async fn closed_with(&mut self) -> (CloseCode, String) {
-        loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("close within 5 s")
-                .expect("a close frame before the end")
-                .expect("no socket error");
-            if let WsMessage::Close(Some(f)) = frame {
-                return (f.code, f.reason.to_string());
-            }
-        }
-    }
-}
-
-fn notice_code(v: &Value) -> &str {
-    assert_eq!(v["type"], "call_back", "{v}");
-    assert_eq!(v["fromUser"], duet::signal::SYSTEM_NAME, "{v}");
-    assert!(
-        v["msg"].as_str().is_some_and(|m| !m.is_empty()),
-        "human text: {v}"
-    );
-    v["code"].as_str().expect("code")
 }
 
 #[tokio::test]

@@ -203,3 +203,128 @@ impl Drop for Redis {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+// ---- WebSocket clients of a relay, and a relay served in-process ----
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// The real server (same router, same serve loop as `main`) on an ephemeral loopback port.
+pub async fn serve(hub: std::sync::Arc<duet::relay::Hub>) -> SocketAddr {
+    let conf = leptos::prelude::get_configuration(Some("Cargo.toml")).expect("leptos config");
+    let app = duet::server::app(conf.leptos_options, hub.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(duet::server::serve(listener, app, hub, std::future::pending()));
+    addr
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+pub async fn connect_at(addr: SocketAddr, name: &str, key: Option<&str>) -> Client {
+    let mut c = try_connect_at(addr, name, key).await.expect("upgrade accepted");
+    // Every accepted connection is greeted with the presence list, then its ICE servers.
+    let hello = c.recv_any().await;
+    assert_eq!(hello["type"], "presence", "{hello}");
+    let config = c.recv_any().await;
+    assert_eq!(config["type"], "config", "{config}");
+    c
+}
+
+pub async fn try_connect_at(addr: SocketAddr, name: &str, key: Option<&str>) -> Result<Client, WsError> {
+    let mut url = format!("ws://{addr}/webrtc/{name}");
+    if let Some(k) = key {
+        url.push_str(&format!("?key={k}"));
+    }
+    let (ws, _) = connect_async(url).await?;
+    Ok(Client { ws })
+}
+
+impl Client {
+    pub async fn send(&mut self, v: Value) {
+        self.ws.send(WsMessage::Text(v.to_string().into())).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, frame: WsMessage) {
+        self.ws.send(frame).await.unwrap();
+    }
+
+    /// The next frame, whatever it is, as JSON.
+    pub async fn recv_any(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame within 5 s")
+                .expect("socket open")
+                .expect("no socket error");
+            match frame {
+                WsMessage::Text(t) => return serde_json::from_str(&t).expect("server sends JSON"),
+                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame as JSON, if one comes within `limit`.
+    pub async fn recv_within(&mut self, limit: Duration) -> Option<Value> {
+        loop {
+            let frame = tokio::time::timeout(limit, self.ws.next()).await.ok()?;
+            match frame.expect("socket open").expect("no socket error") {
+                WsMessage::Text(t) => return Some(serde_json::from_str(&t).expect("server sends JSON")),
+                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame that is not a presence update.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let v = self.recv_any().await;
+            if v["type"] != "presence" {
+                return v;
+            }
+        }
+    }
+
+    /// Waits for a presence update listing exactly `users`.
+    pub async fn presence(&mut self, users: &[&str]) {
+        loop {
+            let v = self.recv_any().await;
+            if v["type"] == "presence" && v["users"] == json!(users) {
+                return;
+            }
+        }
+    }
+
+    /// The close frame the server ends this connection with.
+    pub async fn closed_with(&mut self) -> (CloseCode, String) {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("close within 5 s")
+                .expect("a close frame before the end")
+                .expect("no socket error");
+            if let WsMessage::Close(Some(f)) = frame {
+                return (f.code, f.reason.to_string());
+            }
+        }
+    }
+}
+
+pub fn notice_code(v: &Value) -> &str {
+    assert_eq!(v["type"], "call_back", "{v}");
+    assert_eq!(v["fromUser"], duet::signal::SYSTEM_NAME, "{v}");
+    assert!(
+        v["msg"].as_str().is_some_and(|m| !m.is_empty()),
+        "human text: {v}"
+    );
+    v["code"].as_str().expect("code")
+}

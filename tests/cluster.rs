@@ -162,6 +162,7 @@ fn apply(view: &mut NodeView, ops: Vec<Op>, out: &mut Deliveries) {
     for op in ops {
         match op {
             Op::Relay(conn, json) => out.entry(conn).or_default().messages.push(json),
+            Op::Link { .. } => {}
             Op::Core(action) => {
                 if let Action::Close(conn, ..) = action {
                     view.joined.remove(&conn);
@@ -270,7 +271,11 @@ impl TestCluster {
                 let i = session % sessions.len();
                 let (s, conn) = (&sessions[i], i as ConnId + 1);
                 let m = Message::parse(&message(NAMES[to], what)).unwrap();
-                let ops = match self.nodes[s.node % n].route(conn, s.name, m).await {
+                let ops = match duet::relay::registry::stamp(s.name, m) {
+                    Ok((to, m)) => self.nodes[s.node % n].route(conn, s.name, &to, &m).await,
+                    Err(e) => Err(e),
+                };
+                let ops = match ops {
                     Ok(ops) => ops,
                     // As the hub refuses: to a connection it still has.
                     Err(_) if self.closed.contains(&conn) => Vec::new(),
@@ -686,4 +691,71 @@ async fn a_node_without_redis_is_not_ready_and_refuses_sign_ins_with_unavailable
     }
     assert_eq!(ready, 503, "not ready within the next lease renewal");
     let _: &mut Client = &mut ann;
+}
+
+#[tokio::test]
+async fn redis_killed_and_restarted_empty_keeps_sockets_and_same_node_calls_and_recovers_within_5_s() {
+    let mut redis = common::Redis::start().await;
+    let n = nodes(&redis, 2, CALM).await;
+    let mut ann = connect_at(n[0], "ann", Some("ka")).await;
+    let mut bob = connect_at(n[0], "bob", Some("kb")).await;
+    let mut cat = connect_at(n[1], "cat", Some("kc")).await;
+    ann.send(json!({"type":"call_start","toUser":"bob"})).await;
+    bob.recv().await;
+    bob.send(json!({"type":"call_back","toUser":"ann","msg":"1"}))
+        .await;
+    assert_eq!(ann.recv().await["msg"], "1");
+    let ice = |to: &str, c: &str| json!({"type":"_ice","toUser":to,"iceCandidate":{"candidate":c}});
+
+    redis.kill().await;
+    // The call on one node goes on (an ICE restart's candidates, both ways).
+    ann.send(ice("bob", "down-1")).await;
+    assert_eq!(bob.recv().await["iceCandidate"]["candidate"], "down-1");
+    bob.send(ice("ann", "down-2")).await;
+    assert_eq!(ann.recv().await["iceCandidate"]["candidate"], "down-2");
+    // What needs Redis is refused, with a code; nobody's socket is closed.
+    cat.send(json!({"type":"call_start","toUser":"ann"})).await;
+    assert_eq!(notice_code(&cat.recv().await), "unavailable");
+    let mut dan = try_connect_at(n[1], "dan", None).await.expect("upgrade");
+    assert_eq!(notice_code(&dan.recv_any().await), "unavailable");
+    assert_eq!(u16::from(dan.closed_with().await.0), 1013);
+
+    redis.restart_empty().await;
+    let back = std::time::Instant::now();
+    // Everyone is listed again, on both nodes, and the call is back in Redis: cat's call finds
+    // ann busy, ann's candidates go through Redis again.
+    let everyone = json!(["ann", "bob", "cat"]);
+    loop {
+        let v = cat
+            .recv_within(Duration::from_secs(5))
+            .await
+            .expect("presence again within 5 s");
+        if v["type"] == "presence" && v["users"] == everyone {
+            break;
+        }
+    }
+    let mut r = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    loop {
+        let peer: Option<String> = r.hget("duet:c:ann", "peer").await.unwrap();
+        if peer.as_deref() == Some("bob") {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "the call is back in Redis within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("consistent {:?} after redis came back", back.elapsed());
+    cat.send(json!({"type":"call_start","toUser":"ann"})).await;
+    assert_eq!(notice_code(&cat.recv().await), "busy");
+    ann.send(ice("bob", "up-1")).await;
+    assert_eq!(bob.recv().await["iceCandidate"]["candidate"], "up-1");
+    let mut dan = connect_at(n[1], "dan", None).await;
+    dan.send(json!({"type":"call_start","toUser":"cat"})).await;
+    assert_eq!(cat.recv().await["fromUser"], "dan");
 }

@@ -19,6 +19,8 @@ struct Watch {
     resubscribe: Notify,
     /// The node's users must be registered again (retried until it succeeds).
     resync: AtomicBool,
+    /// ... and their calls too (Redis lost its data).
+    relink: AtomicBool,
 }
 
 /// Subscribes (before any user can sign in, so nothing addressed to them is missed), takes the
@@ -30,6 +32,7 @@ pub(super) async fn start(hub: &Arc<Hub>, cluster: &Arc<Cluster>) -> Result<(), 
         canary_seen: AtomicU64::new(0),
         resubscribe: Notify::new(),
         resync: AtomicBool::new(false),
+        relink: AtomicBool::new(false),
     });
     let weak = Arc::downgrade(hub);
     tokio::spawn(listen(
@@ -113,9 +116,12 @@ async fn keep_lease(hub: Weak<Hub>, cluster: Arc<Cluster>, watch: Arc<Watch>) {
                     reachable = true;
                 }
                 hub.apply(ops);
-                if renewal == Renewal::Lost {
-                    tracing::warn!(node = %cluster.config.node, "lease lost or redis restarted: registering users again");
+                if renewal != Renewal::Kept {
+                    tracing::warn!(node = %cluster.config.node, ?renewal, "registering this node's users again");
                     watch.resync.store(true, Ordering::Relaxed);
+                }
+                if renewal == Renewal::Wiped {
+                    watch.relink.store(true, Ordering::Relaxed);
                 }
             }
             Err(e) => {
@@ -133,19 +139,35 @@ async fn keep_lease(hub: Weak<Hub>, cluster: Arc<Cluster>, watch: Arc<Watch>) {
         } else if cluster.canary(&format!("c{}", sent + 1)).await.is_ok() {
             sent += 1;
         }
-        if watch.resync.swap(false, Ordering::Relaxed) && !resync(&hub, &cluster).await {
-            watch.resync.store(true, Ordering::Relaxed);
+        if watch.resync.swap(false, Ordering::Relaxed) {
+            let relink = watch.relink.swap(false, Ordering::Relaxed);
+            if !resync(&hub, &cluster, relink).await {
+                watch.resync.store(true, Ordering::Relaxed);
+                watch.relink.fetch_or(relink, Ordering::Relaxed);
+            }
         }
     }
 }
 
-/// Registers every signed-in connection of this node again. False if Redis failed meanwhile.
-async fn resync(hub: &Hub, cluster: &Cluster) -> bool {
+/// Registers every signed-in connection of this node again, and with `relink` the calls they
+/// were in (after Redis lost its data). False if Redis failed meanwhile.
+async fn resync(hub: &Hub, cluster: &Cluster, relink: bool) -> bool {
     cluster.stats.resyncs.fetch_add(1, Ordering::Relaxed);
-    for (conn, name, key, early) in hub.sessions() {
-        match cluster.join(conn, &name, key.as_deref(), early, true).await {
+    let sessions = hub.sessions();
+    for s in &sessions {
+        match cluster
+            .join(s.conn, &s.name, s.key.as_deref(), s.early, true)
+            .await
+        {
             Ok(ops) => hub.apply(ops),
             Err(_) => return false,
+        }
+    }
+    for s in sessions.iter().filter(|_| relink) {
+        if let Some((peer, caller)) = &s.partner {
+            if cluster.relink(s.conn, &s.name, peer, *caller).await.is_err() {
+                return false;
+            }
         }
     }
     true

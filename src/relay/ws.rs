@@ -96,6 +96,9 @@ struct Inner {
     per_ip: HashMap<IpAddr, usize>,
     /// Cluster mode: the newest presence broadcast applied (version, list).
     presence: Option<(u64, Vec<String>)>,
+    /// Cluster mode: the call each local connection's user is in, as Redis last said (partner,
+    /// whether they called). Two people on this node go on with it while Redis is away.
+    partners: HashMap<ConnId, (String, bool)>,
 }
 
 /// Shared relay state: the core, one outbound queue per live connection, and counters.
@@ -216,9 +219,27 @@ impl Hub {
             match op {
                 Op::Relay(conn, json) => {
                     self.relayed.fetch_add(1, Ordering::Relaxed);
+                    if json.starts_with(r#"{"type":"hangup""#) {
+                        inner.partners.remove(&conn);
+                    }
                     queue_text(self, &mut inner, conn, |_| json);
                 }
-                Op::Core(action) => self.carry_out(&mut inner, action),
+                Op::Core(action) => {
+                    if let Action::Send(conn, m) = &action {
+                        if m.kind == Kind::Hangup {
+                            inner.partners.remove(conn);
+                        }
+                    }
+                    self.carry_out(&mut inner, action);
+                }
+                Op::Link { conn, peer } => match peer {
+                    Some(peer) => {
+                        inner.partners.insert(conn, peer);
+                    }
+                    None => {
+                        inner.partners.remove(&conn);
+                    }
+                },
                 Op::Presence { skip, version, users } => {
                     if inner.presence.as_ref().is_some_and(|(v, _)| *v >= version) {
                         continue; // older than what everyone here has
@@ -279,15 +300,50 @@ impl Hub {
         let Some(cluster) = &self.cluster else {
             return self.with_core(|r, now| r.handle(conn, text, now));
         };
-        let routed = match Message::parse(text) {
-            Ok(m) if m.kind == Kind::Config => Ok(vec![Op::Core(Action::Config(conn, name.to_owned()))]),
-            Ok(m) => cluster.route(conn, name, m).await,
+        let stamped = match Message::parse(text) {
+            Ok(m) if m.kind == Kind::Config => {
+                return self.apply(vec![Op::Core(Action::Config(conn, name.to_owned()))])
+            }
+            Ok(m) => super::registry::stamp(name, m),
             Err(e) => Err(e),
         };
-        match routed {
-            Ok(ops) => self.apply(ops),
-            Err(e) => self.refuse(conn, e.code, &e.detail),
+        let routed = match &stamped {
+            Ok((to, m)) => cluster.route(conn, name, to, m).await,
+            Err(e) => Err(e.clone()),
+        };
+        match (routed, stamped) {
+            (Ok(ops), _) => self.apply(ops),
+            (Err(e), Ok((to, m)))
+                if e.code == Code::Unavailable && self.relay_locally(conn, name, &to, &m) => {}
+            (Err(e), _) => self.refuse(conn, e.code, &e.detail),
         }
+    }
+
+    /// While Redis is away: a call between two people on this node goes on (SDP, ICE, media
+    /// flags, hang-up) as far as both their last word from Redis says they are partners.
+    fn relay_locally(&self, conn: ConnId, from: &str, to: &str, m: &Message) -> bool {
+        if !matches!(
+            m.kind,
+            Kind::Offer | Kind::Answer | Kind::Ice | Kind::Media | Kind::Hangup
+        ) {
+            return false;
+        }
+        let mut inner = self.lock();
+        if inner.partners.get(&conn).is_none_or(|(peer, _)| peer != to) {
+            return false;
+        }
+        let partner = inner.outboxes.iter().find(|(c, o)| {
+            o.joined && &*o.name == to && inner.partners.get(c).is_some_and(|(p, _)| p == from)
+        });
+        let Some((&partner, _)) = partner else {
+            return false;
+        };
+        if m.kind == Kind::Hangup {
+            inner.partners.remove(&conn);
+            inner.partners.remove(&partner);
+        }
+        self.carry_out(&mut inner, Action::Send(partner, m.clone()));
+        true
     }
 
     /// Connection `conn`, signed in as `name`, is gone.
@@ -299,11 +355,17 @@ impl Hub {
     }
 
     /// The signed-in connections, as the cluster must register them again.
-    pub(super) fn sessions(&self) -> Vec<(ConnId, String, Option<String>, bool)> {
+    pub(super) fn sessions(&self) -> Vec<Session> {
         let inner = self.lock();
         let joined = inner.outboxes.iter().filter(|(_, o)| o.joined);
         joined
-            .map(|(c, o)| (*c, o.name.to_string(), o.client.key.clone(), o.client.early))
+            .map(|(c, o)| Session {
+                conn: *c,
+                name: o.name.to_string(),
+                key: o.client.key.clone(),
+                early: o.client.early,
+                partner: inner.partners.get(c).cloned(),
+            })
             .collect()
     }
 
@@ -464,6 +526,16 @@ impl Hub {
             ip,
         })
     }
+}
+
+/// A signed-in connection, as a cluster node registers it again.
+pub(super) struct Session {
+    pub conn: ConnId,
+    pub name: String,
+    pub key: Option<String>,
+    pub early: bool,
+    /// The call it was in, as Redis last said: (partner, whether it called).
+    pub partner: Option<(String, bool)>,
 }
 
 /// Queues the text `make` writes for `conn`, if it is still connected; a full queue means a
@@ -807,7 +879,11 @@ async fn serve(
         }
     }
     hub.leave(conn, &name).await;
-    hub.lock().outboxes.remove(&conn);
+    {
+        let mut inner = hub.lock();
+        inner.outboxes.remove(&conn);
+        inner.partners.remove(&conn);
+    }
     drop(own_queue);
     // Let the writer flush a close frame, but never wait long on a dead peer.
     if !writer_done

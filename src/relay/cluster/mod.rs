@@ -45,6 +45,11 @@ pub enum Op {
         version: u64,
         users: Vec<String>,
     },
+    /// The call `conn`'s user is in now, as (partner, whether they called); see `ws.rs`.
+    Link {
+        conn: ConnId,
+        peer: Option<(String, bool)>,
+    },
     /// A joiner's own presence list, unless the node has a newer one.
     Joined {
         conn: ConnId,
@@ -95,6 +100,7 @@ struct Scripts {
     sweep: Script,
     lease: Script,
     settings: Script,
+    relink: Script,
 }
 
 impl Scripts {
@@ -107,6 +113,7 @@ impl Scripts {
             sweep: script("sweep"),
             lease: script("lease"),
             settings: script("settings"),
+            relink: script("relink"),
         }
     }
 }
@@ -142,8 +149,11 @@ pub struct Cluster {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Renewal {
     Kept,
-    /// The lease had expired or Redis lost its data: the node's users must register again.
+    /// The lease had expired (other nodes may have signed this node's users out): they must
+    /// register again.
     Lost,
+    /// Redis lost its data (a new epoch): the users must register again, and their calls too.
+    Wiped,
 }
 
 impl Cluster {
@@ -263,9 +273,16 @@ impl Cluster {
         }
     }
 
-    /// A parsed message from `from` on `conn`: see [`registry::Registry::handle`].
-    pub async fn route(&self, conn: ConnId, from: &str, m: Message) -> Result<Vec<Op>, ProtocolError> {
-        let (to, m) = registry::stamp(from, m)?;
+    /// A message from `from` on `conn` to `to`, stamped (see [`registry::stamp`]): see
+    /// [`registry::Registry::handle`]. Refused with [`Code::Unavailable`] when Redis is
+    /// unreachable.
+    pub async fn route(
+        &self,
+        conn: ConnId,
+        from: &str,
+        to: &str,
+        m: &Message,
+    ) -> Result<Vec<Op>, ProtocolError> {
         let kind = m.kind;
         let json = m.to_json();
         let cancelled = if kind == Kind::Hangup {
@@ -283,7 +300,7 @@ impl Cluster {
         let args = [
             conn.to_string().as_str(),
             from,
-            &to,
+            to,
             kind.as_str(),
             msg,
             &json,
@@ -296,7 +313,7 @@ impl Cluster {
                     .get(1)
                     .and_then(|c| Code::named(c))
                     .unwrap_or(Code::BadMessage);
-                Err(registry::refusal(code, &to, kind))
+                Err(registry::refusal(code, to, kind))
             }
             Ok(ops) => Ok(self.ops(&ops)),
             Err(e) => {
@@ -309,6 +326,26 @@ impl Cluster {
         }
     }
 
+    /// After Redis lost its data: the call `name` (on `conn`) was in with `peer`, back in
+    /// Redis unless either has another by now.
+    pub async fn relink(
+        &self,
+        conn: ConnId,
+        name: &str,
+        peer: &str,
+        caller: bool,
+    ) -> Result<(), ClusterError> {
+        let args = [
+            conn.to_string(),
+            name.to_owned(),
+            peer.to_owned(),
+            flag(caller).into(),
+        ];
+        self.run::<Vec<String>>(&self.scripts.relink, &strs(&args))
+            .await
+            .map(drop)
+    }
+
     /// Due ring timeouts and grace periods, and the users of nodes whose lease ran out.
     pub async fn sweep(&self) -> Vec<Op> {
         match self.run::<Vec<String>>(&self.scripts.sweep, &[]).await {
@@ -317,7 +354,7 @@ impl Cluster {
         }
     }
 
-    /// Renews this node's lease and retries failed leaves. [`Renewal::Lost`] when the node's
+    /// Renews this node's lease and retries failed leaves; says whether the node's
     /// users must be registered again.
     pub async fn renew(&self) -> Result<(Renewal, Vec<Op>), ClusterError> {
         let fresh_epoch = random_id();
@@ -338,10 +375,11 @@ impl Cluster {
             let first = known.is_none();
             let changed = known.as_deref() != Some(epoch.as_str());
             *known = Some(epoch);
-            if !first && (changed || new_lease == 1) {
-                Renewal::Lost
-            } else {
-                Renewal::Kept
+            match (first, changed, new_lease == 1) {
+                (true, ..) => Renewal::Kept,
+                (false, true, _) => Renewal::Wiped,
+                (false, false, true) => Renewal::Lost,
+                (false, false, false) => Renewal::Kept,
             }
         };
         let pending = std::mem::take(&mut *self.lock_pending());
@@ -402,6 +440,11 @@ pub fn parse_op(op: &str, node: &str) -> Option<Vec<Op>> {
         return Some(vec![Op::Relay(conn, rest.join("\n"))]);
     }
     let to = fields.next()?;
+    if tag == "l" {
+        let caller = fields.next()? == "1";
+        let peer = (!to.is_empty()).then(|| (to.to_owned(), caller));
+        return Some(vec![Op::Link { conn, peer }]);
+    }
     if tag == "p" {
         let version = fields.next()?.parse().ok()?;
         let (name, users) = (to.to_owned(), names(fields));
@@ -516,6 +559,17 @@ mod tests {
             (Some("alice"), Some(Code::NoAnswer))
         );
         assert_eq!(parse_op("c17", "n1"), Some(vec![]), "a canary carries nothing");
+        assert_eq!(
+            parse_op("l\n4\nbob\n1", "n1").unwrap(),
+            vec![Op::Link {
+                conn: 4,
+                peer: Some(("bob".into(), true))
+            }]
+        );
+        assert_eq!(
+            parse_op("l\n4\n\n0", "n1").unwrap(),
+            vec![Op::Link { conn: 4, peer: None }]
+        );
         for bad in ["", "s\nx\n{}", "h\n5\nbob\nalice\nnot_a_code", "z\n1\nx"] {
             assert_eq!(parse_op(bad, "n1"), None, "{bad:?}");
         }

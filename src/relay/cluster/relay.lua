@@ -26,6 +26,7 @@
 --   p CONN TO V NAME...    the presence list, version V
 --   g CONN TO              the ICE servers (made by the node)
 --   b NODE CONN V NAME...  (P presence channel) presence for everyone, except NODE's CONN
+--   l CONN PEER CALLER     (route, first) the sender's call now: PEER, or none if empty
 local P, NODE = ARGV[1], ARGV[2]
 local RING, GRACE, CAP = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local HELD_MAX = 64
@@ -64,7 +65,9 @@ end
 local function announce(joiner)
   local n = redis.call('ZCARD', P .. 'online')
   local list = table.concat(redis.call('ZRANGE', P .. 'online', 0, CAP - 1), '\n')
-  local v = redis.call('INCR', P .. 'pv')
+  -- Started from the clock, so lists after Redis lost its data still count as newer.
+  if redis.call('EXISTS', P .. 'pv') == 0 then redis.call('SET', P .. 'pv', string.format('%d', now() * 1000)) end
+  local v = string.format('%d', redis.call('INCR', P .. 'pv'))
   if joiner then
     emit(joiner.node, 'p\n' .. joiner.conn .. '\n' .. joiner.name .. '\n' .. v .. '\n' .. list)
   end
@@ -96,7 +99,7 @@ end
 local function make_link(caller, callee, ring)
   redis.call('HSET', P .. 'c:' .. caller, 'peer', callee, 'caller', '1', 'ring', ring)
   redis.call('HSET', P .. 'c:' .. callee, 'peer', caller, 'caller', '0', 'ring', ring)
-  redis.call('ZADD', P .. 'due', ring, 'r:' .. caller)
+  if ring > 0 then redis.call('ZADD', P .. 'due', ring, 'r:' .. caller) end
 end
 
 -- Sends JSON to U; keeps it while U is away if LINKED. False: U is not online.
@@ -179,6 +182,15 @@ local function op_leave()
   return out
 end
 
+-- The ops, after one telling the node the sender's call as it now stands (`l CONN PEER
+-- CALLER`, PEER empty if none): what lets two people on one node go on while Redis is away.
+local function with_link(conn, name)
+  local l = link(name)
+  local op = 'l\n' .. conn .. '\n' .. (l and l.peer or '') .. '\n' .. ((l and l.caller) and '1' or '0')
+  table.insert(out, 1, op)
+  return out
+end
+
 -- ARGV[6] conn, [7] from, [8] to, [9] type, [10] call_back msg, [11] stamped JSON,
 -- [12] the same with code "cancelled" (a hangup while ringing). Returns the ops, or
 -- {"E", code} when the message is refused.
@@ -231,6 +243,18 @@ local function op_route()
     return { 'E', 'not_in_call' }
   end
   if not deliver(tu, json, l ~= nil) then return { 'E', 'not_online' } end
+  return with_link(conn, from)
+end
+
+
+-- ARGV[6] conn, [7] name, [8] peer, [9] "1" if NAME called. After Redis lost its data: the
+-- call this node's user was in, as the node remembers it, unless either side has another.
+local function op_relink()
+  local conn, name, peer, caller = ARGV[6], ARGV[7], ARGV[8], ARGV[9] == '1'
+  local u = user(name)
+  if not u or u.node ~= NODE or u.conn ~= conn or not user(peer) then return out end
+  if link(name) or link(peer) then return out end
+  if caller then make_link(name, peer, 0) else make_link(peer, name, 0) end
   return out
 end
 

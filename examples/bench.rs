@@ -7,6 +7,12 @@
 //! candidates, one in flight per pair, for a fixed time: one-way relay latency (sender and receiver
 //! share this process's clock), messages/s, server CPU; (3) everything closes, RSS again.
 //! Any failed connect, unexpected close or timeout counts as an error.
+//!
+//! Several `--duet` addresses are the nodes of one cluster (`scripts/bench-cluster`): idle
+//! connections go to them in turn, and each pair's two ends to two different nodes (or one, with
+//! `--same-node`). `--hold-secs` only opens and holds the idle crowd (a helper process: one process
+//! may hold fewer than 20,000 files here); `--one-way` paces one-way streams with sequence
+//! numbers, so loss and reordering show.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,12 +35,12 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Parser)]
 #[command(about = "Relay benchmark: Duet vs PeerServer, same client, same run")]
 struct Args {
-    /// Duet's address; omit to skip Duet.
+    /// Duet's address (repeat for the nodes of a cluster); omit to skip Duet.
     #[arg(long)]
-    duet: Option<SocketAddr>,
-    /// Duet server's PID, for RSS and CPU from /proc.
+    duet: Vec<SocketAddr>,
+    /// Duet servers' PIDs, for RSS and CPU from /proc (summed over the nodes).
     #[arg(long)]
-    duet_pid: Option<u32>,
+    duet_pid: Vec<u32>,
     /// PeerServer's address (started with `--path /`); omit to skip it.
     #[arg(long)]
     peerjs: Option<SocketAddr>,
@@ -61,6 +67,22 @@ struct Args {
     /// Interval of PeerJS's client HEARTBEAT (the PeerJS library sends one every 5 s).
     #[arg(long, default_value_t = 5)]
     heartbeat_secs: u64,
+    /// Prefix of every name, so several client processes do not collide.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// Both ends of a pair on the same node (else on two different nodes of a cluster).
+    #[arg(long)]
+    same_node: bool,
+    /// Only open the idle connections, print "holding N", and hold them until SIGINT (at most
+    /// this many seconds).
+    #[arg(long)]
+    hold_secs: Option<u64>,
+    /// The paced phase sends one way (a → b) without waiting, with sequence numbers.
+    #[arg(long)]
+    one_way: bool,
+    /// Skip the saturated phase.
+    #[arg(long)]
+    skip_saturated: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -92,10 +114,11 @@ impl Server {
         }
     }
 
-    /// A realistic trickled candidate for `to`, carrying the send time (µs since `origin`).
+    /// A realistic trickled candidate for `to`, carrying the send time (µs since `origin`) and
+    /// its sequence number.
     fn candidate(self, to: &str, seq: u64, sent_us: u64) -> String {
         let candidate = format!(
-            r#"{{"candidate":"candidate:842163049 1 udp 1677729535 198.51.100.7 {} typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag sEMT network-cost 999 ts={sent_us}","sdpMid":"0","sdpMLineIndex":0}}"#,
+            r#"{{"candidate":"candidate:842163049 1 udp 1677729535 198.51.100.7 {} typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag sEMT network-cost 999 ts={sent_us} seq={seq}","sdpMid":"0","sdpMLineIndex":0}}"#,
             40_000 + seq % 20_000
         );
         match self {
@@ -114,25 +137,45 @@ impl Server {
     }
 }
 
-fn sent_us(text: &str) -> Option<u64> {
-    let rest = &text[text.find("ts=")? + 3..];
+/// The number after `key` (`ts=`, `seq=`) in a candidate.
+fn field(text: &str, key: &str) -> Option<u64> {
+    let rest = &text[text.find(key)? + key.len()..];
     let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 
-struct Target {
-    server: Server,
-    addr: SocketAddr,
-    pid: Option<u32>,
+fn sent_us(text: &str) -> Option<u64> {
+    field(text, "ts=")
 }
 
-async fn connect(t: &Target, source: Ipv4Addr, id: &str) -> Result<Ws, String> {
+struct Target {
+    server: Server,
+    /// The nodes; one address for a single server.
+    addrs: Vec<SocketAddr>,
+    pids: Vec<u32>,
+}
+
+impl Target {
+    /// Where the `i`-th connection of a kind goes: the nodes in turn.
+    fn node(&self, i: usize) -> SocketAddr {
+        self.addrs[i % self.addrs.len()]
+    }
+
+    fn label(&self) -> String {
+        match self.addrs.len() {
+            1 => self.server.label().to_owned(),
+            n => format!("{} ({n} nodes)", self.server.label()),
+        }
+    }
+}
+
+async fn connect(t: &Target, addr: SocketAddr, source: Ipv4Addr, id: &str) -> Result<Ws, String> {
     let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
     socket
         .bind(SocketAddr::from((source, 0)))
         .map_err(|e| format!("bind {source}: {e}"))?;
     let tcp = socket
-        .connect(t.addr)
+        .connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     tcp.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
@@ -140,7 +183,7 @@ async fn connect(t: &Target, source: Ipv4Addr, id: &str) -> Result<Ws, String> {
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let url = format!("ws://{}{}", t.addr, t.server.path(id));
+    let url = format!("ws://{addr}{}", t.server.path(id));
     let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(config))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
@@ -250,9 +293,80 @@ async fn ping_pong(
     Ok((ends, latencies))
 }
 
-/// Resident set size (KiB) and CPU time (ms, user + system) of a process, from /proc.
-fn proc_stats(pid: Option<u32>) -> Option<(u64, u64)> {
-    let pid = pid?;
+/// One pair's traffic: the ends, the one-way latencies (µs), messages lost and out of order.
+struct Run {
+    ends: Pair,
+    latencies: Vec<u32>,
+    lost: u64,
+    out_of_order: u64,
+}
+
+/// Sends candidates a → b one per `period` (from `start`) until `until` without waiting for
+/// them; b checks each arrives, once, in order.
+async fn one_way(
+    server: Server,
+    ends: Pair,
+    origin: Instant,
+    (start, period): (Instant, Duration),
+    until: Instant,
+) -> Result<Run, String> {
+    let [(mut a, a_id), (mut b, b_id)] = ends;
+    let (count_tx, mut count_rx) = tokio::sync::oneshot::channel::<u64>();
+    let sender = async {
+        let mut ticks = tokio::time::interval_at(start.into(), period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seq = 0u64;
+        while Instant::now() < until {
+            ticks.tick().await;
+            let text = server.candidate(&b_id, seq, origin.elapsed().as_micros() as u64);
+            send(&mut a, text).await?;
+            seq += 1;
+        }
+        let _ = count_tx.send(seq);
+        Ok::<_, String>(())
+    };
+    let receiver = async {
+        let (mut latencies, mut next, mut got, mut out_of_order) = (Vec::with_capacity(2_000), 0u64, 0u64, 0u64);
+        let mut total = None;
+        // Whatever has not arrived 3 s after the last send is lost.
+        let deadline = tokio::time::sleep_until((until + Duration::from_secs(3)).into());
+        tokio::pin!(deadline);
+        while total.is_none_or(|t| got < t) {
+            tokio::select! {
+                text = wait_for(&mut b, |t| t.contains("ts=")) => {
+                    let text = text?;
+                    let seq = field(&text, "seq=").ok_or("candidate without a sequence number")?;
+                    let sent = sent_us(&text).ok_or("candidate without a timestamp")?;
+                    latencies.push((origin.elapsed().as_micros() as u64).saturating_sub(sent) as u32);
+                    out_of_order += u64::from(seq != next);
+                    next = seq + 1;
+                    got += 1;
+                }
+                n = &mut count_rx, if total.is_none() => total = Some(n.map_err(|_| "sender gone")?),
+                _ = &mut deadline => break,
+            }
+        }
+        Ok::<_, String>((latencies, total.unwrap_or(got).saturating_sub(got), out_of_order))
+    };
+    let (sent, received) = tokio::join!(sender, receiver);
+    sent?;
+    let (latencies, lost, out_of_order) = received?;
+    Ok(Run {
+        ends: [(a, a_id), (b, b_id)],
+        latencies,
+        lost,
+        out_of_order,
+    })
+}
+
+/// Resident set size (KiB) and CPU time (ms, user + system) of processes, summed, from /proc.
+fn proc_stats(pids: &[u32]) -> Option<(u64, u64)> {
+    let stats: Option<Vec<(u64, u64)>> = pids.iter().map(|&pid| one_proc_stats(pid)).collect();
+    let stats = stats.filter(|s| !s.is_empty())?;
+    Some(stats.iter().fold((0, 0), |(r, c), (r1, c1)| (r + r1, c + c1)))
+}
+
+fn one_proc_stats(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss = status
         .lines()
@@ -289,6 +403,9 @@ struct Traffic {
     latencies_us: Vec<u32>,
     secs: f64,
     cpu_ms: Option<u64>,
+    /// One-way streams: messages sent but never received, and received out of order.
+    lost: u64,
+    out_of_order: u64,
 }
 
 impl Traffic {
@@ -327,7 +444,8 @@ async fn traffic(
     origin: Instant,
     errors: &AtomicU64,
 ) -> (Traffic, Vec<Pair>) {
-    let cpu_before = proc_stats(t.pid).map(|s| s.1);
+    let one_way_pace = pace.filter(|_| args.one_way);
+    let cpu_before = proc_stats(&t.pids).map(|s| s.1);
     let started = Instant::now();
     let until = started + Duration::from_secs(args.seconds);
     let count = pairs.len().max(1) as u32;
@@ -337,33 +455,48 @@ async fn traffic(
         .map(|(i, ends)| {
             // Paced pairs start spread over one period, not in lockstep.
             let start = started + pace.unwrap_or_default() * i as u32 / count;
-            tokio::spawn(ping_pong(t.server, ends, origin, (start, pace), until))
+            let server = t.server;
+            tokio::spawn(async move {
+                match one_way_pace {
+                    Some(period) => one_way(server, ends, origin, (start, period), until).await,
+                    None => ping_pong(server, ends, origin, (start, pace), until)
+                        .await
+                        .map(|(ends, latencies)| Run {
+                            ends,
+                            latencies,
+                            lost: 0,
+                            out_of_order: 0,
+                        }),
+                }
+            })
         })
         .collect();
     let mut traffic = Traffic::default();
     let mut survivors = Vec::with_capacity(runs.len());
     for run in runs {
         match run.await {
-            Ok(Ok((ends, mut latencies))) => {
-                traffic.latencies_us.append(&mut latencies);
-                survivors.push(ends);
+            Ok(Ok(mut run)) => {
+                traffic.latencies_us.append(&mut run.latencies);
+                traffic.lost += run.lost;
+                traffic.out_of_order += run.out_of_order;
+                survivors.push(run.ends);
             }
             Ok(Err(e)) => {
                 errors.fetch_add(1, Ordering::Relaxed);
-                eprintln!("{}: ping-pong failed: {e}", t.server.label());
+                eprintln!("{}: pair traffic failed: {e}", t.label());
             }
             Err(e) => panic!("ping-pong task panicked: {e}"),
         }
     }
     traffic.secs = started.elapsed().as_secs_f64();
-    traffic.cpu_ms = proc_stats(t.pid).map(|s| s.1).zip(cpu_before).map(|(a, b)| a - b);
+    traffic.cpu_ms = proc_stats(&t.pids).map(|s| s.1).zip(cpu_before).map(|(a, b)| a - b);
     traffic.latencies_us.sort_unstable();
     (traffic, survivors)
 }
 
 async fn run(t: &Target, args: &Args, origin: Instant) -> Report {
     let mut report = Report {
-        rss_start_kib: proc_stats(t.pid).map(|s| s.0),
+        rss_start_kib: proc_stats(&t.pids).map(|s| s.0),
         ..Report::default()
     };
     let errors = Arc::new(AtomicU64::new(0));
@@ -376,7 +509,7 @@ async fn run(t: &Target, args: &Args, origin: Instant) -> Report {
         .map(|i| async move {
             let source = Ipv4Addr::new(127, 0, 0, 1 + (i % args.sources.max(1) as usize) as u8);
             let t0 = Instant::now();
-            connect(t, source, &format!("idle{i}"))
+            connect(t, t.node(i), source, &format!("{}idle{i}", args.prefix))
                 .await
                 .map(|ws| (ws, t0.elapsed()))
         })
@@ -394,24 +527,37 @@ async fn run(t: &Target, args: &Args, origin: Instant) -> Report {
             }
             Err(e) => {
                 if errors.fetch_add(1, Ordering::Relaxed) < 5 {
-                    eprintln!("{}: connect failed: {e}", t.server.label());
+                    eprintln!("{}: connect failed: {e}", t.label());
                 }
             }
         }
     }
     report.connected = holders.len();
     report.connect_ms.sort_unstable();
+    if let Some(secs) = args.hold_secs {
+        // A helper holding part of a crowd: say so, hold until told (bounded), let go.
+        println!("holding {} connections ({} errors)", report.connected, errors.load(Ordering::Relaxed));
+        let _ = tokio::time::timeout(Duration::from_secs(secs), tokio::signal::ctrl_c()).await;
+        let _ = stop_tx.send(true);
+        for holder in holders {
+            let _ = holder.await;
+        }
+        report.errors = errors.load(Ordering::Relaxed);
+        return report;
+    }
     // Let the server settle (tasks parked, allocator quiet) before reading its RSS.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    report.rss_idle_kib = proc_stats(t.pid).map(|s| s.0);
+    report.rss_idle_kib = proc_stats(&t.pids).map(|s| s.0);
 
     // Phase 2: pairs ping-pong candidates.
     let mut ready = Vec::with_capacity(args.pairs);
     for p in 0..args.pairs {
-        let (a_id, b_id) = (format!("pa{p}"), format!("pb{p}"));
+        let (a_id, b_id) = (format!("{}pa{p}", args.prefix), format!("{}pb{p}", args.prefix));
+        // On two nodes of a cluster (the next one along), or both on one.
+        let (a_at, b_at) = (t.node(p), t.node(p + usize::from(!args.same_node)));
         let set_up = async {
-            let mut a = connect(t, Ipv4Addr::LOCALHOST, &a_id).await?;
-            let mut b = connect(t, Ipv4Addr::LOCALHOST, &b_id).await?;
+            let mut a = connect(t, a_at, Ipv4Addr::LOCALHOST, &a_id).await?;
+            let mut b = connect(t, b_at, Ipv4Addr::LOCALHOST, &b_id).await?;
             pair_up(t.server, &mut a, &mut b, &a_id, &b_id).await?;
             Ok::<_, String>([(a, a_id), (b, b_id)])
         };
@@ -419,12 +565,14 @@ async fn run(t: &Target, args: &Args, origin: Instant) -> Report {
             Ok(ends) => ready.push(ends),
             Err(e) => {
                 errors.fetch_add(1, Ordering::Relaxed);
-                eprintln!("{}: pair {p} failed: {e}", t.server.label());
+                eprintln!("{}: pair {p} failed: {e}", t.label());
             }
         }
     }
     let mut pairs = ready;
-    for pace in [None, Some(Duration::from_secs_f64(1.0 / args.rate.max(1) as f64))] {
+    let saturated = (!args.skip_saturated).then_some(None);
+    let paced = Some(Duration::from_secs_f64(1.0 / args.rate.max(1) as f64));
+    for pace in saturated.into_iter().chain([paced]) {
         let (traffic, back) = traffic(t, pairs, pace, args, origin, &errors).await;
         pairs = back;
         match pace {
@@ -443,7 +591,7 @@ async fn run(t: &Target, args: &Args, origin: Instant) -> Report {
         let _ = holder.await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    report.rss_end_kib = proc_stats(t.pid).map(|s| s.0);
+    report.rss_end_kib = proc_stats(&t.pids).map(|s| s.0);
     report.errors = errors.load(Ordering::Relaxed);
     report
 }
@@ -466,7 +614,7 @@ fn print(args: &Args, reports: &[(Server, Report)]) {
         if ratio { "---|" } else { "" }
     );
     type Metric = fn(&Report) -> Option<f64>;
-    let rows: [(&str, Metric); 19] = [
+    let rows: [(&str, Metric); 21] = [
         ("connections open", |r| Some(r.connected as f64)),
         ("connect rate (conn/s)", |r| {
             Some(r.connected as f64 / r.connect_secs)
@@ -501,6 +649,8 @@ fn print(args: &Args, reports: &[(Server, Report)]) {
         ("paced: latency p99 (µs)", |r| r.paced.percentile(0.99)),
         ("paced: latency max (µs)", |r| r.paced.percentile(1.0)),
         ("paced: server CPU per 1k messages (ms)", |r| r.paced.cpu_per_1k()),
+        ("paced: messages lost", |r| Some(r.paced.lost as f64)),
+        ("paced: messages out of order", |r| Some(r.paced.out_of_order as f64)),
         ("server RSS after all closed (MiB)", |r| {
             r.rss_end_kib.map(|k| k as f64 / 1024.0)
         }),
@@ -536,11 +686,12 @@ async fn main() {
     let args = Args::parse();
     let origin = Instant::now();
     let targets: Vec<Target> = [
-        (Server::Duet, args.duet, args.duet_pid),
-        (Server::PeerJs, args.peerjs, args.peerjs_pid),
+        (Server::Duet, args.duet.clone(), args.duet_pid.clone()),
+        (Server::PeerJs, args.peerjs.into_iter().collect(), args.peerjs_pid.into_iter().collect()),
     ]
     .into_iter()
-    .filter_map(|(server, addr, pid)| addr.map(|addr| Target { server, addr, pid }))
+    .filter(|(_, addrs, _)| !addrs.is_empty())
+    .map(|(server, addrs, pids)| Target { server, addrs, pids })
     .collect();
     if targets.is_empty() {
         eprintln!("nothing to measure: give --duet and/or --peerjs");
@@ -548,18 +699,20 @@ async fn main() {
     }
     let mut reports = Vec::new();
     for t in &targets {
-        eprintln!("measuring {} at {} …", t.server.label(), t.addr);
+        eprintln!("measuring {} at {:?} …", t.label(), t.addrs);
         let report = run(t, &args, origin).await;
         eprintln!(
             "{}: {} connections, {} messages, {} errors",
-            t.server.label(),
+            t.label(),
             report.connected,
             report.saturated.latencies_us.len() + report.paced.latencies_us.len(),
             report.errors
         );
         reports.push((t.server, report));
     }
-    print(&args, &reports);
+    if args.hold_secs.is_none() {
+        print(&args, &reports);
+    }
     if reports.iter().any(|(_, r)| r.errors > 0) {
         std::process::exit(1);
     }

@@ -174,10 +174,7 @@ async fn connect(t: &Target, addr: SocketAddr, source: Ipv4Addr, id: &str) -> Re
     socket
         .bind(SocketAddr::from((source, 0)))
         .map_err(|e| format!("bind {source}: {e}"))?;
-    let tcp = socket
-        .connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
+    let tcp = socket.connect(addr).await.map_err(|e| format!("connect: {e}"))?;
     tcp.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
     // Small buffers, as the server uses: 20k default 128 KiB read buffers would be 2.5 GB here.
     let config = WebSocketConfig::default()
@@ -326,7 +323,8 @@ async fn one_way(
         Ok::<_, String>(())
     };
     let receiver = async {
-        let (mut latencies, mut next, mut got, mut out_of_order) = (Vec::with_capacity(2_000), 0u64, 0u64, 0u64);
+        let (mut latencies, mut next, mut got, mut out_of_order) =
+            (Vec::with_capacity(2_000), 0u64, 0u64, 0u64);
         let mut total = None;
         // Whatever has not arrived 3 s after the last send is lost.
         let deadline = tokio::time::sleep_until((until + Duration::from_secs(3)).into());
@@ -459,14 +457,14 @@ async fn traffic(
             tokio::spawn(async move {
                 match one_way_pace {
                     Some(period) => one_way(server, ends, origin, (start, period), until).await,
-                    None => ping_pong(server, ends, origin, (start, pace), until)
-                        .await
-                        .map(|(ends, latencies)| Run {
+                    None => ping_pong(server, ends, origin, (start, pace), until).await.map(
+                        |(ends, latencies)| Run {
                             ends,
                             latencies,
                             lost: 0,
                             out_of_order: 0,
-                        }),
+                        },
+                    ),
                 }
             })
         })
@@ -489,7 +487,10 @@ async fn traffic(
         }
     }
     traffic.secs = started.elapsed().as_secs_f64();
-    traffic.cpu_ms = proc_stats(&t.pids).map(|s| s.1).zip(cpu_before).map(|(a, b)| a - b);
+    traffic.cpu_ms = proc_stats(&t.pids)
+        .map(|s| s.1)
+        .zip(cpu_before)
+        .map(|(a, b)| a - b);
     traffic.latencies_us.sort_unstable();
     (traffic, survivors)
 }
@@ -536,7 +537,11 @@ async fn run(t: &Target, args: &Args, origin: Instant) -> Report {
     report.connect_ms.sort_unstable();
     if let Some(secs) = args.hold_secs {
         // A helper holding part of a crowd: say so, hold until told (bounded), let go.
-        println!("holding {} connections ({} errors)", report.connected, errors.load(Ordering::Relaxed));
+        println!(
+            "holding {} connections ({} errors)",
+            report.connected,
+            errors.load(Ordering::Relaxed)
+        );
         let _ = tokio::time::timeout(Duration::from_secs(secs), tokio::signal::ctrl_c()).await;
         let _ = stop_tx.send(true);
         for holder in holders {
@@ -650,7 +655,9 @@ fn print(args: &Args, reports: &[(Server, Report)]) {
         ("paced: latency max (µs)", |r| r.paced.percentile(1.0)),
         ("paced: server CPU per 1k messages (ms)", |r| r.paced.cpu_per_1k()),
         ("paced: messages lost", |r| Some(r.paced.lost as f64)),
-        ("paced: messages out of order", |r| Some(r.paced.out_of_order as f64)),
+        ("paced: messages out of order", |r| {
+            Some(r.paced.out_of_order as f64)
+        }),
         ("server RSS after all closed (MiB)", |r| {
             r.rss_end_kib.map(|k| k as f64 / 1024.0)
         }),
@@ -687,7 +694,11 @@ async fn main() {
     let origin = Instant::now();
     let targets: Vec<Target> = [
         (Server::Duet, args.duet.clone(), args.duet_pid.clone()),
-        (Server::PeerJs, args.peerjs.into_iter().collect(), args.peerjs_pid.into_iter().collect()),
+        (
+            Server::PeerJs,
+            args.peerjs.into_iter().collect(),
+            args.peerjs_pid.into_iter().collect(),
+        ),
     ]
     .into_iter()
     .filter(|(_, addrs, _)| !addrs.is_empty())

@@ -329,7 +329,7 @@ impl TestCluster {
         let p = &self.prefix;
         for key in &keys {
             let rest = &key[p.len()..];
-            let known = ["online", "due", "nodes", "epoch", "pv", "settings"].contains(&rest)
+            let known = ["online", "due", "epoch", "pv", "settings"].contains(&rest)
                 || ["u:", "c:", "ahead:", "held:", "n:"]
                     .iter()
                     .any(|k| rest.starts_with(k));
@@ -372,6 +372,7 @@ impl TestCluster {
                 for (member, at) in due {
                     // A ring deadline is its ringing caller's, a grace deadline its away user's.
                     let (owner, field) = match member.split_at(2) {
+                        ("n:", _) => continue, // a node's lease
                         ("r:", name) => (format!("{p}c:{name}"), "ring"),
                         (_, name) => (format!("{p}u:{name}"), "away"),
                     };

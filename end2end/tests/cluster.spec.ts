@@ -152,7 +152,7 @@ test("kill -9 of bob's node mid-call: media flows on, bob's page comes back on n
   await expectOnline(bob.page);
   // Node two's lease runs out and the cluster sweeps it: alice's list is right within 8 s —
   // bob is still there (on node three now), and the call was never ended.
-  await until('node two swept', async () => redisCli('ZSCORE', 'duet:nodes', 'two') === '', 10_000);
+  await until('node two swept', async () => redisCli('ZSCORE', 'duet:due', 'n:two') === '', 10_000);
   const swept = Date.now() - killed;
   console.log(`[figure] cluster: node two swept ${swept} ms after SIGKILL`);
   expect(swept).toBeLessThan(8_000);

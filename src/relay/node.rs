@@ -1,6 +1,6 @@
 //! A cluster node's background work (the shell around `cluster`): the subscription to its
-//! channel, the lease, the sweep of due deadlines, and registering its users again when Redis
-//! lost them (restart, lapsed lease) or the subscription had a gap.
+//! channel, a tick a second (the sweep of due deadlines, the lease, the canary), and registering
+//! its users again when Redis lost them (restart, lapsed lease) or the subscription had a gap.
 
 use super::cluster::{Cluster, ClusterError, Renewal, RENEW};
 use super::ws::Hub;
@@ -27,7 +27,7 @@ struct Watch {
 /// first lease, and starts the node's tasks.
 pub(super) async fn start(hub: &Arc<Hub>, cluster: &Arc<Cluster>) -> Result<(), ClusterError> {
     let pubsub = subscribe(cluster).await?;
-    cluster.renew().await?;
+    cluster.tick(true, 0).await?;
     let watch = Arc::new(Watch {
         canary_seen: AtomicU64::new(0),
         resubscribe: Notify::new(),
@@ -41,8 +41,7 @@ pub(super) async fn start(hub: &Arc<Hub>, cluster: &Arc<Cluster>) -> Result<(), 
         Arc::clone(&watch),
         pubsub,
     ));
-    tokio::spawn(keep_lease(weak.clone(), Arc::clone(cluster), watch));
-    tokio::spawn(sweep(weak, Arc::clone(cluster)));
+    tokio::spawn(tick(weak, Arc::clone(cluster), watch));
     Ok(())
 }
 
@@ -100,27 +99,38 @@ async fn listen(hub: Weak<Hub>, cluster: Arc<Cluster>, watch: Arc<Watch>, mut pu
     }
 }
 
-/// Renews the lease every [`RENEW`], sends the canary, and registers the users again when needed.
-async fn keep_lease(hub: Weak<Hub>, cluster: Arc<Cluster>, watch: Arc<Watch>) {
-    let mut every = tokio::time::interval(RENEW);
+/// Once a second: the sweep of everything due; every [`RENEW`] also the lease and the canary;
+/// registers the users again when needed. One script a second, so an idle node costs Redis a
+/// few commands a second.
+async fn tick(hub: Weak<Hub>, cluster: Arc<Cluster>, watch: Arc<Watch>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
     every.tick().await; // the first lease was taken at start
-    let mut sent = 0u64;
+    let renew_every = RENEW.as_secs().max(1);
+    let (mut n, mut canary) = (0u64, 0u64);
     let mut reachable = true;
     loop {
         every.tick().await;
+        n += 1;
+        let renew = n.is_multiple_of(renew_every);
         let Some(hub) = hub.upgrade() else { return };
-        match cluster.renew().await {
+        if renew && canary > watch.canary_seen.load(Ordering::Relaxed) {
+            // The last canary did not come back: the subscription is broken.
+            watch.canary_seen.store(canary, Ordering::Relaxed);
+            watch.resubscribe.notify_one();
+        }
+        match cluster.tick(renew, canary + 1).await {
             Ok((renewal, ops)) => {
                 if !reachable {
                     tracing::info!(node = %cluster.config.node, "redis reachable again");
                     reachable = true;
                 }
+                canary += u64::from(renew);
                 hub.apply(ops);
-                if renewal != Renewal::Kept {
+                if renewal.is_some_and(|r| r != Renewal::Kept) {
                     tracing::warn!(node = %cluster.config.node, ?renewal, "registering this node's users again");
                     watch.resync.store(true, Ordering::Relaxed);
                 }
-                if renewal == Renewal::Wiped {
+                if renewal == Some(Renewal::Wiped) {
                     watch.relink.store(true, Ordering::Relaxed);
                 }
             }
@@ -131,13 +141,6 @@ async fn keep_lease(hub: Weak<Hub>, cluster: Arc<Cluster>, watch: Arc<Watch>) {
                 }
                 continue;
             }
-        }
-        if sent > watch.canary_seen.load(Ordering::Relaxed) {
-            // The last canary did not come back: the subscription is broken.
-            watch.canary_seen.store(sent, Ordering::Relaxed);
-            watch.resubscribe.notify_one();
-        } else if cluster.canary(&format!("c{}", sent + 1)).await.is_ok() {
-            sent += 1;
         }
         if watch.resync.swap(false, Ordering::Relaxed) {
             let relink = watch.relink.swap(false, Ordering::Relaxed);
@@ -171,15 +174,4 @@ async fn resync(hub: &Hub, cluster: &Cluster, relink: bool) -> bool {
         }
     }
     true
-}
-
-/// Ring timeouts, grace periods and dead nodes' users, once a second on Redis' clock.
-async fn sweep(hub: Weak<Hub>, cluster: Arc<Cluster>) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        every.tick().await;
-        let ops = cluster.sweep().await;
-        let Some(hub) = hub.upgrade() else { return };
-        hub.apply(ops);
-    }
 }

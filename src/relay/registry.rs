@@ -292,6 +292,11 @@ impl Registry {
                 if self.partner_of(&to).is_some_and(|p| p != from) {
                     return Err(refusal(Code::Busy, &to, m.kind));
                 }
+                // Away (reconnecting) and in no call: not reachable. Refused before anything
+                // changes: the caller's current call must not end for a call that cannot ring.
+                if self.conn_of(&to).is_none() && link.is_none() {
+                    return Err(refusal(Code::Offline, &to, m.kind));
+                }
                 if link.is_none() {
                     // Calling someone new abandons whatever call the caller had going.
                     actions.extend(self.hang_up_for(from, Code::Cancelled));
@@ -918,6 +923,23 @@ mod tests {
             json!({"type":"_ice","toUser":"alice","iceCandidate":{"candidate":"c"}}),
         );
         assert_eq!(only_to(&out, 9).kind, Kind::Ice);
+    }
+
+    #[test]
+    fn calling_someone_away_and_in_no_call_is_offline_and_keeps_the_callers_call() {
+        let mut r = Registry::new(T);
+        for (conn, name) in [(A, "alice"), (B, "bob"), (C, "carol"), (4, "dan")] {
+            r.join(conn, name, Some(name), false);
+        }
+        // bob drops mid-call; dan hangs up: bob is away, reserved, in no call.
+        send(&mut r, B, json!({"type":"call_start","toUser":"dan"}));
+        send(&mut r, 4, json!({"type":"call_back","toUser":"bob","msg":"1"}));
+        r.leave(B, NOW);
+        send(&mut r, 4, json!({"type":"hangup","toUser":"bob"}));
+        send(&mut r, A, json!({"type":"call_start","toUser":"carol"}));
+        let out = send(&mut r, A, json!({"type":"call_start","toUser":"bob"}));
+        assert_eq!(notice_code(&out, A), Code::Offline, "and carol hears nothing");
+        assert_eq!(r.partner_of("alice"), Some("carol"));
     }
 
     #[test]

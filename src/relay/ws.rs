@@ -96,8 +96,8 @@ struct Inner {
     per_ip: HashMap<IpAddr, usize>,
     /// Cluster mode: the newest presence broadcast applied (version, list).
     presence: Option<(u64, Vec<String>)>,
-    /// Cluster mode: the call each local connection's user is in, as Redis last said (partner,
-    /// whether they called). Two people on this node go on with it while Redis is away.
+    /// Cluster mode: the answered call each local connection's user is in, as Redis last said
+    /// (partner, whether they called); see [`Hub::relay_locally`].
     partners: HashMap<ConnId, (String, bool)>,
 }
 
@@ -308,24 +308,27 @@ impl Hub {
             Err(e) => Err(e),
         };
         let routed = match &stamped {
+            // Within an answered call on this node: no round trip to Redis.
+            Ok((to, m)) if self.relay_locally(conn, name, to, m, false) => return,
             Ok((to, m)) => cluster.route(conn, name, to, m).await,
             Err(e) => Err(e.clone()),
         };
         match (routed, stamped) {
             (Ok(ops), _) => self.apply(ops),
             (Err(e), Ok((to, m)))
-                if e.code == Code::Unavailable && self.relay_locally(conn, name, &to, &m) => {}
+                if e.code == Code::Unavailable && self.relay_locally(conn, name, &to, &m, true) => {}
             (Err(e), _) => self.refuse(conn, e.code, &e.detail),
         }
     }
 
-    /// While Redis is away: a call between two people on this node goes on (SDP, ICE, media
-    /// flags, hang-up) as far as both their last word from Redis says they are partners.
-    fn relay_locally(&self, conn: ConnId, from: &str, to: &str, m: &Message) -> bool {
-        if !matches!(
-            m.kind,
-            Kind::Offer | Kind::Answer | Kind::Ice | Kind::Media | Kind::Hangup
-        ) {
+    /// Delivers `m` from `from` to `to` on this node without asking Redis when both their last
+    /// word from Redis says they are in an answered call with each other: SDP, ICE and media
+    /// flags, and (`hangup`: while Redis is away) the hang-up. Each sender's word is current for
+    /// its own messages (a connection's frames are handled one after another), and a delivery
+    /// names a connection, never reused: a stale word can at most deliver to the old partner.
+    fn relay_locally(&self, conn: ConnId, from: &str, to: &str, m: &Message, hangup: bool) -> bool {
+        let relayed = matches!(m.kind, Kind::Offer | Kind::Answer | Kind::Ice | Kind::Media);
+        if !(relayed || hangup && m.kind == Kind::Hangup) {
             return false;
         }
         let mut inner = self.lock();

@@ -11,7 +11,7 @@
 use super::registry::{self, Action, ConnId, Timing};
 use crate::signal::{Code, Kind, Message, ProtocolError, ACCEPT, DECLINE};
 use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, Script};
+use redis::Script;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -69,6 +69,8 @@ pub enum ClusterError {
         ours: String,
         theirs: String,
     },
+    /// A script answered something it never answers (a bug, or another program's keys).
+    Reply(&'static str),
 }
 
 impl std::fmt::Display for ClusterError {
@@ -76,6 +78,7 @@ impl std::fmt::Display for ClusterError {
         match self {
             ClusterError::Redis(e) => write!(f, "redis: {e}"),
             ClusterError::Timeout => write!(f, "redis did not answer within {COMMAND_TIMEOUT:?}"),
+            ClusterError::Reply(script) => write!(f, "unexpected reply from the {script} script"),
             ClusterError::Settings { ours, theirs } => write!(
                 f,
                 "the cluster's nodes run with ring/grace/presence settings {theirs}, this node with {ours}: \
@@ -97,8 +100,7 @@ struct Scripts {
     join: Script,
     leave: Script,
     route: Script,
-    sweep: Script,
-    lease: Script,
+    tick: Script,
     settings: Script,
     relink: Script,
 }
@@ -110,8 +112,7 @@ impl Scripts {
             join: script("join"),
             leave: script("leave"),
             route: script("route"),
-            sweep: script("sweep"),
-            lease: script("lease"),
+            tick: script("tick"),
             settings: script("settings"),
             relink: script("relink"),
         }
@@ -139,14 +140,14 @@ pub struct Cluster {
     settings: [String; 3],
     /// The epoch of Redis' data this node registered its users in.
     epoch: Mutex<Option<String>>,
-    /// Leaves that failed (Redis unreachable), retried with the lease.
+    /// Leaves that failed (Redis unreachable), retried with the lease renewal.
     pending_leaves: Mutex<Vec<(ConnId, String)>>,
     ready: AtomicBool,
     pub stats: ClusterStats,
 }
 
 /// What a lease renewal found.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Renewal {
     Kept,
     /// The lease had expired (other nodes may have signed this node's users out): they must
@@ -346,36 +347,37 @@ impl Cluster {
             .map(drop)
     }
 
-    /// Due ring timeouts and grace periods, and the users of nodes whose lease ran out.
-    pub async fn sweep(&self) -> Vec<Op> {
-        match self.run::<Vec<String>>(&self.scripts.sweep, &[]).await {
-            Ok(ops) => self.ops(&ops),
-            Err(_) => Vec::new(), // the lease reports Redis' state
-        }
-    }
-
-    /// Renews this node's lease and retries failed leaves; says whether the node's
-    /// users must be registered again.
-    pub async fn renew(&self) -> Result<(Renewal, Vec<Op>), ClusterError> {
-        let fresh_epoch = random_id();
-        let lease = LEASE.as_millis().to_string();
-        let result = self
-            .run::<(String, i64)>(&self.scripts.lease, &[&lease, &fresh_epoch])
-            .await;
-        let (epoch, new_lease) = match result {
-            Ok(v) => v,
+    /// Once a second: everything due (ring timeouts, grace periods, nodes whose lease ran
+    /// out); with `renew` (every [`RENEW`]) also this node's lease and its subscription's canary
+    /// number `canary`, and failed leaves again. With `renew`, says whether the node's users
+    /// must be registered again.
+    pub async fn tick(&self, renew: bool, canary: u64) -> Result<(Option<Renewal>, Vec<Op>), ClusterError> {
+        let args = [
+            flag(renew).to_owned(),
+            LEASE.as_millis().to_string(),
+            random_id(),
+            canary.to_string(),
+        ];
+        let mut reply = match self.run::<Vec<String>>(&self.scripts.tick, &strs(&args)).await {
+            Ok(reply) if reply.len() >= 2 => reply.into_iter(),
+            Ok(_) => return Err(ClusterError::Reply("tick")),
             Err(e) => {
                 self.ready.store(false, Ordering::Relaxed);
                 return Err(e);
             }
         };
         self.ready.store(true, Ordering::Relaxed);
+        let (epoch, fresh) = (reply.next().unwrap_or_default(), reply.next().unwrap_or_default());
+        let mut ops = self.ops(&reply.collect::<Vec<_>>());
+        if !renew {
+            return Ok((None, ops));
+        }
         let renewal = {
             let mut known = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
             let first = known.is_none();
             let changed = known.as_deref() != Some(epoch.as_str());
             *known = Some(epoch);
-            match (first, changed, new_lease == 1) {
+            match (first, changed, fresh == "1") {
                 (true, ..) => Renewal::Kept,
                 (false, true, _) => Renewal::Wiped,
                 (false, false, true) => Renewal::Lost,
@@ -383,23 +385,10 @@ impl Cluster {
             }
         };
         let pending = std::mem::take(&mut *self.lock_pending());
-        let mut ops = Vec::new();
         for (conn, name) in pending {
             ops.extend(self.leave(conn, &name).await);
         }
-        Ok((renewal, ops))
-    }
-
-    /// Sends `payload` to this node itself over its channel: the subscription's canary.
-    pub async fn canary(&self, payload: &str) -> Result<(), ClusterError> {
-        let mut redis = self.redis.clone();
-        self.stats.commands.fetch_add(1, Ordering::Relaxed);
-        let channel = &self.channels()[0];
-        match tokio::time::timeout(COMMAND_TIMEOUT, redis.publish::<_, _, i64>(channel, payload)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(ClusterError::Redis(e)),
-            Err(_) => Err(ClusterError::Timeout),
-        }
+        Ok((Some(renewal), ops))
     }
 
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<(ConnId, String)>> {

@@ -11,8 +11,8 @@
 --   P ahead:NAME list of JSON the caller sent while it rang, for a classic callee
 --   P held:NAME  list of JSON for NAME while away
 --   P online     zset (score 0) of connected names: ordered by bytes like the embedded BTreeMap
---   P due        zset "r:CALLER" (ring) / "a:NAME" (grace) -> deadline ms
---   P nodes      zset node -> lease expiry ms;  P n:NODE  set of the names connected there
+--   P due        zset "r:CALLER" (ring) / "a:NAME" (grace) / "n:NODE" (lease) -> deadline ms
+--   P n:NODE     set of the names connected on NODE
 --   P epoch      changes when Redis lost its data (nodes then register their users again)
 --   P pv         presence list version;  P settings  "ring grace cap" of the live nodes
 --
@@ -182,10 +182,12 @@ local function op_leave()
   return out
 end
 
--- The ops, after one telling the node the sender's call as it now stands (`l CONN PEER
--- CALLER`, PEER empty if none): what lets two people on one node go on while Redis is away.
+-- The ops, after one telling the node the sender's answered call as it now stands (`l CONN
+-- PEER CALLER`, PEER empty if none): two people on one node who both have it exchange SDP and
+-- ICE without a round trip here, and go on while Redis is away (see ws.rs).
 local function with_link(conn, name)
   local l = link(name)
+  if l and l.ring > 0 then l = nil end
   local op = 'l\n' .. conn .. '\n' .. (l and l.peer or '') .. '\n' .. ((l and l.caller) and '1' or '0')
   table.insert(out, 1, op)
   return out
@@ -207,6 +209,8 @@ local function op_route()
     if not tu then return { 'E', 'offline' } end
     local tl = link(to)
     if tl and tl.peer ~= from then return { 'E', 'busy' } end
+    -- Away and in no call: not reachable (refused before the caller's call ends).
+    if not tu.connected and not l then return { 'E', 'offline' } end
     if not l then
       hang_up_for(from, 'cancelled')
       make_link(from, to, t + RING)
@@ -217,6 +221,11 @@ local function op_route()
     redis.call('ZREM', P .. 'due', 'r:' .. from, 'r:' .. to)
     local caller = l.caller and from or to
     local callee = user(l.caller and to or from)
+    -- The caller's node learns of the answered call too (the callee's learns from with_link).
+    local cu = user(caller)
+    if cu and cu.connected then
+      emit(cu.node, 'l\n' .. cu.conn .. '\n' .. callee.name .. '\n1')
+    end
     local ahead = redis.call('LRANGE', P .. 'ahead:' .. caller, 0, -1)
     redis.call('DEL', P .. 'ahead:' .. caller)
     for _, held in ipairs(ahead) do
@@ -258,22 +267,36 @@ local function op_relink()
   return out
 end
 
--- Due deadlines and dead nodes; any node may run it, the first one to do so does the work.
-local function op_sweep()
+-- A node whose lease ran out: its users leave (those in a call get the grace period).
+local function bury(node, t)
+  for _, name in ipairs(redis.call('SMEMBERS', P .. 'n:' .. node)) do
+    local u = user(name)
+    if u and u.node == node then drop(u, t) end
+  end
+  redis.call('DEL', P .. 'n:' .. node)
+  announce(nil)
+end
+
+-- ARGV[6] "1" to renew this node's lease (every other tick), [7] lease ms, [8] a fresh epoch
+-- should Redis have none, [9] the canary's number. Then everything due: unanswered calls, grace
+-- periods, dead nodes' leases (one sorted set, one read a second). Any node may sweep; whoever
+-- runs first does the work. Returns the epoch ('' without renewal), whether the lease was new
+-- (it had run out, or Redis lost its data), then the ops.
+local function op_tick()
   local t = now()
-  for _, node in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', t)) do
-    redis.call('ZREM', P .. 'nodes', node)
-    for _, name in ipairs(redis.call('SMEMBERS', P .. 'n:' .. node)) do
-      local u = user(name)
-      if u and u.node == node then drop(u, t) end
-    end
-    redis.call('DEL', P .. 'n:' .. node)
-    announce(nil)
+  local epoch, fresh = '', 0
+  if ARGV[6] == '1' then
+    epoch = redis.call('SET', P .. 'epoch', ARGV[8], 'NX', 'GET') or ARGV[8]
+    fresh = redis.call('ZADD', P .. 'due', t + tonumber(ARGV[7]), 'n:' .. NODE)
+    -- The canary: the node's subscription must see it (see node.rs).
+    redis.call('PUBLISH', P .. 'n:' .. NODE, 'c' .. ARGV[9])
   end
   for _, due in ipairs(redis.call('ZRANGEBYSCORE', P .. 'due', '-inf', t, 'LIMIT', 0, 500)) do
     redis.call('ZREM', P .. 'due', due)
     local kind, name = string.sub(due, 1, 1), string.sub(due, 3)
-    if kind == 'r' then
+    if kind == 'n' then
+      bury(name, t)
+    elseif kind == 'r' then
       local l = link(name)
       if l and l.caller and l.ring > 0 then
         local u = user(name)
@@ -290,24 +313,20 @@ local function op_sweep()
       end
     end
   end
+  table.insert(out, 1, fresh)
+  table.insert(out, 1, epoch)
   return out
-end
-
--- ARGV[6] lease ms, [7] a fresh epoch should Redis have none. Renews the calling node's lease;
--- returns the epoch and whether the lease was new (lost, or Redis lost its data).
-local function op_lease()
-  local t = now()
-  redis.call('SET', P .. 'epoch', ARGV[7], 'NX')
-  local fresh = redis.call('ZADD', P .. 'nodes', t + tonumber(ARGV[6]), NODE)
-  return { redis.call('GET', P .. 'epoch'), fresh }
 end
 
 -- ARGV[6] the node's settings ("ring grace cap"). Nodes with other settings may not join a
 -- cluster that has live nodes; with none alive, the newcomer's settings become the cluster's.
 local function op_settings()
-  local alive = redis.call('ZCOUNT', P .. 'nodes', '(' .. now(), '+inf')
+  local alive = false
+  for _, due in ipairs(redis.call('ZRANGEBYSCORE', P .. 'due', '(' .. now(), '+inf')) do
+    alive = alive or string.sub(due, 1, 2) == 'n:'
+  end
   local have = redis.call('GET', P .. 'settings')
-  if alive > 0 and have and have ~= ARGV[6] then return have end
+  if alive and have and have ~= ARGV[6] then return have end
   redis.call('SET', P .. 'settings', ARGV[6])
   return ARGV[6]
 end

@@ -162,7 +162,7 @@ fn apply(view: &mut NodeView, ops: Vec<Op>, out: &mut Deliveries) {
     for op in ops {
         match op {
             Op::Relay(conn, json) => out.entry(conn).or_default().messages.push(json),
-            Op::Link { .. } => {}
+            Op::Link { .. } | Op::Direct { .. } => {}
             Op::Core(action) => {
                 if let Action::Close(conn, ..) = action {
                     view.joined.remove(&conn);
@@ -759,4 +759,53 @@ async fn redis_killed_and_restarted_empty_keeps_sockets_and_same_node_calls_and_
     let mut dan = connect_at(n[1], "dan", None).await;
     dan.send(json!({"type":"call_start","toUser":"cat"})).await;
     assert_eq!(cat.recv().await["fromUser"], "dan");
+}
+
+#[tokio::test]
+async fn a_direct_message_for_a_connection_gone_goes_through_redis_again_and_waits_for_the_partner() {
+    let redis = common::Redis::start().await;
+    let n = nodes(&redis, 2, CALM).await;
+    let mut ann = connect_at(n[0], "ann", Some("ka")).await;
+    let mut bob = connect_at(n[1], "bob", Some("kb")).await;
+    ann.send(json!({"type":"call_start","toUser":"bob"})).await;
+    bob.recv().await;
+    bob.send(json!({"type":"call_back","toUser":"ann","msg":"1"}))
+        .await;
+    assert_eq!(ann.recv().await["msg"], "1");
+    // Within the answered call, across nodes: straight from node to node.
+    let ice = |to: &str, c: &str| json!({"type":"_ice","toUser":to,"iceCandidate":{"candidate":c}});
+    ann.send(ice("bob", "direct")).await;
+    assert_eq!(bob.recv().await["iceCandidate"]["candidate"], "direct");
+    drop(bob);
+    ann.presence(&["ann"]).await;
+    // What ann's node published for bob's old connection before it heard he was gone: bob's
+    // node finds the connection gone and hands the message back to Redis, which holds it.
+    let stale = r#"{"type":"_ice","fromUser":"ann","toUser":"bob","iceCandidate":{"candidate":"late"}}"#;
+    let mut r = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: i64 = r
+        .publish("duet:n:n1", format!("v\n2\nbob\nann\n{stale}"))
+        .await
+        .unwrap();
+    // A forged or stale op for someone not in a call with the sender goes nowhere.
+    let _: i64 = r.publish("duet:n:n1", "v\n2\nbob\nmallory\n{}").await.unwrap();
+    loop {
+        // (The bounce runs on bob's old node, apart from this test: poll Redis for it.)
+        let held: i64 = r.llen("duet:held:bob").await.unwrap();
+        if held == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ann.send(ice("bob", "held")).await;
+    let mut bob = connect_at(n[0], "bob", Some("kb")).await;
+    assert_eq!(bob.recv().await["iceCandidate"]["candidate"], "late");
+    assert_eq!(bob.recv().await["iceCandidate"]["candidate"], "held");
+    bob.send(ice("ann", "back")).await;
+    assert_eq!(ann.recv().await["iceCandidate"]["candidate"], "back");
+    let held: i64 = r.llen("duet:held:bob").await.unwrap();
+    assert_eq!(held, 0, "mallory's op was never held");
 }

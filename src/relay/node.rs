@@ -74,7 +74,10 @@ async fn listen(hub: Weak<Hub>, cluster: Arc<Cluster>, watch: Arc<Watch>, mut pu
                             continue;
                         }
                         let Some(hub) = hub.upgrade() else { return };
-                        hub.apply(cluster.ops(&[payload]));
+                        // In turn, so what follows keeps its place behind a message sent back.
+                        for (from, to, json) in hub.apply_direct(cluster.ops(&[payload])) {
+                            hub.apply(cluster.redeliver(&from, &to, &json).await);
+                        }
                     }
                     _ = watch.resubscribe.notified() => break,
                 }

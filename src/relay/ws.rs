@@ -1,7 +1,7 @@
 //! The axum WebSocket shell around [`Registry`]: admits connections, reads frames, enforces the
 //! per-connection limits, asks the core, writes frames. No protocol decisions are made here.
 
-use super::cluster::{self, Cluster, ClusterError, Op};
+use super::cluster::{self, Cluster, ClusterError, Op, Partner};
 use super::limits::{RateLimiter, Verdict};
 use super::queue::{self, TrySendError};
 use super::registry::{Action, ConnId, Registry, Timing};
@@ -98,7 +98,7 @@ struct Inner {
     presence: Option<(u64, Vec<String>)>,
     /// Cluster mode: the answered call each local connection's user is in, as Redis last said
     /// (partner, whether they called); see [`Hub::relay_locally`].
-    partners: HashMap<ConnId, (String, bool)>,
+    partners: HashMap<ConnId, Partner>,
 }
 
 /// Shared relay state: the core, one outbound queue per live connection, and counters.
@@ -211,8 +211,19 @@ impl Hub {
 
     /// Carries out a cluster's decisions, in order, under one lock.
     pub(super) fn apply(&self, ops: Vec<Op>) {
+        let bounced = self.apply_direct(ops);
+        debug_assert!(
+            bounced.is_empty(),
+            "direct messages come from the node's channel only"
+        );
+    }
+
+    /// [`Hub::apply`], returning the direct messages that must go through Redis again, as
+    /// (from, to, json).
+    pub(super) fn apply_direct(&self, ops: Vec<Op>) -> Vec<(String, String, String)> {
+        let mut bounced = Vec::new();
         if ops.is_empty() {
-            return;
+            return bounced;
         }
         let mut inner = self.lock();
         for op in ops {
@@ -240,6 +251,16 @@ impl Hub {
                         inner.partners.remove(&conn);
                     }
                 },
+                Op::Direct { conn, to, from, json } => {
+                    // Only to a connection that is still `to`'s, in a call with `from`.
+                    let agreed = inner.partners.get(&conn).is_some_and(|p| p.name == from);
+                    if agreed && inner.outboxes.get(&conn).is_some_and(|o| *o.name == *to) {
+                        self.relayed.fetch_add(1, Ordering::Relaxed);
+                        queue_text(self, &mut inner, conn, |_| json);
+                    } else {
+                        bounced.push((from, to, json));
+                    }
+                }
                 Op::Presence { skip, version, users } => {
                     if inner.presence.as_ref().is_some_and(|(v, _)| *v >= version) {
                         continue; // older than what everyone here has
@@ -277,6 +298,7 @@ impl Hub {
                 }
             }
         }
+        bounced
     }
 
     /// Connection `conn` signs in as `name`.
@@ -307,46 +329,77 @@ impl Hub {
             Ok(m) => super::registry::stamp(name, m),
             Err(e) => Err(e),
         };
+        if let Ok((to, m)) = &stamped {
+            // Within an answered call: no script (see `direct`).
+            match self.direct(conn, name, to, m, false) {
+                Direct::Done => return,
+                Direct::There(node, at) => {
+                    let json = m.to_json();
+                    if cluster.publish_direct(&node, at, to, name, &json).await.is_ok() {
+                        self.relayed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                }
+                Direct::No => {}
+            }
+        }
         let routed = match &stamped {
-            // Within an answered call on this node: no round trip to Redis.
-            Ok((to, m)) if self.relay_locally(conn, name, to, m, false) => return,
             Ok((to, m)) => cluster.route(conn, name, to, m).await,
             Err(e) => Err(e.clone()),
         };
         match (routed, stamped) {
             (Ok(ops), _) => self.apply(ops),
             (Err(e), Ok((to, m)))
-                if e.code == Code::Unavailable && self.relay_locally(conn, name, &to, &m, true) => {}
+                if e.code == Code::Unavailable
+                    && matches!(self.direct(conn, name, &to, &m, true), Direct::Done) => {}
             (Err(e), _) => self.refuse(conn, e.code, &e.detail),
         }
     }
 
-    /// Delivers `m` from `from` to `to` on this node without asking Redis when both their last
-    /// word from Redis says they are in an answered call with each other: SDP, ICE and media
-    /// flags, and (`hangup`: while Redis is away) the hang-up. Each sender's word is current for
-    /// its own messages (a connection's frames are handled one after another), and a delivery
-    /// names a connection, never reused: a stale word can at most deliver to the old partner.
-    fn relay_locally(&self, conn: ConnId, from: &str, to: &str, m: &Message, hangup: bool) -> bool {
+    /// SDP, ICE and media flags within an answered call skip the route script when the
+    /// sender's last word from Redis says where its partner is: on this node (delivered here,
+    /// if the partner's word agrees) or on another (published straight to that node, which
+    /// checks its own word). Each sender's word is current for its own messages (a connection's
+    /// frames are handled one after another) and deliveries name a connection, never reused: a
+    /// stale word can at most reach the old partner's gone connection, whose node sends the
+    /// message through Redis again. `hangup`: Redis is away; a hang-up between two people
+    /// here goes too.
+    fn direct(&self, conn: ConnId, from: &str, to: &str, m: &Message, hangup: bool) -> Direct {
         let relayed = matches!(m.kind, Kind::Offer | Kind::Answer | Kind::Ice | Kind::Media);
         if !(relayed || hangup && m.kind == Kind::Hangup) {
-            return false;
+            return Direct::No;
         }
         let mut inner = self.lock();
-        if inner.partners.get(&conn).is_none_or(|(peer, _)| peer != to) {
-            return false;
-        }
-        let partner = inner.outboxes.iter().find(|(c, o)| {
-            o.joined && &*o.name == to && inner.partners.get(c).is_some_and(|(p, _)| p == from)
-        });
-        let Some((&partner, _)) = partner else {
-            return false;
+        let Some(Partner {
+            name,
+            at: Some((node, at)),
+            ..
+        }) = inner.partners.get(&conn)
+        else {
+            return Direct::No;
         };
+        if name != to {
+            return Direct::No;
+        }
+        let (node, at) = (node.clone(), *at);
+        let here = self.cluster.as_ref().is_some_and(|c| c.config.node == node);
+        if !here {
+            return if hangup {
+                Direct::No
+            } else {
+                Direct::There(node, at)
+            };
+        }
+        let agreed = inner.partners.get(&at).is_some_and(|p| p.name == from);
+        if !agreed || inner.outboxes.get(&at).is_none_or(|o| *o.name != *to) {
+            return Direct::No;
+        }
         if m.kind == Kind::Hangup {
             inner.partners.remove(&conn);
-            inner.partners.remove(&partner);
+            inner.partners.remove(&at);
         }
-        self.carry_out(&mut inner, Action::Send(partner, m.clone()));
-        true
+        self.carry_out(&mut inner, Action::Send(at, m.clone()));
+        Direct::Done
     }
 
     /// Connection `conn`, signed in as `name`, is gone.
@@ -367,7 +420,7 @@ impl Hub {
                 name: o.name.to_string(),
                 key: o.client.key.clone(),
                 early: o.client.early,
-                partner: inner.partners.get(c).cloned(),
+                partner: inner.partners.get(c).map(|p| (p.name.clone(), p.caller)),
             })
             .collect()
     }
@@ -529,6 +582,15 @@ impl Hub {
             ip,
         })
     }
+}
+
+/// Where a message within an answered call goes without the route script.
+enum Direct {
+    /// Delivered on this node.
+    Done,
+    /// To this node's connection.
+    There(String, ConnId),
+    No,
 }
 
 /// A signed-in connection, as a cluster node registers it again.

@@ -45,10 +45,18 @@ pub enum Op {
         version: u64,
         users: Vec<String>,
     },
-    /// The call `conn`'s user is in now, as (partner, whether they called); see `ws.rs`.
+    /// The answered call `conn`'s user is in now (none: no call); see `ws.rs`.
     Link {
         conn: ConnId,
-        peer: Option<(String, bool)>,
+        peer: Option<Partner>,
+    },
+    /// `from`'s message to `to`, published straight to this node by `from`'s: delivered on
+    /// `conn` if this node, too, has `to` in a call with `from`; else through Redis again.
+    Direct {
+        conn: ConnId,
+        to: String,
+        from: String,
+        json: String,
     },
     /// A joiner's own presence list, unless the node has a newer one.
     Joined {
@@ -57,6 +65,16 @@ pub enum Op {
         version: u64,
         users: Vec<String>,
     },
+}
+
+/// A local user's partner in an answered call, as Redis last said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partner {
+    pub name: String,
+    /// Whether the local user called.
+    pub caller: bool,
+    /// The partner's node and connection; `None` while the partner is away.
+    pub at: Option<(String, ConnId)>,
 }
 
 /// What went wrong talking to Redis.
@@ -103,6 +121,7 @@ struct Scripts {
     tick: Script,
     settings: Script,
     relink: Script,
+    redeliver: Script,
 }
 
 impl Scripts {
@@ -115,6 +134,7 @@ impl Scripts {
             tick: script("tick"),
             settings: script("settings"),
             relink: script("relink"),
+            redeliver: script("redeliver"),
         }
     }
 }
@@ -347,6 +367,45 @@ impl Cluster {
             .map(drop)
     }
 
+    /// Publishes `from`'s stamped message straight to the node of `to`'s connection `conn`
+    /// (an answered call on two nodes: no script). Awaited in the sender's turn, on the one
+    /// connection the scripts use too, so it keeps its place after the sender's earlier ones.
+    pub async fn publish_direct(
+        &self,
+        node: &str,
+        conn: ConnId,
+        to: &str,
+        from: &str,
+        json: &str,
+    ) -> Result<(), ClusterError> {
+        let channel = format!("{}n:{node}", self.config.prefix);
+        let op = format!("v\n{conn}\n{to}\n{from}\n{json}");
+        let mut redis = self.redis.clone();
+        self.stats.commands.fetch_add(1, Ordering::Relaxed);
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(channel).arg(op);
+        match tokio::time::timeout(COMMAND_TIMEOUT, publish.query_async::<i64>(&mut redis)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(ClusterError::Redis(e)),
+            Err(_) => Err(ClusterError::Timeout),
+        }
+    }
+
+    /// A direct message whose recipient's connection was gone: through the route rules again
+    /// (held for a reconnecting partner, or delivered to the new connection).
+    pub async fn redeliver(&self, from: &str, to: &str, json: &str) -> Vec<Op> {
+        match self
+            .run::<Vec<String>>(&self.scripts.redeliver, &[from, to, json])
+            .await
+        {
+            Ok(ops) => self.ops(&ops),
+            Err(e) => {
+                tracing::warn!(%from, %to, error = %e, "a message for a reconnecting partner was lost: redis unavailable");
+                Vec::new()
+            }
+        }
+    }
+
     /// Once a second: everything due (ring timeouts, grace periods, nodes whose lease ran
     /// out); with `renew` (every [`RENEW`]) also this node's lease and its subscription's canary
     /// number `canary`, and failed leaves again. With `renew`, says whether the node's users
@@ -431,8 +490,27 @@ pub fn parse_op(op: &str, node: &str) -> Option<Vec<Op>> {
     let to = fields.next()?;
     if tag == "l" {
         let caller = fields.next()? == "1";
-        let peer = (!to.is_empty()).then(|| (to.to_owned(), caller));
+        let (node, at) = (fields.next()?, fields.next()?);
+        let at = match node {
+            "" => None,
+            node => Some((node.to_owned(), at.parse().ok()?)),
+        };
+        let peer = (!to.is_empty()).then(|| Partner {
+            name: to.to_owned(),
+            caller,
+            at,
+        });
         return Some(vec![Op::Link { conn, peer }]);
+    }
+    if tag == "v" {
+        let from = fields.next()?.to_owned();
+        let json = fields.collect::<Vec<_>>().join("\n");
+        return Some(vec![Op::Direct {
+            conn,
+            to: to.to_owned(),
+            from,
+            json,
+        }]);
     }
     if tag == "p" {
         let version = fields.next()?.parse().ok()?;
@@ -549,15 +627,28 @@ mod tests {
         );
         assert_eq!(parse_op("c17", "n1"), Some(vec![]), "a canary carries nothing");
         assert_eq!(
-            parse_op("l\n4\nbob\n1", "n1").unwrap(),
+            parse_op("l\n4\nbob\n1\nn2\n9", "n1").unwrap(),
             vec![Op::Link {
                 conn: 4,
-                peer: Some(("bob".into(), true))
+                peer: Some(Partner {
+                    name: "bob".into(),
+                    caller: true,
+                    at: Some(("n2".into(), 9))
+                })
             }]
         );
         assert_eq!(
-            parse_op("l\n4\n\n0", "n1").unwrap(),
+            parse_op("l\n4\n\n0\n\n", "n1").unwrap(),
             vec![Op::Link { conn: 4, peer: None }]
+        );
+        assert_eq!(
+            parse_op("v\n4\nbob\nann\n{}", "n1").unwrap(),
+            vec![Op::Direct {
+                conn: 4,
+                to: "bob".into(),
+                from: "ann".into(),
+                json: "{}".into()
+            }]
         );
         for bad in ["", "s\nx\n{}", "h\n5\nbob\nalice\nnot_a_code", "z\n1\nx"] {
             assert_eq!(parse_op(bad, "n1"), None, "{bad:?}");

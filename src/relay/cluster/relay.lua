@@ -26,7 +26,10 @@
 --   p CONN TO V NAME...    the presence list, version V
 --   g CONN TO              the ICE servers (made by the node)
 --   b NODE CONN V NAME...  (P presence channel) presence for everyone, except NODE's CONN
---   l CONN PEER CALLER     (route, first) the sender's call now: PEER, or none if empty
+--   l CONN PEER CALLER PNODE PCONN   CONN's answered call: PEER (none if empty), connected at
+--                          PNODE's PCONN (empty while away)
+--   v CONN TO FROM JSON    (published by a node, not a script) FROM's message to TO, on CONN if
+--                          TO's node agrees they are in a call; else back through Redis
 local P, NODE = ARGV[1], ARGV[2]
 local RING, GRACE, CAP = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local HELD_MAX = 64
@@ -102,6 +105,25 @@ local function make_link(caller, callee, ring)
   if ring > 0 then redis.call('ZADD', P .. 'due', ring, 'r:' .. caller) end
 end
 
+-- What U's node must know of U's answered call to relay SDP/ICE without a script: the partner,
+-- who called, and where the partner is connected (empty while away: then through here). An
+-- `l` op with an empty partner: no answered call.
+local function link_op(u)
+  local l = link(u.name)
+  if l and l.ring > 0 then l = nil end
+  local p = l and user(l.peer)
+  local at = (p and p.connected) and (p.node .. '\n' .. p.conn) or '\n'
+  return 'l\n' .. u.conn .. '\n' .. (l and l.peer or '') .. '\n' .. ((l and l.caller) and '1' or '0') .. '\n' .. at
+end
+
+-- Tells the node of NAME's partner (if connected) where NAME is now.
+local function tell_partner(name)
+  local l = link(name)
+  if not l or l.ring > 0 then return end
+  local p = user(l.peer)
+  if p and p.connected then emit(p.node, link_op(p)) end
+end
+
 -- Sends JSON to U; keeps it while U is away if LINKED. False: U is not online.
 local function deliver(u, json, linked)
   if u and u.connected then
@@ -124,6 +146,7 @@ local function drop(u, t)
   if link(u.name) and GRACE > 0 then
     redis.call('HSET', P .. 'u:' .. u.name, 'node', '', 'conn', '', 'away', t + GRACE)
     redis.call('ZADD', P .. 'due', t + GRACE, 'a:' .. u.name)
+    tell_partner(u.name) -- what the partner sends now is held here
   else
     redis.call('DEL', P .. 'u:' .. u.name, P .. 'held:' .. u.name)
     hang_up_for(u.name, 'peer_disconnected')
@@ -164,6 +187,9 @@ local function op_join()
   end
   announce({ node = NODE, conn = conn, name = name })
   emit(NODE, 'g\n' .. conn .. '\n' .. name)
+  -- Back in a call (the grace period): both nodes learn where the other side is now.
+  emit(NODE, link_op(user(name)))
+  tell_partner(name)
   for _, json in ipairs(held) do
     emit(NODE, 's\n' .. conn .. '\n' .. json)
   end
@@ -185,11 +211,8 @@ end
 -- The ops, after one telling the node the sender's answered call as it now stands (`l CONN
 -- PEER CALLER`, PEER empty if none): two people on one node who both have it exchange SDP and
 -- ICE without a round trip here, and go on while Redis is away (see ws.rs).
-local function with_link(conn, name)
-  local l = link(name)
-  if l and l.ring > 0 then l = nil end
-  local op = 'l\n' .. conn .. '\n' .. (l and l.peer or '') .. '\n' .. ((l and l.caller) and '1' or '0')
-  table.insert(out, 1, op)
+local function with_link(u)
+  table.insert(out, 1, link_op(u))
   return out
 end
 
@@ -222,10 +245,7 @@ local function op_route()
     local caller = l.caller and from or to
     local callee = user(l.caller and to or from)
     -- The caller's node learns of the answered call too (the callee's learns from with_link).
-    local cu = user(caller)
-    if cu and cu.connected then
-      emit(cu.node, 'l\n' .. cu.conn .. '\n' .. callee.name .. '\n1')
-    end
+    tell_partner(callee.name)
     local ahead = redis.call('LRANGE', P .. 'ahead:' .. caller, 0, -1)
     redis.call('DEL', P .. 'ahead:' .. caller)
     for _, held in ipairs(ahead) do
@@ -252,9 +272,19 @@ local function op_route()
     return { 'E', 'not_in_call' }
   end
   if not deliver(tu, json, l ~= nil) then return { 'E', 'not_online' } end
-  return with_link(conn, from)
+  return with_link(f)
 end
 
+
+-- ARGV[6] from, [7] to, [8] stamped JSON. A message another node published straight to TO's
+-- node, which found TO's connection gone (reconnecting): delivered as the route script would,
+-- if they are still in a call.
+local function op_redeliver()
+  local from, to, json = ARGV[6], ARGV[7], ARGV[8]
+  local l = link(from)
+  if l and l.peer == to then deliver(user(to), json, true) end
+  return out
+end
 
 -- ARGV[6] conn, [7] name, [8] peer, [9] "1" if NAME called. After Redis lost its data: the
 -- call this node's user was in, as the node remembers it, unless either side has another.

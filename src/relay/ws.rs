@@ -306,7 +306,9 @@ impl Hub {
         let (key, early) = (client.key.as_deref(), client.early);
         match &self.cluster {
             None => self.with_core(|r, _| r.join(conn, name, key, early)),
-            Some(cluster) => match cluster.join(conn, name, key, early, false).await {
+            // Boxed here and below: a connection's task is sized for its largest await, and the
+            // Redis calls' futures would otherwise cost every idle connection ~1 KiB.
+            Some(cluster) => match Box::pin(cluster.join(conn, name, key, early, false)).await {
                 Ok(ops) => self.apply(ops),
                 Err(e) => {
                     tracing::warn!(conn, %name, error = %e, "sign-in refused: redis unavailable");
@@ -319,9 +321,13 @@ impl Hub {
 
     /// A text frame from `conn`, signed in as `name`.
     async fn handle(&self, conn: ConnId, name: &str, text: &str) {
-        let Some(cluster) = &self.cluster else {
-            return self.with_core(|r, now| r.handle(conn, text, now));
-        };
+        match &self.cluster {
+            None => self.with_core(|r, now| r.handle(conn, text, now)),
+            Some(cluster) => Box::pin(self.handle_clustered(cluster, conn, name, text)).await,
+        }
+    }
+
+    async fn handle_clustered(&self, cluster: &Cluster, conn: ConnId, name: &str, text: &str) {
         let stamped = match Message::parse(text) {
             Ok(m) if m.kind == Kind::Config => {
                 return self.apply(vec![Op::Core(Action::Config(conn, name.to_owned()))])
@@ -406,7 +412,7 @@ impl Hub {
     async fn leave(&self, conn: ConnId, name: &str) {
         match &self.cluster {
             None => self.with_core(|r, now| r.leave(conn, now)),
-            Some(cluster) => self.apply(cluster.leave(conn, name).await),
+            Some(cluster) => self.apply(Box::pin(cluster.leave(conn, name)).await),
         }
     }
 
@@ -842,6 +848,7 @@ async fn serve(
     });
 
     hub.join(conn, &name, &client).await;
+    drop(client); // not kept in this task's state for the connection's whole life
 
     let mut limiter = RateLimiter::new(
         cfg.rate_per_sec,

@@ -809,3 +809,45 @@ async fn a_direct_message_for_a_connection_gone_goes_through_redis_again_and_wai
     let held: i64 = r.llen("duet:held:bob").await.unwrap();
     assert_eq!(held, 0, "mallory's op was never held");
 }
+
+#[tokio::test]
+async fn after_a_gap_in_its_subscription_a_node_ends_a_call_that_ended_while_it_did_not_hear() {
+    let redis = common::Redis::start().await;
+    let n = nodes(&redis, 2, CALM).await;
+    let mut ann = connect_at(n[0], "ann", Some("ka")).await;
+    let mut bob = connect_at(n[1], "bob", Some("kb")).await;
+    let mut cat = connect_at(n[1], "cat", Some("kc")).await;
+    ann.send(json!({"type":"call_start","toUser":"bob"})).await;
+    bob.recv().await;
+    bob.send(json!({"type":"call_back","toUser":"ann","msg":"1"}))
+        .await;
+    assert_eq!(ann.recv().await["msg"], "1");
+    let mut r = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // The call ends in Redis and the news is lost (as a hang-up published into a gap would be),
+    // then every subscription drops.
+    let _: i64 = r.del(&["duet:c:ann", "duet:c:bob"]).await.unwrap();
+    let _: redis::Value = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    // Both nodes subscribe again, register their people again and see the call is over.
+    for (p, other) in [(&mut ann, "bob"), (&mut bob, "ann")] {
+        let m = p.recv().await;
+        assert_eq!(
+            (m["type"].as_str(), m["fromUser"].as_str()),
+            (Some("hangup"), Some(other)),
+            "{m}"
+        );
+        assert_eq!(m["code"], "peer_disconnected");
+    }
+    // Nobody else hears a thing, and everyone can call again.
+    cat.send(json!({"type":"call_start","toUser":"ann"})).await;
+    assert_eq!(ann.recv().await["fromUser"], "cat");
+}

@@ -2,8 +2,10 @@
 //! channel, a tick a second (the sweep of due deadlines, the lease, the canary), and registering
 //! its users again when Redis lost them (restart, lapsed lease) or the subscription had a gap.
 
-use super::cluster::{Cluster, ClusterError, Renewal, RENEW};
-use super::ws::Hub;
+use super::cluster::{Cluster, ClusterError, Op, Renewal, RENEW};
+use super::registry;
+use super::ws::{Hub, Session};
+use crate::signal::Code;
 use futures_util::StreamExt;
 use redis::aio::PubSub;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -165,16 +167,40 @@ async fn resync(hub: &Hub, cluster: &Cluster, relink: bool) -> bool {
             .join(s.conn, &s.name, s.key.as_deref(), s.early, true)
             .await
         {
-            Ok(ops) => hub.apply(ops),
+            Ok(mut ops) => {
+                if !relink {
+                    ops.extend(missed_hangup(s, &ops));
+                }
+                hub.apply(ops);
+            }
             Err(_) => return false,
         }
     }
     for s in sessions.iter().filter(|_| relink) {
         if let Some((peer, caller)) = &s.partner {
-            if cluster.relink(s.conn, &s.name, peer, *caller).await.is_err() {
-                return false;
+            match cluster.relink(s.conn, &s.name, peer, *caller).await {
+                Ok(ops) => hub.apply(ops),
+                Err(_) => return false,
             }
         }
     }
     true
+}
+
+/// After a gap: the call `s` was in, if Redis says it is over (a hang-up published while this
+/// node did not hear), ends for `s` too, as if the partner's connection had gone.
+fn missed_hangup(s: &Session, ops: &[Op]) -> Option<Op> {
+    let (partner, _) = s.partner.as_ref()?;
+    let now = ops.iter().find_map(|op| match op {
+        Op::Link { conn, peer } if *conn == s.conn => Some(peer.as_ref().map(|p| p.name.as_str())),
+        _ => None,
+    })?;
+    (now != Some(partner.as_str())).then(|| {
+        Op::Core(registry::hangup_from(
+            s.conn,
+            &s.name,
+            partner,
+            Code::PeerDisconnected,
+        ))
+    })
 }

@@ -355,16 +355,17 @@ impl Cluster {
         name: &str,
         peer: &str,
         caller: bool,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<Vec<Op>, ClusterError> {
         let args = [
             conn.to_string(),
             name.to_owned(),
             peer.to_owned(),
             flag(caller).into(),
         ];
-        self.run::<Vec<String>>(&self.scripts.relink, &strs(&args))
-            .await
-            .map(drop)
+        let ops = self
+            .run::<Vec<String>>(&self.scripts.relink, &strs(&args))
+            .await?;
+        Ok(self.ops(&ops))
     }
 
     /// Publishes `from`'s stamped message straight to the node of `to`'s connection `conn`

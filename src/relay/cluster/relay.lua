@@ -161,12 +161,13 @@ local function op_join()
   local held = {}
   if u then
     local same_session = u.node == NODE and u.conn == conn
-    if again and not same_session then
+    if again and not same_session and u.connected then
       -- While this node could not reach Redis, its user opened the name elsewhere.
       emit(NODE, 'r\n' .. conn .. '\n' .. name)
       return out
     end
-    if not same_session and not (secret ~= '' and u.secret == secret) then
+    -- (Again and away: this node's own session, signed out while its lease had lapsed.)
+    if not again and not same_session and not (secret ~= '' and u.secret == secret) then
       emit(NODE, 't\n' .. conn .. '\n' .. name)
       return out
     end
@@ -183,11 +184,12 @@ local function op_join()
   redis.call('ZADD', P .. 'online', 0, name)
   if again then
     announce(nil)
-    return out
+  else
+    announce({ node = NODE, conn = conn, name = name })
+    emit(NODE, 'g\n' .. conn .. '\n' .. name)
   end
-  announce({ node = NODE, conn = conn, name = name })
-  emit(NODE, 'g\n' .. conn .. '\n' .. name)
-  -- Back in a call (the grace period): both nodes learn where the other side is now.
+  -- Back in a call (the grace period): both nodes learn where the other side is now. (Again:
+  -- the node compares with what it knew, and ends a call that ended while it did not hear.)
   emit(NODE, link_op(user(name)))
   tell_partner(name)
   for _, json in ipairs(held) do
@@ -294,6 +296,8 @@ local function op_relink()
   if not u or u.node ~= NODE or u.conn ~= conn or not user(peer) then return out end
   if link(name) or link(peer) then return out end
   if caller then make_link(name, peer, 0) else make_link(peer, name, 0) end
+  emit(NODE, link_op(u))
+  tell_partner(name)
   return out
 end
 

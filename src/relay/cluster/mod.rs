@@ -4,9 +4,11 @@
 //! involves two names in one Lua script per operation (`relay.lua`): claim a name, route a
 //! message, leave, sweep due deadlines. A script delivers by returning ops for the calling node
 //! and publishing the others on the recipient node's channel, so a pair's messages keep the order
-//! Redis decided them in. Deadlines use Redis `TIME`. This module turns ops into the relay's
-//! [`Action`]s and keeps the node's lease, its subscription and its users' registration alive;
-//! the WebSocket shell (`ws.rs`) carries the actions out as in embedded mode.
+//! Redis decided them in. Deadlines use Redis `TIME`. Within an answered call, SDP and ICE skip
+//! the scripts: nodes publish them straight to the partner's node ([`Op::Direct`]), which checks
+//! its own record of the call. This module runs the scripts and turns ops into the relay's
+//! [`Action`]s; `node.rs` keeps the node's lease, subscription and registrations alive; the
+//! WebSocket shell (`ws.rs`) carries the actions out as in embedded mode.
 
 use super::registry::{self, Action, ConnId, Timing};
 use crate::signal::{Code, Kind, Message, ProtocolError, ACCEPT, DECLINE};

@@ -851,3 +851,30 @@ async fn after_a_gap_in_its_subscription_a_node_ends_a_call_that_ended_while_it_
     cat.send(json!({"type":"call_start","toUser":"ann"})).await;
     assert_eq!(ann.recv().await["fromUser"], "cat");
 }
+
+#[tokio::test]
+async fn after_a_hang_up_nothing_more_goes_straight_to_the_old_partner() {
+    let redis = common::Redis::start().await;
+    let n = nodes(&redis, 2, CALM).await;
+    // Same node, then across nodes: the partner's node hears the call is over.
+    for (run, bob_at) in [(0, n[0]), (1, n[1])] {
+        let (ann, bob) = (format!("ann{run}"), format!("bob{run}"));
+        let mut a = connect_at(n[0], &ann, None).await;
+        let mut b = connect_at(bob_at, &bob, None).await;
+        a.send(json!({"type":"call_start","toUser":bob})).await;
+        b.recv().await;
+        b.send(json!({"type":"call_back","toUser":ann,"msg":"1"})).await;
+        assert_eq!(a.recv().await["msg"], "1");
+        let ice = |to: &str| json!({"type":"_ice","toUser":to,"iceCandidate":{"candidate":"c"}});
+        a.send(ice(&bob)).await;
+        assert_eq!(b.recv().await["type"], "_ice", "straight, within the call");
+        a.send(json!({"type":"hangup","toUser":bob})).await;
+        assert_eq!(b.recv().await["type"], "hangup");
+        b.send(ice(&ann)).await;
+        assert_eq!(notice_code(&b.recv().await), "not_in_call", "run {run}");
+        // Ann heard nothing of it: bob's note is her next message.
+        b.send(json!({"type":"call_back","toUser":ann,"msg":"marker"}))
+            .await;
+        assert_eq!(a.recv().await["msg"], "marker", "run {run}");
+    }
+}

@@ -177,8 +177,11 @@ async fn resync(hub: &Hub, cluster: &Cluster, relink: bool) -> bool {
         }
     }
     for s in sessions.iter().filter(|_| relink) {
-        if let Some((peer, caller)) = &s.partner {
-            match cluster.relink(s.conn, &s.name, peer, *caller).await {
+        if let Some(partner) = &s.partner {
+            match cluster
+                .relink(s.conn, &s.name, &partner.name, partner.caller)
+                .await
+            {
                 Ok(ops) => hub.apply(ops),
                 Err(_) => return false,
             }
@@ -190,7 +193,7 @@ async fn resync(hub: &Hub, cluster: &Cluster, relink: bool) -> bool {
 /// After a gap: the call `s` was in, if Redis says it is over (a hang-up published while this
 /// node did not hear), ends for `s` too, as if the partner's connection had gone.
 fn missed_hangup(s: &Session, ops: &[Op]) -> Option<Op> {
-    let (partner, _) = s.partner.as_ref()?;
+    let partner = &s.partner.as_ref()?.name;
     let now = ops.iter().find_map(|op| match op {
         Op::Link { conn, peer } if *conn == s.conn => Some(peer.as_ref().map(|p| p.name.as_str())),
         _ => None,

@@ -97,7 +97,7 @@ struct Inner {
     /// Cluster mode: the newest presence broadcast applied (version, list).
     presence: Option<(u64, Vec<String>)>,
     /// Cluster mode: the answered call each local connection's user is in, as Redis last said
-    /// (partner, whether they called); see [`Hub::relay_locally`].
+    /// (partner, whether they called, where it is connected); see [`Hub::direct`].
     partners: HashMap<ConnId, Partner>,
 }
 
@@ -230,19 +230,9 @@ impl Hub {
             match op {
                 Op::Relay(conn, json) => {
                     self.relayed.fetch_add(1, Ordering::Relaxed);
-                    if json.starts_with(r#"{"type":"hangup""#) {
-                        inner.partners.remove(&conn);
-                    }
                     queue_text(self, &mut inner, conn, |_| json);
                 }
-                Op::Core(action) => {
-                    if let Action::Send(conn, m) = &action {
-                        if m.kind == Kind::Hangup {
-                            inner.partners.remove(conn);
-                        }
-                    }
-                    self.carry_out(&mut inner, action);
-                }
+                Op::Core(action) => self.carry_out(&mut inner, action),
                 Op::Link { conn, peer } => match peer {
                     Some(peer) => {
                         inner.partners.insert(conn, peer);
@@ -335,30 +325,31 @@ impl Hub {
             Ok(m) => super::registry::stamp(name, m),
             Err(e) => Err(e),
         };
-        if let Ok((to, m)) = &stamped {
-            // Within an answered call: no script (see `direct`).
-            match self.direct(conn, name, to, m, false) {
-                Direct::Done => return,
-                Direct::There(node, at) => {
-                    let json = m.to_json();
-                    // (Counted as relayed by the node that delivers it.)
-                    if cluster.publish_direct(&node, at, to, name, &json).await.is_ok() {
-                        return;
-                    }
-                }
-                Direct::No => {}
-            }
-        }
-        let routed = match &stamped {
-            Ok((to, m)) => cluster.route(conn, name, to, m).await,
-            Err(e) => Err(e.clone()),
+        let (to, m) = match stamped {
+            Ok(stamped) => stamped,
+            Err(e) => return self.refuse(conn, e.code, &e.detail),
         };
-        match (routed, stamped) {
-            (Ok(ops), _) => self.apply(ops),
-            (Err(e), Ok((to, m)))
+        // Within an answered call: no script (see `direct`).
+        match self.direct(conn, name, &to, &m, false) {
+            Direct::Done => return,
+            Direct::There(node, at) => {
+                // (Counted as relayed by the node that delivers it.)
+                if cluster
+                    .publish_direct(&node, at, &to, name, &m.to_json())
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            Direct::No => {}
+        }
+        match cluster.route(conn, name, &to, &m).await {
+            Ok(ops) => self.apply(ops),
+            Err(e)
                 if e.code == Code::Unavailable
                     && matches!(self.direct(conn, name, &to, &m, true), Direct::Done) => {}
-            (Err(e), _) => self.refuse(conn, e.code, &e.detail),
+            Err(e) => self.refuse(conn, e.code, &e.detail),
         }
     }
 
@@ -426,7 +417,7 @@ impl Hub {
                 name: o.name.to_string(),
                 key: o.client.key.clone(),
                 early: o.client.early,
-                partner: inner.partners.get(c).map(|p| (p.name.clone(), p.caller)),
+                partner: inner.partners.get(c).cloned(),
             })
             .collect()
     }
@@ -605,8 +596,8 @@ pub(super) struct Session {
     pub name: String,
     pub key: Option<String>,
     pub early: bool,
-    /// The call it was in, as Redis last said: (partner, whether it called).
-    pub partner: Option<(String, bool)>,
+    /// The answered call it was in, as Redis last said.
+    pub partner: Option<Partner>,
 }
 
 /// Queues the text `make` writes for `conn`, if it is still connected; a full queue means a

@@ -242,13 +242,21 @@ impl Cluster {
         }
         let mut redis = self.redis.clone();
         let started = Instant::now();
-        self.stats.commands.fetch_add(1, Ordering::Relaxed);
-        let result = tokio::time::timeout(COMMAND_TIMEOUT, invocation.invoke_async(&mut redis)).await;
+        let result = self.bounded(invocation.invoke_async(&mut redis)).await;
         self.stats.scripts.fetch_add(1, Ordering::Relaxed);
         self.stats
             .script_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        let result = match result {
+        result
+    }
+
+    /// One Redis command, counted, within [`COMMAND_TIMEOUT`].
+    async fn bounded<T>(
+        &self,
+        command: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, ClusterError> {
+        self.stats.commands.fetch_add(1, Ordering::Relaxed);
+        let result = match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(ClusterError::Redis(e)),
             Err(_) => Err(ClusterError::Timeout),
@@ -384,14 +392,11 @@ impl Cluster {
         let channel = format!("{}n:{node}", self.config.prefix);
         let op = format!("v\n{conn}\n{to}\n{from}\n{json}");
         let mut redis = self.redis.clone();
-        self.stats.commands.fetch_add(1, Ordering::Relaxed);
         let mut publish = redis::cmd("PUBLISH");
         publish.arg(channel).arg(op);
-        match tokio::time::timeout(COMMAND_TIMEOUT, publish.query_async::<i64>(&mut redis)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(ClusterError::Redis(e)),
-            Err(_) => Err(ClusterError::Timeout),
-        }
+        self.bounded(publish.query_async::<i64>(&mut redis))
+            .await
+            .map(drop)
     }
 
     /// A direct message whose recipient's connection was gone: through the route rules again

@@ -80,25 +80,6 @@ local function announce(joiner)
   end
 end
 
--- Removes NAME's call; returns the former partner's name.
-local function end_call(name)
-  local l = link(name)
-  if not l then return nil end
-  redis.call('DEL', P .. 'c:' .. name, P .. 'c:' .. l.peer, P .. 'ahead:' .. name, P .. 'ahead:' .. l.peer)
-  redis.call('ZREM', P .. 'due', 'r:' .. name, 'r:' .. l.peer)
-  return l.peer
-end
-
--- Ends NAME's call on their behalf: the partner gets a hangup from NAME with CODE.
-local function hang_up_for(name, code)
-  local peer = end_call(name)
-  if not peer then return end
-  local u = user(peer)
-  if u and u.connected then
-    emit(u.node, 'h\n' .. u.conn .. '\n' .. peer .. '\n' .. name .. '\n' .. code)
-  end
-end
-
 local function make_link(caller, callee, ring)
   redis.call('HSET', P .. 'c:' .. caller, 'peer', callee, 'caller', '1', 'ring', ring)
   redis.call('HSET', P .. 'c:' .. callee, 'peer', caller, 'caller', '0', 'ring', ring)
@@ -122,6 +103,34 @@ local function tell_partner(name)
   if not l or l.ring > 0 then return end
   local p = user(l.peer)
   if p and p.connected then emit(p.node, link_op(p)) end
+end
+
+-- Removes NAME's call; returns the former partner's name. The partner's node hears the call is
+-- over (NAME's hears from the script it runs).
+local function end_call(name)
+  local l = link(name)
+  if not l then return nil end
+  redis.call('DEL', P .. 'c:' .. name, P .. 'c:' .. l.peer, P .. 'ahead:' .. name, P .. 'ahead:' .. l.peer)
+  redis.call('ZREM', P .. 'due', 'r:' .. name, 'r:' .. l.peer)
+  local p = user(l.peer)
+  if p and p.connected then emit(p.node, link_op(p)) end
+  return l.peer
+end
+
+-- Ends NAME's call on their behalf: the partner gets a hangup from NAME with CODE.
+local function hang_up_for(name, code)
+  local peer = end_call(name)
+  if not peer then return end
+  local u = user(peer)
+  if u and u.connected then
+    emit(u.node, 'h\n' .. u.conn .. '\n' .. peer .. '\n' .. name .. '\n' .. code)
+  end
+end
+
+-- NAME is gone for good: the record, what was held for it, its call (the partner is told).
+local function forget(name)
+  redis.call('DEL', P .. 'u:' .. name, P .. 'held:' .. name)
+  hang_up_for(name, 'peer_disconnected')
 end
 
 -- Sends JSON to U; keeps it while U is away if LINKED. False: U is not online.
@@ -148,8 +157,7 @@ local function drop(u, t)
     redis.call('ZADD', P .. 'due', t + GRACE, 'a:' .. u.name)
     tell_partner(u.name) -- what the partner sends now is held here
   else
-    redis.call('DEL', P .. 'u:' .. u.name, P .. 'held:' .. u.name)
-    hang_up_for(u.name, 'peer_disconnected')
+    forget(u.name)
   end
 end
 
@@ -210,9 +218,9 @@ local function op_leave()
   return out
 end
 
--- The ops, after one telling the node the sender's answered call as it now stands (`l CONN
--- PEER CALLER`, PEER empty if none): two people on one node who both have it exchange SDP and
--- ICE without a round trip here, and go on while Redis is away (see ws.rs).
+-- The ops, after an `l` op telling the node the sender's answered call as it now stands: with
+-- it, SDP and ICE skip the scripts, and two people on one node go on while Redis is away
+-- (see ws.rs).
 local function with_link(u)
   table.insert(out, 1, link_op(u))
   return out
@@ -341,10 +349,7 @@ local function op_tick()
       end
     else
       local u = user(name)
-      if u and not u.connected then
-        redis.call('DEL', P .. 'u:' .. name, P .. 'held:' .. name)
-        hang_up_for(name, 'peer_disconnected')
-      end
+      if u and not u.connected then forget(name) end
     end
   end
   table.insert(out, 1, fresh)

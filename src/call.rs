@@ -332,8 +332,13 @@ pub enum Event {
 pub enum Effect {
     Send(Message),
     /// Create the peer connection for a new call, without media: the SDP exchange need not
-    /// wait for the camera (see the module docs). At once, before the next effect.
-    OpenPeer,
+    /// wait for the camera (see the module docs). At once, before the next effect. `offer`: this
+    /// side makes the offer, so the connection bundles everything on one transport from the
+    /// start (`max-bundle`: a third of the ICE candidates to gather, send and add). The answering
+    /// side keeps the default, which still talks to an offerer that does not bundle.
+    OpenPeer {
+        offer: bool,
+    },
     /// getUserMedia (video + audio), give the tracks to the peer connection (they are sent from
     /// then on, no renegotiation), show the own preview; report `MediaReady` or `MediaFailed`.
     /// `ask: false`: only if the browser already has the permission (no prompt), else report
@@ -697,7 +702,7 @@ impl State {
         if role == Role::Callee && matches!(self.phase, Phase::Calling { .. }) {
             // Glare turned us from caller into callee: our own offer is set on the connection
             // and would clash with theirs. A new connection; the camera stays.
-            fx.push(Effect::OpenPeer);
+            fx.push(Effect::OpenPeer { offer: false });
         }
         if warm == Warm::Off {
             fx.push(Effect::StartMedia { ask: true });
@@ -839,7 +844,7 @@ impl State {
         self.notice = None;
         fx.extend([
             Effect::Send(Message::to(Kind::CallStart, peer)),
-            Effect::OpenPeer,
+            Effect::OpenPeer { offer: true },
             Effect::CreateOffer,
             Effect::StartMedia { ask: true },
         ]);
@@ -1026,7 +1031,10 @@ impl State {
     fn incoming(&mut self, from: &str, fx: &mut Vec<Effect>) {
         match &self.phase {
             Phase::Idle | Phase::Ended { .. } => {
-                fx.extend([Effect::OpenPeer, Effect::StartMedia { ask: false }]);
+                fx.extend([
+                    Effect::OpenPeer { offer: false },
+                    Effect::StartMedia { ask: false },
+                ]);
                 self.warm = Warm::Opening;
                 self.ring_timer = arm(&mut self.timers, Timer::Ring, RING_MS, fx);
                 self.phase = Phase::Ringing {
@@ -1400,7 +1408,7 @@ mod tests {
         assert_eq!(
             untimed(&fx)[1..],
             [
-                Effect::OpenPeer,
+                Effect::OpenPeer { offer: true },
                 Effect::CreateOffer,
                 Effect::StartMedia { ask: true }
             ],
@@ -1445,7 +1453,10 @@ mod tests {
         let (s, fx) = State::new("bob").step(recv(Kind::CallStart, "alice"));
         assert_eq!(
             untimed(&fx),
-            [Effect::OpenPeer, Effect::StartMedia { ask: false }]
+            [
+                Effect::OpenPeer { offer: false },
+                Effect::StartMedia { ask: false }
+            ]
         );
         assert_eq!(s.status(0.0), Status::Ringing("alice".into()));
         // No permission yet: nothing opened until the person answers.
@@ -1516,7 +1527,10 @@ mod tests {
         );
         assert_eq!(
             untimed(&fx),
-            [Effect::OpenPeer, Effect::StartMedia { ask: false }]
+            [
+                Effect::OpenPeer { offer: false },
+                Effect::StartMedia { ask: false }
+            ]
         );
         let offer = msg(Kind::Offer, "alice").with_sdp(OFFER_WITH_CANDIDATE.into());
         let (s, fx) = s.step(Event::Received(offer));
@@ -1610,7 +1624,7 @@ mod tests {
         assert_eq!(
             untimed(&fx),
             [
-                Effect::OpenPeer,
+                Effect::OpenPeer { offer: false },
                 Effect::StartMedia { ask: false },
                 Effect::AnswerOffer("o".into())
             ]
@@ -1768,7 +1782,7 @@ mod tests {
         assert!(matches!(&s.phase, Phase::Live(x) if x.role == Role::Callee && x.media_ready));
         let tail = &fx[fx
             .iter()
-            .rposition(|e| *e == Effect::OpenPeer)
+            .rposition(|e| *e == Effect::OpenPeer { offer: false })
             .expect("a new connection")..];
         assert!(
             !tail
@@ -2013,7 +2027,7 @@ mod tests {
         assert_eq!(
             untimed(&fx),
             [
-                Effect::OpenPeer,
+                Effect::OpenPeer { offer: false },
                 Effect::StartMedia { ask: false },
                 Effect::Teardown
             ],
@@ -2529,7 +2543,7 @@ mod tests {
         assert!(sent(&fx).is_empty());
         assert!(matches!(&a.phase, Phase::Live(s) if s.role == Role::Caller && s.negotiating));
         // bob, now the callee, answers that offer on his new connection at once.
-        assert!(fb.contains(&Effect::OpenPeer));
+        assert!(fb.contains(&Effect::OpenPeer { offer: false }));
         let (_, fx) = b.step(Event::Received(msg(Kind::Offer, "alice").with_sdp("o".into())));
         assert_eq!(fx, [Effect::AnswerOffer("o".into())]);
     }

@@ -117,18 +117,28 @@ test('the callee sees itself behind the incoming sheet; a cancel turns it off, a
       if (!pc) return null;
       const stats = await pc.getStats();
       let remoteCandidates = 0;
-      stats.forEach((s) => (remoteCandidates += s.type === 'remote-candidate' ? 1 : 0));
+      const transports = new Set<string>();
+      stats.forEach((s) => {
+        remoteCandidates += s.type === 'remote-candidate' ? 1 : 0;
+        if (s.type === 'local-candidate') transports.add(s.transportId);
+      });
       return {
         local: pc.localDescription?.type ?? null,
         remote: pc.remoteDescription?.type ?? null,
         ice: pc.iceConnectionState,
         remoteCandidates,
+        bundle: pc.getConfiguration().bundlePolicy,
+        transports: transports.size,
       };
     });
   await expect
     .poll(() => negotiation(b.page), { message: 'the callee answered the offer while it rang' })
-    .toEqual({ local: 'answer', remote: 'offer', ice: 'new', remoteCandidates: 0 });
-  expect(await negotiation(a.page)).toEqual({ local: 'offer', remote: null, ice: 'new', remoteCandidates: 0 });
+    .toEqual({ local: 'answer', remote: 'offer', ice: 'new', remoteCandidates: 0, bundle: 'balanced', transports: 1 });
+  // The caller gathers for one transport, not one per kind of media (max-bundle): a third of
+  // the candidates to send and add.
+  await expect
+    .poll(() => negotiation(a.page))
+    .toEqual({ local: 'offer', remote: null, ice: 'new', remoteCandidates: 0, bundle: 'max-bundle', transports: 1 });
   await b.page.getByRole('button', { name: 'Accept' }).click();
   await expectPlaying(a.page, '#remote-video');
   await expectPlaying(b.page, '#remote-video');

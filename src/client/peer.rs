@@ -12,7 +12,7 @@ use super::dispatch;
 use crate::call::Event;
 use crate::signal::{IceCandidate, IceServer};
 use js_sys::Reflect;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -153,8 +153,10 @@ pub fn start_media(ask: bool) {
             dispatch(event);
         }
     };
+    // Known already (see `watch_permissions`): no round trip to the browser process first.
+    let known = ask || PERMITTED.with(|p| p.get() == [Some(true); 2]);
     spawn_local(async move {
-        let allowed = ask || {
+        let allowed = known || {
             // Both at once: each query is a round trip to the browser process.
             let (camera, microphone) = (permitted("camera"), permitted("microphone"));
             camera.await && microphone.await
@@ -173,25 +175,66 @@ pub fn start_media(ask: bool) {
     });
 }
 
+thread_local! {
+    /// Camera and microphone permission, as last reported by the browser (see
+    /// [`watch_permissions`]); `None` until then.
+    static PERMITTED: Cell<[Option<bool>; 2]> = const { Cell::new([None; 2]) };
+}
+
+/// Asks once whether camera and microphone are allowed and follows the answers' changes, so a
+/// call that rings in opens the camera at once instead of asking first (a round trip to the
+/// browser process, 10–40 ms on a busy phone, before the camera even starts to open).
+pub fn watch_permissions() {
+    thread_local!(static WATCHING: Cell<bool> = const { Cell::new(false) });
+    if WATCHING.replace(true) {
+        return;
+    }
+    for (i, name) in ["camera", "microphone"].into_iter().enumerate() {
+        let query = permission(name);
+        spawn_local(async move {
+            let Some(status) = query.await else { return };
+            let record = move |status: &JsValue| {
+                PERMITTED.with(|p| {
+                    let mut known = p.get();
+                    known[i] = Some(granted(status));
+                    p.set(known);
+                });
+            };
+            record(&status);
+            let watched = status.clone();
+            let changed = Closure::<dyn FnMut()>::new(move || record(&watched));
+            let _ = Reflect::set(&status, &"onchange".into(), changed.as_ref());
+            changed.forget(); // one per permission for the page's life
+        });
+    }
+}
+
 /// `navigator.permissions.query({name})` says `granted`. Browsers that cannot tell (Firefox
-/// knows no `camera` permission name) count as not granted. The query is made at once (not
-/// when the future is first polled), so several can be under way together.
+/// knows no `camera` permission name) count as not granted.
 fn permitted(name: &str) -> impl Future<Output = bool> {
+    let status = permission(name);
+    async move { status.await.is_some_and(|s| granted(&s)) }
+}
+
+fn granted(status: &JsValue) -> bool {
+    Reflect::get(status, &"state".into())
+        .ok()
+        .and_then(|s| s.as_string())
+        .is_some_and(|s| s == "granted")
+}
+
+/// The browser's `PermissionStatus` for `name`, if it knows that permission. The query is made
+/// at once (not when the future is first polled), so several can be under way together.
+fn permission(name: &str) -> impl Future<Output = Option<JsValue>> {
     let query = js_sys::Object::new();
     let _ = Reflect::set(&query, &"name".into(), &JsValue::from_str(name));
     let promise = web_sys::window()
         .and_then(|w| Reflect::get(&w.navigator(), &"permissions".into()).ok())
         .and_then(|permissions| super::call_method(&permissions, "query", &[&query]));
     async move {
-        let Some(promise) = promise else { return false };
-        let Ok(status) = JsFuture::from(promise.unchecked_into::<js_sys::Promise>()).await else {
-            return false;
-        };
-        Reflect::get(&status, &"state".into())
+        JsFuture::from(promise?.unchecked_into::<js_sys::Promise>())
+            .await
             .ok()
-            .and_then(|s| s.as_string())
-            .as_deref()
-            == Some("granted")
     }
 }
 
@@ -223,9 +266,14 @@ async fn user_media(constraints: &MediaStreamConstraints) -> Result<MediaStream,
 /// Makes the connection for a new call, with no media yet, replacing one left from a call
 /// that turned into another (glare) but keeping the camera. A connection the browser refuses
 /// to make (a malformed ICE server, say) fails the call.
-pub fn open_peer() {
+pub fn open_peer(offer: bool) {
     close_connection();
-    let pc = match RtcPeerConnection::new_with_configuration(&rtc_configuration()) {
+    let config = rtc_configuration();
+    if offer {
+        // See `Effect::OpenPeer`. Set once: a connection's bundle policy cannot change.
+        config.set_bundle_policy(web_sys::RtcBundlePolicy::MaxBundle);
+    }
+    let pc = match RtcPeerConnection::new_with_configuration(&config) {
         Ok(pc) => pc,
         Err(e) => return dispatch(Event::NegotiationFailed(describe(e))),
     };

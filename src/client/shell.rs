@@ -35,9 +35,11 @@ pub enum Op {
 
 #[cfg_attr(feature = "split", leptos::lazy)]
 pub fn run(op: Op) {
+    // From the first op on (the clock's, within half a second of the page working).
+    peer::watch_permissions();
     match op {
         Op::Effect(effect) => match effect {
-            Effect::OpenPeer => peer::open_peer(),
+            Effect::OpenPeer { offer } => peer::open_peer(offer),
             Effect::StartMedia { ask } => peer::start_media(ask),
             Effect::CreateOffer => peer::create_offer(),
             Effect::AnswerOffer(sdp) => peer::answer_offer(sdp),

@@ -8,7 +8,7 @@
 //! (an offer made on a connection since replaced), one by every teardown (a camera that opens
 //! after the user hung up).
 
-use super::dispatch;
+use super::{dispatch, js};
 use crate::call::Event;
 use crate::signal::{IceCandidate, IceServer};
 use js_sys::Reflect;
@@ -18,10 +18,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{
-    HtmlMediaElement, MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration,
-    RtcIceCandidateInit, RtcOfferOptions, RtcPeerConnection, RtcPeerConnectionIceEvent,
-    RtcPeerConnectionState, RtcRtpSender, RtcRtpTransceiver, RtcRtpTransceiverDirection,
-    RtcRtpTransceiverInit, RtcSdpType, RtcSessionDescriptionInit, RtcTrackEvent,
+    HtmlMediaElement, MediaStream, MediaStreamTrack, RtcConfiguration, RtcPeerConnection, RtcRtpSender,
+    RtcRtpTransceiver, RtcSessionDescriptionInit,
 };
 
 const LOCAL_VIDEO: &str = "local-video";
@@ -29,8 +27,8 @@ const REMOTE_VIDEO: &str = "remote-video";
 
 /// Event handlers installed on the peer connection; kept alive as long as it is.
 struct Handlers {
-    _ice: Closure<dyn FnMut(RtcPeerConnectionIceEvent)>,
-    _track: Closure<dyn FnMut(RtcTrackEvent)>,
+    _ice: Closure<dyn FnMut(JsValue)>,
+    _track: Closure<dyn FnMut(JsValue)>,
     _state: Closure<dyn FnMut()>,
 }
 
@@ -244,21 +242,24 @@ async fn open_media() -> Result<MediaStream, String> {
     if !window.is_secure_context() {
         return Err("Insecure: camera access needs https".into());
     }
-    let constraints = MediaStreamConstraints::new();
-    constraints.set_video(&JsValue::TRUE);
-    constraints.set_audio(&JsValue::TRUE);
-    user_media(&constraints).await
+    user_media(js::object(&[
+        ("video", &JsValue::TRUE),
+        ("audio", &JsValue::TRUE),
+    ]))
+    .await
 }
 
 /// getUserMedia; failures as "Name: message".
-async fn user_media(constraints: &MediaStreamConstraints) -> Result<MediaStream, String> {
+/// (Dictionaries such as these constraints are plain objects made with [`js`]: each typed
+/// web-sys setter would be one more import in the main module, see `js`.)
+async fn user_media(constraints: JsValue) -> Result<MediaStream, String> {
     let devices = web_sys::window()
         .ok_or("Error: no window")?
         .navigator()
         .media_devices()
         .map_err(describe)?;
     let promise = devices
-        .get_user_media_with_constraints(constraints)
+        .get_user_media_with_constraints(constraints.unchecked_ref())
         .map_err(describe)?;
     Ok(JsFuture::from(promise).await.map_err(describe)?.unchecked_into())
 }
@@ -271,39 +272,43 @@ pub fn open_peer(offer: bool) {
     let config = rtc_configuration();
     if offer {
         // See `Effect::OpenPeer`. Set once: a connection's bundle policy cannot change.
-        config.set_bundle_policy(web_sys::RtcBundlePolicy::MaxBundle);
+        let _ = Reflect::set(&config, &"bundlePolicy".into(), &"max-bundle".into());
     }
     let pc = match RtcPeerConnection::new_with_configuration(&config) {
         Ok(pc) => pc,
         Err(e) => return dispatch(Event::NegotiationFailed(describe(e))),
     };
-    let ice = Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(|ev: RtcPeerConnectionIceEvent| {
-        // `None` (or an empty candidate) marks the end of gathering: nothing to send.
-        if let Some(c) = ev.candidate().filter(|c| !c.candidate().is_empty()) {
+    // Events read untyped, like the dictionaries (see `user_media`).
+    let ice = Closure::<dyn FnMut(JsValue)>::new(|ev: JsValue| {
+        let c = js::get(&ev, "candidate");
+        let text = |key| js::get(&c, key).as_string();
+        // `null` (or an empty candidate) marks the end of gathering: nothing to send.
+        if let Some(candidate) = text("candidate").filter(|c| !c.is_empty()) {
             dispatch(Event::LocalIce(IceCandidate {
-                candidate: c.candidate(),
-                sdp_mid: c.sdp_mid(),
-                sdp_m_line_index: c.sdp_m_line_index(),
-                // Not in stable web-sys; read it the way JSON.stringify would.
-                username_fragment: Reflect::get(&c, &JsValue::from_str("usernameFragment"))
-                    .ok()
-                    .and_then(|v| v.as_string()),
+                candidate,
+                sdp_mid: text("sdpMid"),
+                sdp_m_line_index: js::get(&c, "sdpMLineIndex").as_f64().map(|i| i as u16),
+                username_fragment: text("usernameFragment"),
             }));
         }
     });
-    let track = Closure::<dyn FnMut(RtcTrackEvent)>::new(|ev: RtcTrackEvent| receive_track(&ev.track()));
-    let watched = pc.clone();
-    let state = Closure::<dyn FnMut()>::new(move || match watched.connection_state() {
-        RtcPeerConnectionState::Connected => dispatch(Event::PeerConnected {
-            at_ms: js_sys::Date::now(),
-        }),
-        RtcPeerConnectionState::Disconnected => dispatch(Event::PeerDisconnected),
-        RtcPeerConnectionState::Failed => dispatch(Event::PeerFailed),
-        _ => {}
+    let track = Closure::<dyn FnMut(JsValue)>::new(|ev: JsValue| {
+        receive_track(js::get(&ev, "track").unchecked_ref())
     });
-    pc.set_onicecandidate(Some(ice.as_ref().unchecked_ref()));
-    pc.set_ontrack(Some(track.as_ref().unchecked_ref()));
-    pc.set_onconnectionstatechange(Some(state.as_ref().unchecked_ref()));
+    let watched = pc.clone();
+    let state = Closure::<dyn FnMut()>::new(move || {
+        match js::get(&watched, "connectionState").as_string().as_deref() {
+            Some("connected") => dispatch(Event::PeerConnected {
+                at_ms: js_sys::Date::now(),
+            }),
+            Some("disconnected") => dispatch(Event::PeerDisconnected),
+            Some("failed") => dispatch(Event::PeerFailed),
+            _ => {}
+        }
+    });
+    js::set(&pc, "onicecandidate", ice.as_ref());
+    js::set(&pc, "ontrack", track.as_ref());
+    js::set(&pc, "onconnectionstatechange", state.as_ref());
     // For diagnostics from the console, and the e2e suite reads the call's statistics from it.
     if let Some(window) = web_sys::window() {
         let _ = Reflect::set(&window, &JsValue::from_str("duetPeerConnection"), &pc);
@@ -346,12 +351,16 @@ fn first_of_each_kind(pc: &RtcPeerConnection, sendrecv: bool) -> Vec<(String, Rt
         .map(JsCast::unchecked_into::<RtcRtpTransceiver>)
     {
         let kind = t.receiver().track().kind();
-        let usable = !sendrecv || t.direction() == RtcRtpTransceiverDirection::Sendrecv;
+        let usable = !sendrecv || both_ways(&t);
         if !t.stopped() && usable && !found.iter().any(|(k, _)| *k == kind) {
             found.push((kind, t));
         }
     }
     found
+}
+
+fn both_ways(t: &RtcRtpTransceiver) -> bool {
+    js::get(t, "direction").as_string().as_deref() == Some("sendrecv")
 }
 
 /// Puts the camera's and microphone's tracks on the transceivers that have none yet: when the
@@ -409,14 +418,13 @@ fn receive_track(track: &MediaStreamTrack) {
     }
 }
 
-fn description(kind: RtcSdpType, sdp: &str) -> RtcSessionDescriptionInit {
-    let d = RtcSessionDescriptionInit::new(kind);
-    d.set_sdp(sdp);
-    d
+/// `kind`: "offer" or "answer".
+fn description(kind: &str, sdp: &str) -> RtcSessionDescriptionInit {
+    js::object(&[("type", &kind.into()), ("sdp", &sdp.into())]).unchecked_into()
 }
 
 /// Sets a freshly created offer/answer as the local description and returns its SDP.
-async fn set_local(pc: &RtcPeerConnection, created: JsValue, kind: RtcSdpType) -> Result<String, String> {
+async fn set_local(pc: &RtcPeerConnection, created: JsValue, kind: &str) -> Result<String, String> {
     let sdp = Reflect::get(&created, &JsValue::from_str("sdp"))
         .ok()
         .and_then(|v| v.as_string())
@@ -444,21 +452,19 @@ fn offer(ice_restart: bool) {
         if pc.get_transceivers().length() == 0 {
             let own = PEER.with(|p| p.borrow().own.clone());
             for kind in ["audio", "video"] {
-                let init = RtcRtpTransceiverInit::new();
-                init.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+                let init = js::object(&[("direction", &"sendrecv".into())]);
                 if let Some(own) = &own {
-                    init.set_streams(&js_sys::Array::of1(own));
+                    js::set(&init, "streams", &js_sys::Array::of1(own));
                 }
-                pc.add_transceiver_with_str_and_init(kind, &init);
+                pc.add_transceiver_with_str_and_init(kind, init.unchecked_ref());
             }
             bind_tracks();
         }
-        let options = RtcOfferOptions::new();
-        options.set_ice_restart(ice_restart);
-        let created = JsFuture::from(pc.create_offer_with_rtc_offer_options(&options));
+        let options = js::object(&[("iceRestart", &ice_restart.into())]);
+        let created = JsFuture::from(pc.create_offer_with_rtc_offer_options(options.unchecked_ref()));
         async move {
             let offer = created.await.map_err(describe)?;
-            let sdp = set_local(&pc, offer, RtcSdpType::Offer).await?;
+            let sdp = set_local(&pc, offer, "offer").await?;
             report(at_start, Event::LocalOffer(sdp));
             Ok(())
         }
@@ -466,23 +472,19 @@ fn offer(ice_restart: bool) {
 }
 
 /// Applies the peer's description (started at once, see [`offer`]).
-fn set_remote(
-    pc: &RtcPeerConnection,
-    kind: RtcSdpType,
-    sdp: &str,
-) -> impl Future<Output = Result<(), String>> {
+fn set_remote(pc: &RtcPeerConnection, kind: &str, sdp: &str) -> impl Future<Output = Result<(), String>> {
     let set = JsFuture::from(pc.set_remote_description(&description(kind, sdp)));
     async move { set.await.map_err(describe).map(drop) }
 }
 
 pub fn answer_offer(offer: String) {
     spawn_step(|pc, at_start| {
-        let set = set_remote(&pc, RtcSdpType::Offer, &offer);
+        let set = set_remote(&pc, "offer", &offer);
         async move {
             set.await?;
             send_back(&pc);
             let answer = JsFuture::from(pc.create_answer()).await.map_err(describe)?;
-            let sdp = set_local(&pc, answer, RtcSdpType::Answer).await?;
+            let sdp = set_local(&pc, answer, "answer").await?;
             report(at_start, Event::LocalAnswer(sdp));
             // The caller waits for the answer, not for us: the queued candidates go in after it.
             report(at_start, Event::RemoteDescriptionSet);
@@ -496,8 +498,8 @@ pub fn answer_offer(offer: String) {
 fn send_back(pc: &RtcPeerConnection) {
     let own = PEER.with(|p| p.borrow().own.clone());
     for (_, t) in first_of_each_kind(pc, false) {
-        if t.direction() != RtcRtpTransceiverDirection::Sendrecv {
-            t.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+        if !both_ways(&t) {
+            js::set(&t, "direction", &"sendrecv".into());
             if let Some(own) = &own {
                 super::call_method(&t.sender(), "setStreams", &[own]);
             }
@@ -508,7 +510,7 @@ fn send_back(pc: &RtcPeerConnection) {
 
 pub fn accept_answer(answer: String) {
     spawn_step(|pc, at_start| {
-        let set = set_remote(&pc, RtcSdpType::Answer, &answer);
+        let set = set_remote(&pc, "answer", &answer);
         async move {
             set.await?;
             report(at_start, Event::RemoteDescriptionSet);
@@ -519,17 +521,21 @@ pub fn accept_answer(answer: String) {
 
 pub fn add_ice(c: IceCandidate) {
     let Some(pc) = connection() else { return };
-    let init = RtcIceCandidateInit::new(&c.candidate);
-    init.set_sdp_mid(c.sdp_mid.as_deref());
-    init.set_sdp_m_line_index(c.sdp_m_line_index);
+    let init = js::object(&[
+        ("candidate", &c.candidate.as_str().into()),
+        (
+            "sdpMid",
+            &c.sdp_mid.as_deref().map_or(JsValue::NULL, JsValue::from),
+        ),
+        (
+            "sdpMLineIndex",
+            &c.sdp_m_line_index.map_or(JsValue::NULL, JsValue::from),
+        ),
+    ]);
     if let Some(frag) = c.username_fragment.as_deref() {
-        let _ = Reflect::set(
-            &init,
-            &JsValue::from_str("usernameFragment"),
-            &JsValue::from_str(frag),
-        );
+        js::set(&init, "usernameFragment", &frag.into());
     }
-    let promise = pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init));
+    let promise = pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(init.unchecked_ref()));
     spawn_local(async move {
         // One bad candidate is not fatal: others may still connect.
         if let Err(e) = JsFuture::from(promise).await {
@@ -552,9 +558,9 @@ fn close_connection() {
     }
     super::chat::close_channels();
     if let Some(pc) = pc {
-        pc.set_onicecandidate(None);
-        pc.set_ontrack(None);
-        pc.set_onconnectionstatechange(None);
+        for handler in ["onicecandidate", "ontrack", "onconnectionstatechange"] {
+            js::set(&pc, handler, &JsValue::NULL);
+        }
         pc.close();
     }
     // A handler may be what called us: drop the closures only after it has returned.
@@ -584,7 +590,7 @@ pub fn set_mic(on: bool) {
         return;
     };
     for track in local.get_audio_tracks().iter() {
-        track.unchecked_into::<MediaStreamTrack>().set_enabled(on);
+        js::set(&track, "enabled", &on.into());
     }
 }
 
@@ -714,9 +720,7 @@ async fn open_camera(back: bool) -> Result<MediaStreamTrack, String> {
     let video = js_sys::Object::new();
     let facing = if back { "environment" } else { "user" };
     let _ = Reflect::set(&video, &"facingMode".into(), &JsValue::from_str(facing));
-    let constraints = MediaStreamConstraints::new();
-    constraints.set_video(&video);
-    user_media(&constraints)
+    user_media(js::object(&[("video", &video)]))
         .await?
         .get_video_tracks()
         .get(0)

@@ -201,7 +201,7 @@ pub fn watch_permissions() {
             record(&status);
             let watched = status.clone();
             let changed = Closure::<dyn FnMut()>::new(move || record(&watched));
-            let _ = Reflect::set(&status, &"onchange".into(), changed.as_ref());
+            js::set(&status, "onchange", changed.as_ref());
             changed.forget(); // one per permission for the page's life
         });
     }
@@ -215,20 +215,15 @@ fn permitted(name: &str) -> impl Future<Output = bool> {
 }
 
 fn granted(status: &JsValue) -> bool {
-    Reflect::get(status, &"state".into())
-        .ok()
-        .and_then(|s| s.as_string())
-        .is_some_and(|s| s == "granted")
+    js::get(status, "state").as_string().as_deref() == Some("granted")
 }
 
 /// The browser's `PermissionStatus` for `name`, if it knows that permission. The query is made
 /// at once (not when the future is first polled), so several can be under way together.
 fn permission(name: &str) -> impl Future<Output = Option<JsValue>> {
-    let query = js_sys::Object::new();
-    let _ = Reflect::set(&query, &"name".into(), &JsValue::from_str(name));
-    let promise = web_sys::window()
-        .and_then(|w| Reflect::get(&w.navigator(), &"permissions".into()).ok())
-        .and_then(|permissions| super::call_method(&permissions, "query", &[&query]));
+    let query = js::object(&[("name", &name.into())]);
+    let promise =
+        web_sys::window().and_then(|w| js::call(&js::get(&w.navigator(), "permissions"), "query", &[&query]));
     async move {
         JsFuture::from(promise?.unchecked_into::<js_sys::Promise>())
             .await
@@ -272,7 +267,7 @@ pub fn open_peer(offer: bool) {
     let config = rtc_configuration();
     if offer {
         // See `Effect::OpenPeer`. Set once: a connection's bundle policy cannot change.
-        let _ = Reflect::set(&config, &"bundlePolicy".into(), &"max-bundle".into());
+        js::set(&config, "bundlePolicy", &"max-bundle".into());
     }
     let pc = match RtcPeerConnection::new_with_configuration(&config) {
         Ok(pc) => pc,
@@ -425,9 +420,8 @@ fn description(kind: &str, sdp: &str) -> RtcSessionDescriptionInit {
 
 /// Sets a freshly created offer/answer as the local description and returns its SDP.
 async fn set_local(pc: &RtcPeerConnection, created: JsValue, kind: &str) -> Result<String, String> {
-    let sdp = Reflect::get(&created, &JsValue::from_str("sdp"))
-        .ok()
-        .and_then(|v| v.as_string())
+    let sdp = js::get(&created, "sdp")
+        .as_string()
         .ok_or("created description has no SDP")?;
     JsFuture::from(pc.set_local_description(&description(kind, &sdp)))
         .await
@@ -717,9 +711,8 @@ async fn display_track() -> Result<MediaStreamTrack, String> {
 }
 
 async fn open_camera(back: bool) -> Result<MediaStreamTrack, String> {
-    let video = js_sys::Object::new();
     let facing = if back { "environment" } else { "user" };
-    let _ = Reflect::set(&video, &"facingMode".into(), &JsValue::from_str(facing));
+    let video = js::object(&[("facingMode", &facing.into())]);
     user_media(js::object(&[("video", &video)]))
         .await?
         .get_video_tracks()

@@ -97,12 +97,16 @@ local function link_op(u)
   return 'l\n' .. u.conn .. '\n' .. (l and l.peer or '') .. '\n' .. ((l and l.caller) and '1' or '0') .. '\n' .. at
 end
 
+-- Tells U's node (if U is connected) U's answered call as it now stands.
+local function tell(u)
+  if u and u.connected then emit(u.node, link_op(u)) end
+end
+
 -- Tells the node of NAME's partner (if connected) where NAME is now.
 local function tell_partner(name)
   local l = link(name)
   if not l or l.ring > 0 then return end
-  local p = user(l.peer)
-  if p and p.connected then emit(p.node, link_op(p)) end
+  tell(user(l.peer))
 end
 
 -- Removes NAME's call; returns the former partner's name. The partner's node hears the call is
@@ -112,8 +116,7 @@ local function end_call(name)
   if not l then return nil end
   redis.call('DEL', P .. 'c:' .. name, P .. 'c:' .. l.peer, P .. 'ahead:' .. name, P .. 'ahead:' .. l.peer)
   redis.call('ZREM', P .. 'due', 'r:' .. name, 'r:' .. l.peer)
-  local p = user(l.peer)
-  if p and p.connected then emit(p.node, link_op(p)) end
+  tell(user(l.peer))
   return l.peer
 end
 

@@ -1,5 +1,5 @@
 // @perf: how fast a file goes from one Duet page to another in a call, on loopback, and what the
-// browser's data channel itself does with other chunk sizes (the reason for Duet's 64 KiB).
+// browser's data channel itself does with other chunk sizes (the reason for Duet's 256 KiB).
 // Report-only, like perf.spec.ts: figures as `[figure]` lines; docs/perf.md quotes them.
 import { test, expect, Page } from '@playwright/test';
 import * as crypto from 'crypto';
@@ -20,10 +20,11 @@ test('@perf a 50 MiB file between two Duet pages in a call', async ({ browser })
   fs.writeFileSync(file, data);
   const digest = crypto.createHash('sha256').update(data).digest('hex');
   for (const p of [a, b]) await p.page.locator('#chat-button').click();
-  // With both cameras on (a call as it is), then three times with them off (the transfer's own
-  // cost, without two video encoders and decoders on the same two cores).
+  // With both cameras on (a call as it is), then five times with them off (the transfer's own
+  // cost, without two video encoders and decoders on the same two cores; one run of the same
+  // build varies by half on this shared machine, hence five).
   const off: number[] = [];
-  for (const cameras of ['on', 'off', 'off', 'off']) {
+  for (const cameras of ['on', 'off', 'off', 'off', 'off', 'off']) {
     if (cameras === 'off' && off.length === 0) {
       for (const p of [a, b]) await p.page.getByRole('button', { name: 'Turn camera off' }).click();
     }
@@ -43,10 +44,10 @@ test('@perf a 50 MiB file between two Duet pages in a call', async ({ browser })
     expect(crypto.createHash('sha256').update(got).digest('hex')).toBe(digest);
     const rate = SIZE / 1e6 / seconds;
     if (cameras === 'off') off.push(rate);
-    console.log(`[figure] file transfer, 50 MiB, Duet in a call, cameras ${cameras} (64 KiB chunks): ${seconds.toFixed(2)} s = ${rate.toFixed(1)} MB/s`);
+    console.log(`[figure] file transfer, 50 MiB, Duet in a call, cameras ${cameras} (256 KiB chunks): ${seconds.toFixed(2)} s = ${rate.toFixed(1)} MB/s`);
   }
   const sorted = [...off].sort((x, y) => x - y);
-  console.log(`[figure] file transfer, 50 MiB, cameras off: median ${sorted[1].toFixed(1)} MB/s`);
+  console.log(`[figure] file transfer, 50 MiB, cameras off: median of ${sorted.length} ${sorted[2].toFixed(1)} MB/s`);
   for (const p of [a, b]) {
     expect(p.errors).toEqual([]);
     await p.ctx.close();

@@ -5,7 +5,7 @@
 // first: online, pages come fresh; offline, the last copy, and for a page never visited, the
 // offline page. Bump the version in CACHE when this file's logic changes.
 const BUILD = "";
-const CACHE = "duet-shell-v3" + BUILD;
+const CACHE = "duet-shell-v4" + BUILD;
 const SHELL = [
   "/",
   "/offline.html",
@@ -21,9 +21,19 @@ const SHELL = [
 // metrics, ICE configuration, the join redirect.
 const LIVE = ["/webrtc/", "/healthz", "/metrics", "/config.json", "/go", "/lang/"];
 
+// A first visit's page carried the WASM and left it in the "duet-inline" cache (see
+// src/inline.rs): taken from there, not downloaded again (activate then drops that cache).
 self.addEventListener("install", (event) => {
   event.waitUntil(
-    caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()),
+    Promise.all([caches.open(CACHE), caches.open("duet-inline")])
+      .then(([cache, inline]) =>
+        Promise.all(
+          SHELL.map((url) =>
+            inline.match(url).then((hit) => (hit ? cache.put(url, hit) : cache.add(url))),
+          ),
+        ),
+      )
+      .then(() => self.skipWaiting()),
   );
 });
 

@@ -42,6 +42,7 @@ async fn serve(State(pkg): State<Arc<Pkg>>, mut req: Request) -> Response {
         return split_loader(&pkg.dir, &file).await;
     }
     let mut immutable = false;
+    let mut cookie = None;
     if let Some((plain, hash)) = split_hash(&file) {
         if fingerprint(&pkg.dir, &plain).as_deref() != Some(hash.as_str()) {
             return StatusCode::NOT_FOUND.into_response();
@@ -50,6 +51,10 @@ async fn serve(State(pkg): State<Arc<Pkg>>, mut req: Request) -> Response {
         match format!("/{plain}").parse() {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => return StatusCode::NOT_FOUND.into_response(),
+        }
+        // The browser now has this build's WASM: its next first page need not carry it.
+        if plain.ends_with(".wasm") {
+            cookie = Some(crate::inline::cookie_value(&hash));
         }
         file = plain;
         immutable = true;
@@ -72,6 +77,9 @@ async fn serve(State(pkg): State<Arc<Pkg>>, mut req: Request) -> Response {
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=31536000, immutable"),
         );
+        if let Some(cookie) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(header::SET_COOKIE, cookie);
+        }
     }
     response
 }

@@ -14,6 +14,8 @@ pub mod call;
 pub mod chat;
 pub mod components;
 pub mod i18n;
+#[cfg(feature = "ssr")]
+pub mod inline;
 pub mod quality;
 pub mod signal;
 

@@ -32,6 +32,7 @@ pub fn app_with(
     // Leptos' rendering spawns on tokio (leptos_axum's route list used to set this up).
     let _ = any_spawner::Executor::init_tokio();
     let build = crate::assets::Build::of(&leptos_options);
+    crate::inline::prepare(build.clone());
     let site_root = std::path::PathBuf::from(&*leptos_options.site_root);
     // The pages (`app::Page` picks one from the URL); anything else is a static file or the
     // not-found page.
@@ -39,7 +40,12 @@ pub fn app_with(
         let options = leptos_options.clone();
         move || shell(options.clone())
     });
-    let page = move |req: axum::extract::Request| page(req);
+    // A first visit's page carries the WASM (see `inline`).
+    let page = move |req: axum::extract::Request| {
+        let headers = req.headers().clone();
+        let page = page.clone();
+        async move { crate::inline::page(&headers, page(req).await.into_response()).await }
+    };
     // The door and invite links exist on a private server only; elsewhere they lead home.
     let private = |route: axum::routing::MethodRouter<Arc<crate::access::Access>>| match &access {
         Some(access) => route.with_state(Arc::clone(access)),

@@ -471,7 +471,7 @@ fn dialer(
     };
     let online = move || state.with(|s| s.online.clone());
     view! {
-        <form class="dial" on:submit=submit>
+        <form class="dial" accept-charset="utf-8" on:submit=submit>
             <label for="friend">{t(Ui::FriendsName)}</label>
             <div class="dial-row">
                 <input

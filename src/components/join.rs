@@ -57,7 +57,8 @@ pub fn JoinPage(peer: Option<String>) -> impl IntoView {
             <p class="tagline">{t(Ui::Tagline)}</p>
             // Without JavaScript (or before the WASM has loaded) the form still works: the server
             // answers GET /go with a redirect to the call screen.
-            <form class="join-form" method="get" action="/go" on:submit=submit>
+            // UTF-8 even from a first visit's windows-1252 page (see `inline`).
+            <form class="join-form" method="get" action="/go" accept-charset="utf-8" on:submit=submit>
                 {peer.clone().map(|p| view! { <input type="hidden" name="call" value=p/> })}
                 <label for="name">{t(Ui::YourName)}</label>
                 <input

@@ -61,8 +61,13 @@ pub struct Payload {
 static PAYLOAD: OnceLock<Option<Payload>> = OnceLock::new();
 
 /// Prepares the payload of `build` in the background (about a second of brotli); pages go
-/// plain until it is ready. Once per process.
+/// plain until it is ready. Once per process, in a release build.
 pub fn prepare(build: crate::assets::Build) {
+    // Not in a debug server: its unoptimised brotli takes tens of seconds of a core (the test
+    // suites start many servers at once), and a debug build's WASM is too big anyway.
+    if cfg!(debug_assertions) {
+        return;
+    }
     if PAYLOAD.get().is_none() {
         std::thread::spawn(move || prepare_now(&build));
     }

@@ -647,7 +647,7 @@ async fn a_killed_nodes_people_leave_within_the_lease_and_can_resume_their_call_
 async fn nodes_with_other_relay_settings_refuse_to_join() {
     let redis = common::Redis::start().await;
     let _one = Process::start(&redis, "one", &["--ring-timeout-secs", "30"]).await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_duet"))
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_duet"))
         .args([
             "--addr",
             "127.0.0.1:0",
@@ -657,8 +657,12 @@ async fn nodes_with_other_relay_settings_refuse_to_join() {
             "45",
         ])
         .env("LEPTOS_OUTPUT_NAME", "duet")
-        .output()
+        // A node that joined after all would run for good: killed when the wait gives up.
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), refused)
         .await
+        .expect("a node with other settings exits instead of joining")
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);

@@ -225,13 +225,7 @@ impl Access {
 
     fn has_session(&self, headers: &HeaderMap) -> bool {
         let now = unix_now();
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-            .any(|v| self.valid(v, now))
+        crate::server::cookie_values(headers, COOKIE).any(|v| self.valid(v, now))
     }
 }
 

@@ -279,12 +279,7 @@ pub fn cookie_value(hash: &str) -> String {
 
 /// Whether the request says its browser has the WASM of hash `hash`.
 fn has_cached(headers: &HeaderMap, hash: &str) -> bool {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .any(|c| c.trim().strip_prefix(COOKIE).and_then(|c| c.strip_prefix('=')) == Some(hash))
+    crate::server::cookie_values(headers, COOKIE).any(|v| v == hash)
 }
 
 /// `page` (a rendered page), as one that carries the WASM if this is a first visit from a

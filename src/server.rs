@@ -224,6 +224,19 @@ fn back_path<'a>(referer: &'a str, host: &str) -> Option<&'a str> {
     (authority.eq_ignore_ascii_case(host) && local_path(path)).then_some(path)
 }
 
+/// The values of cookie `name` in a request's `Cookie` headers.
+pub(crate) fn cookie_values<'a>(
+    headers: &'a axum::http::HeaderMap,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(move |c| c.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
 /// A path on this site: not `//other.site` or `/\other.site` (browsers read both as another host),
 /// nothing but a path, and nothing a `Location` header cannot carry.
 pub(crate) fn local_path(path: &str) -> bool {

@@ -67,10 +67,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     let build = crate::assets::Build::of(&options);
     let (js, wasm, css) = (build.url("js"), build.url("wasm"), build.url("css"));
     let loader = build.split_loader_url();
-    // What Leptos' HydrationScripts does, with the fingerprinted names.
+    // What Leptos' HydrationScripts does, with the fingerprinted names (and the module compiled
+    // from the page itself when a first visit's page carries it, see `inline`).
     let hydrate = format!(
         "import({js:?}).then(function (m) {{ \
-         return m.default({{ module_or_path: {wasm:?} }}).then(function () {{ m.hydrate(); }}); }});"
+         return m.default({{ {} }}).then(function () {{ m.hydrate(); }}); }});",
+        crate::inline::module_or_path(&wasm)
     );
     // The early socket only where the app will take it: a valid name's page.
     let early = matches!(Page::current(), Page::Call { name, .. } if validate_name(&name).is_ok());

@@ -42,17 +42,17 @@ const ESCAPE: u8 = 0x01;
 /// or start an escaped section). NUL goes as it is: the parser makes it U+FFFD, which
 /// windows-1252 has no byte for, so the decoder knows.
 const ESCAPED: [u8; 3] = [0x0d, ESCAPE, b'<'];
-/// CR is swapped with the rarest value, so that it seldom occurs (each escape costs the
-/// compressor ~4 bytes).
-const SWAPPED: [u8; 1] = [0x0d];
+/// CR is swapped with the rarest value (its partner), so that it seldom occurs (each escape
+/// costs the compressor ~4 bytes).
+const SWAPPED: u8 = 0x0d;
 
 /// The WASM as a page's tail, ready to splice.
 pub struct Payload {
     /// The file's fingerprinted URL and hash, as pages name it.
     wasm_url: String,
     hash: String,
-    /// The value swapped with each of [`SWAPPED`].
-    swaps: [u8; 1],
+    /// The value swapped with [`SWAPPED`].
+    partner: u8,
     /// `<script type="application/octet-stream" id="duet-wasm-0">…</script>` and the next
     /// pieces, then an empty `duet-wasm-end`; catable brotli.
     brotli: Vec<u8>,
@@ -82,24 +82,24 @@ pub fn prepare_now(build: &crate::assets::Build) {
         if wasm.len() > MAX_WASM || hash.len() != 16 {
             return None;
         }
-        let swaps = rarest(&wasm);
-        let brotli = compress(&pieces(&wasm, &swaps))?;
+        let partner = rarest(&wasm);
+        let brotli = compress(&pieces(&wasm, partner))?;
         tracing::info!(wasm = wasm.len(), brotli = brotli.len(), %wasm_url, "first visits carry the WASM");
         Some(Payload {
             wasm_url,
             hash,
-            swaps,
+            partner,
             brotli,
         })
     });
 }
 
 /// The WASM as the page's elements: its pieces, encoded, then the empty end marker.
-fn pieces(wasm: &[u8], swaps: &[u8; 1]) -> Vec<u8> {
+fn pieces(wasm: &[u8], partner: u8) -> Vec<u8> {
     let mut body = Vec::with_capacity(wasm.len() + 4096);
     for (k, piece) in wasm.chunks(PIECE).enumerate() {
         body.extend_from_slice(piece_tag(k).as_bytes());
-        body.extend(encode(piece, swaps));
+        body.extend(encode(piece, partner));
         body.extend_from_slice(b"</script>");
     }
     body.extend_from_slice(END_TAG.as_bytes());
@@ -113,34 +113,30 @@ fn piece_tag(k: usize) -> String {
 const END_TAG: &str = "<script type=\"application/octet-stream\" id=\"duet-wasm-end\"></script>";
 
 /// The value least used in `wasm` (other than those with a meaning in the encoding).
-fn rarest(wasm: &[u8]) -> [u8; 1] {
+fn rarest(wasm: &[u8]) -> u8 {
     let mut count = [0usize; 256];
     wasm.iter().for_each(|b| count[*b as usize] += 1);
     let mut values: Vec<u8> = (0..=255u8)
         .filter(|b| !ESCAPED.contains(b) && ![0, b'/', b'!', b'a', b'b', b'c'].contains(b))
         .collect();
     values.sort_by_key(|b| count[*b as usize]);
-    [values[0]]
+    values[0]
 }
 
-/// Each of [`SWAPPED`] swapped with its partner in `swaps`.
-fn swap(b: u8, swaps: &[u8; 1]) -> u8 {
-    for (u, s) in SWAPPED.iter().zip(swaps) {
-        if b == *u {
-            return *s;
-        }
-        if b == *s {
-            return *u;
-        }
+/// [`SWAPPED`] and its `partner` swapped; any other value as it is.
+fn swap(b: u8, partner: u8) -> u8 {
+    match b {
+        SWAPPED => partner,
+        b if b == partner => SWAPPED,
+        b => b,
     }
-    b
 }
 
-fn encode(wasm: &[u8], swaps: &[u8; 1]) -> Vec<u8> {
+fn encode(wasm: &[u8], partner: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(wasm.len() + 1024);
     for (i, b) in wasm.iter().enumerate() {
-        let b = swap(*b, swaps);
-        let next = wasm.get(i + 1).map(|n| swap(*n, swaps));
+        let b = swap(*b, partner);
+        let next = wasm.get(i + 1).map(|n| swap(*n, partner));
         let escape = match b {
             0x0d => true,
             ESCAPE => matches!(next, Some(b'a'..=b'c')),
@@ -236,12 +232,11 @@ fn transcode(page: &str) -> Option<Vec<u8>> {
 /// URL, and the cookie says so. Written small (it is part of every first download):
 /// `W` windows-1252's characters for 0x80–0x9F → their bytes (the browser's decoder knows them)
 /// and U+FFFD → NUL,
-/// `P` the byte swaps undone, `t` decodes one piece, `d` takes the pieces the parser has passed
+/// `P` the byte swap undone, `t` decodes one piece, `d` takes the pieces the parser has passed
 /// (all of them at `DOMContentLoaded`) and ends the stream after the last.
-const SETUP: &str = "(function(){var u=@URL@,W={65533:0},P=new Uint8Array(256),U=[@ESCAPED@],S=[@SWAPS@],\
+const SETUP: &str = "(function(){var u=@URL@,W={65533:0},P=new Uint8Array(256),U=[@ESCAPED@],\
 B=[],C,k=0,z=0,i,T=new TextDecoder('windows-1252').decode(new Uint8Array(32).map(function(_,i){return 128+i}));\
-for(i=0;i<32;i++)W[T.charCodeAt(i)]=128+i;for(i=0;i<256;i++)P[i]=i;\
-for(i=0;i<S.length;i+=2){P[S[i]]=S[i+1];P[S[i+1]]=S[i]}\
+for(i=0;i<32;i++)W[T.charCodeAt(i)]=128+i;for(i=0;i<256;i++)P[i]=i;P[@SWAPPED@]=@PARTNER@;P[@PARTNER@]=@SWAPPED@;\
 function t(e){var s=e.textContent,n=s.length,o=new Uint8Array(n),j=0,c,i,x;\
 for(i=0;i<n;i++){c=s.charCodeAt(i);if(c>255)c=W[c];else if(c===@ESCAPE@&&(x=s.charCodeAt(i+1)-97)>=0&&x<3){c=U[x];i++}o[j++]=P[c]}\
 e.remove();o=o.slice(0,j);B.push(o);C.enqueue(o)}\
@@ -258,15 +253,11 @@ document.addEventListener('DOMContentLoaded',function(){d(1)})})()";
 
 /// [`SETUP`] for `p`.
 fn setup(p: &Payload) -> String {
-    let swaps: Vec<String> = SWAPPED
-        .iter()
-        .zip(p.swaps)
-        .map(|(u, s)| format!("{u},{s}"))
-        .collect();
     SETUP
         .replace("@URL@", &format!("{:?}", p.wasm_url))
         .replace("@ESCAPED@", &ESCAPED.map(|u| u.to_string()).join(","))
-        .replace("@SWAPS@", &swaps.join(","))
+        .replace("@SWAPPED@", &SWAPPED.to_string())
+        .replace("@PARTNER@", &p.partner.to_string())
         .replace("@ESCAPE@", &ESCAPE.to_string())
         .replace("@CACHE@", CACHE)
         .replace("@COOKIE@", &format!("{:?}", cookie_value(&p.hash)))
@@ -319,12 +310,17 @@ pub async fn page(headers: &HeaderMap, page: Response) -> Response {
     }
 }
 
+/// What the page's hydration script hands the glue: the module the setup script compiles from
+/// the page when the page carries it (`window.duetWasm`), else the file's URL.
+pub fn module_or_path(wasm_url: &str) -> String {
+    format!("module_or_path: window.duetWasm || {wasm_url:?}")
+}
+
 /// The page `html` with the WASM in it, compressed; `None` if it cannot carry it (not a page
 /// that loads this build, or a script the transcoding would break).
 fn carrying(html: &[u8], payload: &Payload) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(html).ok()?;
-    let url = format!("module_or_path: {:?}", payload.wasm_url);
-    let at = text.find(&url)?;
+    let at = text.find(&module_or_path(&payload.wasm_url))?;
     // The WASM's preload goes: the page has it.
     let preload = text.find(&format!("<link rel=\"preload\" href=\"{}\"", payload.wasm_url))?;
     let preload_end = preload + text[preload..].find('>')? + 1;
@@ -341,9 +337,7 @@ fn carrying(html: &[u8], payload: &Payload) -> Option<Vec<u8>> {
         "<meta charset=\"windows-1252\">",
         &text[meta + charset.len()..preload],
         &format!("<script nonce=\"{nonce}\">{}</script>", setup(payload)),
-        &text[preload_end..at],
-        &format!("module_or_path: window.duetWasm || {:?}", payload.wasm_url),
-        &text[at + url.len()..],
+        &text[preload_end..],
     ]
     .concat();
     // Before the scripts Leptos puts after the page: a script after the stylesheet waits for it,
@@ -361,7 +355,7 @@ mod tests {
     use super::*;
 
     /// What the page's decoder does, in Rust (a NUL stands for the parser's U+FFFD).
-    fn decode(text: &[u8], swaps: &[u8; 1]) -> Vec<u8> {
+    fn decode(text: &[u8], partner: u8) -> Vec<u8> {
         let mut out = Vec::new();
         let mut i = 0;
         while i < text.len() {
@@ -370,7 +364,7 @@ mod tests {
                 b = ESCAPED[(x - b'a') as usize];
                 i += 1;
             }
-            out.push(swap(b, swaps));
+            out.push(swap(b, partner));
             i += 1;
         }
         out
@@ -382,15 +376,15 @@ mod tests {
             .map(|i| (i * 31 % 256) as u8)
             .chain(*b"\r\x01<</script><!-- <a\x01a\x01\x01b\x01")
             .collect();
-        let swaps = rarest(&wasm);
-        let text = encode(&wasm, &swaps);
+        let partner = rarest(&wasm);
+        let text = encode(&wasm, partner);
         for (i, b) in text.iter().enumerate() {
             assert_ne!(*b, b'\r', "byte {i}");
             if *b == b'<' {
                 assert!(!matches!(text.get(i + 1), Some(b'/' | b'!')), "byte {i}");
             }
         }
-        assert_eq!(decode(&text, &swaps), wasm);
+        assert_eq!(decode(&text, partner), wasm);
     }
 
     #[test]
@@ -398,10 +392,10 @@ mod tests {
         let mut wasm = vec![0u8; 1000];
         wasm.extend(0..=255u8);
         wasm.extend([7, 7, 9, 13, 13, 1, 1]);
-        let swaps = rarest(&wasm);
-        assert!(![0, 1, 7, 9, 13, b'<', b'/', b'!'].contains(&swaps[0]));
+        let partner = rarest(&wasm);
+        assert!(![0, 1, 7, 9, 13, b'<', b'/', b'!'].contains(&partner));
         // Only the value swapped in for CR costs a byte more (no `a`–`c` after an escape byte).
-        assert_eq!(encode(&wasm, &swaps).len(), wasm.len() + 1);
+        assert_eq!(encode(&wasm, partner).len(), wasm.len() + 1);
     }
 
     #[test]
@@ -434,17 +428,17 @@ mod tests {
             .map(|i| (i * 7919 % 251) as u8)
             .chain(*b"\r\x01a</")
             .collect();
-        let swaps = rarest(&wasm);
-        let body = pieces(&wasm, &swaps);
+        let partner = rarest(&wasm);
+        let body = pieces(&wasm, partner);
         let payload = Payload {
             wasm_url: "/pkg/duet.0123456789abcdef.wasm".into(),
             hash: "0123456789abcdef".into(),
-            swaps,
+            partner,
             brotli: compress(&body).unwrap(),
         };
         let page = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><script nonce=\"N1\">early()</script>\
             <link rel=\"preload\" href=\"/pkg/duet.0123456789abcdef.wasm\" as=\"fetch\">\
-            <script type=\"module\" nonce=\"N1\">m.default({ module_or_path: \"/pkg/duet.0123456789abcdef.wasm\" })</script>\
+            <script type=\"module\" nonce=\"N1\">m.default({ module_or_path: window.duetWasm || \"/pkg/duet.0123456789abcdef.wasm\" })</script>\
             </head><body><p title=\"中文\">Connecting…</p></body></html><script nonce=\"N1\">x=[];</script>";
         let mut html = Vec::new();
         brotli::BrotliDecompress(&mut &carrying(page.as_bytes(), &payload).unwrap()[..], &mut html).unwrap();
@@ -468,7 +462,7 @@ mod tests {
             };
             let from = at + piece_tag(k).len();
             let to = from + html[from..].windows(8).position(|w| w == b"</script").unwrap();
-            decoded.extend(decode(&html[from..to], &swaps));
+            decoded.extend(decode(&html[from..to], partner));
         }
         assert_eq!(decoded, wasm);
     }

@@ -75,6 +75,30 @@ test('the callee can hang up too, and both can call again', async () => {
   await expect(status(a.page)).toContainText(`In call with ${b.name}`);
 });
 
+test('a call placed on a settled page sends an offer made beforehand; the next one is made after the call', async () => {
+  const [a, b] = people;
+  // Counts the offers a's page makes, from its first script on.
+  await a.ctx.addInitScript(() => {
+    const w = window as any;
+    w.__offersMade = 0;
+    const make = RTCPeerConnection.prototype.createOffer;
+    RTCPeerConnection.prototype.createOffer = function (this: RTCPeerConnection, ...args: any[]) {
+      w.__offersMade += 1;
+      return (make as any).apply(this, args);
+    } as any;
+  });
+  await a.page.reload();
+  await expectOnline(a.page);
+  const made = () => a.page.evaluate(() => (window as any).__offersMade as number);
+  // The spare connection's offer, made about a second after joining.
+  await expect.poll(made).toBe(1);
+  await connectCall(a, b);
+  expect(await made(), 'no offer made at the tap: the spare one went out').toBe(1);
+  await a.page.getByRole('button', { name: 'Hang up' }).click();
+  await expect(status(b.page)).toHaveText(`${a.name} hung up`);
+  await expect.poll(made, { message: 'a new spare after the call' }).toBe(2);
+});
+
 test('@smoke decline: the caller is told; the camera opened for dialing goes off at once', async () => {
   const [a, b] = people;
   await ring(a, b);

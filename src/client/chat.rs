@@ -47,9 +47,18 @@ thread_local! {
     static LAST_PROGRESS: Cell<f64> = const { Cell::new(0.0) };
 }
 
-/// Makes the call's `chat` and `file` channels on a new connection (negotiated: ids 0 and 1 on
-/// both sides, no in-band announcement) and starts a new chat.
-pub fn open_channels(pc: &RtcPeerConnection) {
+/// The call's `chat` and `file` channels on a new connection (negotiated: ids 0 and 1 on both
+/// sides, no in-band announcement), made before its first offer so that they are in it.
+pub fn make_channels(pc: &RtcPeerConnection) -> Option<[JsValue; 2]> {
+    let make = |label: &str, id: u16| {
+        let init = js::object(&[("negotiated", &JsValue::TRUE), ("id", &id.into())]);
+        js::call(pc, "createDataChannel", &[&label.into(), &init])
+    };
+    Some([make("chat", 0)?, make("file", 1)?])
+}
+
+/// Starts a new chat on the channels [`make_channels`] made for the call's connection.
+pub fn open_channels(made: Option<[JsValue; 2]>) {
     close_channels();
     if let Some(chat) = super::chat_signal() {
         // The server's cap (`--max-file-mib`), carried by the page.
@@ -60,11 +69,7 @@ pub fn open_channels(pc: &RtcPeerConnection) {
             .unwrap_or(crate::chat::DEFAULT_MAX_FILE);
         chat.set(crate::chat::Chat::new(max_file));
     }
-    let make = |label: &str, id: u16| {
-        let init = js::object(&[("negotiated", &JsValue::TRUE), ("id", &id.into())]);
-        js::call(pc, "createDataChannel", &[&label.into(), &init])
-    };
-    let (Some(chat), Some(file)) = (make("chat", 0), make("file", 1)) else {
+    let Some([chat, file]) = made else {
         leptos::logging::warn!("no data channels: this call has no chat");
         return;
     };
@@ -334,7 +339,7 @@ async fn read(file: &JsValue, from: u64, to: u64) -> Option<JsValue> {
 
 /// Until `ms` have passed or, with a `channel`, its `bufferedamountlow` event (which a channel
 /// closed meanwhile never fires).
-async fn wait(ms: i32, channel: Option<&JsValue>) {
+pub(super) async fn wait(ms: i32, channel: Option<&JsValue>) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
         if let Some(channel) = channel {
             js::set(channel, "onbufferedamountlow", &resolve);

@@ -50,6 +50,21 @@ struct Peer {
     media_generation: u32,
     /// The shared screen's track while it is sent instead of the camera's.
     screen: Option<MediaStreamTrack>,
+    /// The offer a [`Spare`] came with, until the call's first offer is made.
+    ready_offer: Option<String>,
+}
+
+/// A connection made ahead of the next call we place, its offer created but not set: setting it
+/// is what takes ports and TURN allocations, so a spare holds none. A tap on Call sends this
+/// offer at once instead of after the browser's ~20–50 ms of making one (docs/perf.md).
+struct Spare {
+    /// Which one (see `SPARES`).
+    id: u32,
+    pc: RtcPeerConnection,
+    own: Option<MediaStream>,
+    channels: Option<[JsValue; 2]>,
+    /// `None` while the browser is still making it.
+    offer: Option<String>,
 }
 
 thread_local! {
@@ -57,10 +72,16 @@ thread_local! {
     /// From the relay's `config` message (sent after every join); empty until then (host
     /// candidates still work).
     static ICE_SERVERS: RefCell<Vec<IceServer>> = const { RefCell::new(Vec::new()) };
+    static SPARE: RefCell<Option<Spare>> = const { RefCell::new(None) };
+    /// Spares made so far: the id of the latest.
+    static SPARES: Cell<u32> = const { Cell::new(0) };
+    /// Online with the call screen up: a spare is worth having (see [`spare_later`]).
+    static SPARE_WANTED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// New STUN/TURN servers (fresh TURN credentials): used by the next peer connection, and by the
-/// current one from its next gathering (an ICE restart).
+/// current one from its next gathering (an ICE restart). Sent after every join: the spare is
+/// made again with them.
 pub fn set_ice_servers(servers: Vec<IceServer>) {
     ICE_SERVERS.with(|s| *s.borrow_mut() = servers);
     if let Some(pc) = connection() {
@@ -68,6 +89,89 @@ pub fn set_ice_servers(servers: Vec<IceServer>) {
             leptos::logging::warn!("cannot update the ICE servers: {}", describe(e));
         }
     }
+    drop_spare();
+    // Out of the way of the page's start (its chunks load, the list draws).
+    spare_later(1000);
+}
+
+/// Makes a [`Spare`] `ms` from now if there is still no call then.
+pub fn spare_later(ms: i32) {
+    SPARE_WANTED.set(true);
+    // (A future, not a `Closure` for `setTimeout`: each new closure type's code lands in the
+    // main module, which a phone downloads first.)
+    spawn_local(async move {
+        super::chat::wait(ms, None).await;
+        if SPARE_WANTED.get() && connection().is_none() && SPARE.with(|s| s.borrow().is_none()) {
+            make_spare();
+        }
+    });
+}
+
+fn drop_spare() {
+    if let Some(spare) = SPARE.with(|s| s.borrow_mut().take()) {
+        spare.pc.close();
+    }
+}
+
+/// The page leaves the call screen: no spare, now or later.
+pub fn stop_sparing() {
+    SPARE_WANTED.set(false);
+    drop_spare();
+}
+
+fn make_spare() {
+    let Ok(pc) = RtcPeerConnection::new_with_configuration(&caller_configuration()) else {
+        return;
+    };
+    let own = MediaStream::new().ok();
+    add_transceivers(&pc, own.as_ref());
+    let channels = super::chat::make_channels(&pc);
+    // (The call with options: each web-sys method used costs the main module an import.)
+    let options = js::object(&[]);
+    let created = JsFuture::from(pc.create_offer_with_rtc_offer_options(options.unchecked_ref()));
+    let id = SPARES.get().wrapping_add(1);
+    SPARES.set(id);
+    SPARE.with(|s| {
+        *s.borrow_mut() = Some(Spare {
+            id,
+            pc,
+            own,
+            channels,
+            offer: None,
+        })
+    });
+    spawn_local(async move {
+        let sdp = sdp_of(created.await).ok();
+        let failed = SPARE.with(|s| match s.borrow_mut().as_mut() {
+            Some(spare) if spare.id == id => {
+                spare.offer = sdp;
+                spare.offer.is_none()
+            }
+            _ => false, // dropped (and closed) meanwhile
+        });
+        if failed {
+            drop_spare();
+        }
+    });
+}
+
+/// The spare, if its offer is ready (one still being made stays for the next call).
+fn take_spare() -> Option<Spare> {
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.as_ref()
+            .is_some_and(|spare| spare.offer.is_some())
+            .then(|| s.take())
+            .flatten()
+    })
+}
+
+/// The configuration of a connection whose first offer is ours: we know the call is bundled (see
+/// `Effect::OpenPeer`). Set once: a connection's bundle policy cannot change.
+fn caller_configuration() -> RtcConfiguration {
+    let config = rtc_configuration();
+    js::set(&config, "bundlePolicy", &"max-bundle".into());
+    config
 }
 
 /// `RTCConfiguration` with the configured ICE servers.
@@ -264,14 +368,23 @@ async fn user_media(constraints: JsValue) -> Result<MediaStream, String> {
 /// to make (a malformed ICE server, say) fails the call.
 pub fn open_peer(offer: bool) {
     close_connection();
-    let config = rtc_configuration();
-    if offer {
-        // See `Effect::OpenPeer`. Set once: a connection's bundle policy cannot change.
-        js::set(&config, "bundlePolicy", &"max-bundle".into());
-    }
-    let pc = match RtcPeerConnection::new_with_configuration(&config) {
-        Ok(pc) => pc,
-        Err(e) => return dispatch(Event::NegotiationFailed(describe(e))),
+    let spare = if offer { take_spare() } else { None };
+    let (pc, own, channels, ready_offer) = match spare {
+        Some(s) => (s.pc, s.own, s.channels, s.offer),
+        None => {
+            let made = if offer {
+                RtcPeerConnection::new_with_configuration(&caller_configuration())
+            } else {
+                RtcPeerConnection::new_with_configuration(&rtc_configuration())
+            };
+            let pc = match made {
+                Ok(pc) => pc,
+                Err(e) => return dispatch(Event::NegotiationFailed(describe(e))),
+            };
+            // Before any offer: the channels' m-line is in the caller's first offer.
+            let channels = super::chat::make_channels(&pc);
+            (pc, MediaStream::new().ok(), channels, None)
+        }
     };
     // Events read untyped, like the dictionaries (see `user_media`).
     let ice = Closure::<dyn FnMut(JsValue)>::new(|ev: JsValue| {
@@ -308,13 +421,12 @@ pub fn open_peer(offer: bool) {
     if let Some(window) = web_sys::window() {
         let _ = Reflect::set(&window, &JsValue::from_str("duetPeerConnection"), &pc);
     }
-    // Before any offer: the channels' m-line is in the caller's first offer (negotiated, so the
-    // callee's exist without an extra round trip).
-    super::chat::open_channels(&pc);
+    super::chat::open_channels(channels);
     PEER.with(|p| {
         let mut p = p.borrow_mut();
         p.pc = Some(pc);
-        p.own = MediaStream::new().ok();
+        p.own = own;
+        p.ready_offer = ready_offer;
         p.handlers = Some(Handlers {
             _ice: ice,
             _track: track,
@@ -418,15 +530,19 @@ fn description(kind: &str, sdp: &str) -> RtcSessionDescriptionInit {
     js::object(&[("type", &kind.into()), ("sdp", &sdp.into())]).unchecked_into()
 }
 
-/// Sets a freshly created offer/answer as the local description and returns its SDP.
-async fn set_local(pc: &RtcPeerConnection, created: JsValue, kind: &str) -> Result<String, String> {
-    let sdp = js::get(&created, "sdp")
+/// The SDP of a description the browser created.
+fn sdp_of(created: Result<JsValue, JsValue>) -> Result<String, String> {
+    js::get(&created.map_err(describe)?, "sdp")
         .as_string()
-        .ok_or("created description has no SDP")?;
-    JsFuture::from(pc.set_local_description(&description(kind, &sdp)))
+        .ok_or_else(|| "created description has no SDP".into())
+}
+
+/// Sets our own offer/answer.
+async fn set_local(pc: &RtcPeerConnection, kind: &str, sdp: &str) -> Result<(), String> {
+    JsFuture::from(pc.set_local_description(&description(kind, sdp)))
         .await
-        .map_err(describe)?;
-    Ok(sdp)
+        .map(drop)
+        .map_err(describe)
 }
 
 pub fn create_offer() {
@@ -439,28 +555,42 @@ pub fn restart_ice() {
     offer(true);
 }
 
+/// An audio and a video transceiver, both ways, our tracks named by `own`.
+fn add_transceivers(pc: &RtcPeerConnection, own: Option<&MediaStream>) {
+    for kind in ["audio", "video"] {
+        let init = js::object(&[("direction", &"sendrecv".into())]);
+        if let Some(own) = own {
+            js::set(&init, "streams", &js_sys::Array::of1(own));
+        }
+        pc.add_transceiver_with_str_and_init(kind, init.unchecked_ref());
+    }
+}
+
 /// (The browser's work starts at once, not when the step's future is first polled: after the
-/// page has re-rendered.)
+/// page has re-rendered.) Our description goes to the peer as soon as it exists, while the
+/// browser sets it here: the browser keeps a connection's operations in order, so the peer's
+/// answer waits for it, and a failure to set it still fails the call.
 fn offer(ice_restart: bool) {
+    let ready = PEER
+        .with(|p| p.borrow_mut().ready_offer.take())
+        .filter(|_| !ice_restart);
     spawn_step(move |pc, at_start| {
         if pc.get_transceivers().length() == 0 {
             let own = PEER.with(|p| p.borrow().own.clone());
-            for kind in ["audio", "video"] {
-                let init = js::object(&[("direction", &"sendrecv".into())]);
-                if let Some(own) = &own {
-                    js::set(&init, "streams", &js_sys::Array::of1(own));
-                }
-                pc.add_transceiver_with_str_and_init(kind, init.unchecked_ref());
-            }
-            bind_tracks();
+            add_transceivers(&pc, own.as_ref());
         }
+        bind_tracks();
         let options = js::object(&[("iceRestart", &ice_restart.into())]);
-        let created = JsFuture::from(pc.create_offer_with_rtc_offer_options(options.unchecked_ref()));
+        let making = ready
+            .is_none()
+            .then(|| JsFuture::from(pc.create_offer_with_rtc_offer_options(options.unchecked_ref())));
         async move {
-            let offer = created.await.map_err(describe)?;
-            let sdp = set_local(&pc, offer, "offer").await?;
-            report(at_start, Event::LocalOffer(sdp));
-            Ok(())
+            let sdp = match making {
+                Some(making) => sdp_of(making.await)?,
+                None => ready.unwrap_or_default(), // none is made when one was ready
+            };
+            report(at_start, Event::LocalOffer(sdp.clone()));
+            set_local(&pc, "offer", &sdp).await
         }
     });
 }
@@ -477,9 +607,10 @@ pub fn answer_offer(offer: String) {
         async move {
             set.await?;
             send_back(&pc);
-            let answer = JsFuture::from(pc.create_answer()).await.map_err(describe)?;
-            let sdp = set_local(&pc, answer, "answer").await?;
-            report(at_start, Event::LocalAnswer(sdp));
+            let sdp = sdp_of(JsFuture::from(pc.create_answer()).await)?;
+            // To the peer while it is set here, as an offer (see `offer`).
+            report(at_start, Event::LocalAnswer(sdp.clone()));
+            set_local(&pc, "answer", &sdp).await?;
             // The caller waits for the answer, not for us: the queued candidates go in after it.
             report(at_start, Event::RemoteDescriptionSet);
             Ok(())
@@ -545,6 +676,7 @@ fn close_connection() {
         p.generation = p.generation.wrapping_add(1);
         p.remote = None;
         p.own = None;
+        p.ready_offer = None;
         (p.pc.take(), p.handlers.take())
     });
     if let Some(window) = web_sys::window() {

@@ -45,7 +45,12 @@ pub fn run(op: Op) {
             Effect::AnswerOffer(sdp) => peer::answer_offer(sdp),
             Effect::AcceptAnswer(sdp) => peer::accept_answer(sdp),
             Effect::AddIce(c) => peer::add_ice(c),
-            Effect::Teardown => peer::teardown(),
+            Effect::Teardown => {
+                peer::teardown();
+                // At once (the next task): calling back straight away (a dropped call, a wrong
+                // number) is common; the browser makes the offer off the page's thread.
+                peer::spare_later(0);
+            }
             Effect::Mic(on) => peer::set_mic(on),
             Effect::Camera { on, back } => peer::set_camera(on, back),
             Effect::IceServers(servers) => peer::set_ice_servers(servers),
@@ -64,6 +69,7 @@ pub fn run(op: Op) {
         Op::SendFile(file) => chat::send_file(file),
         Op::Stop => {
             peer::teardown();
+            peer::stop_sparing();
             tone::play(Tone::Silent);
             wake::hold(false);
             notify::follow(None, Lang::default());

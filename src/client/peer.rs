@@ -97,8 +97,6 @@ pub fn set_ice_servers(servers: Vec<IceServer>) {
 /// Makes a [`Spare`] `ms` from now if there is still no call then.
 pub fn spare_later(ms: i32) {
     SPARE_WANTED.set(true);
-    // (A future, not a `Closure` for `setTimeout`: each new closure type's code lands in the
-    // main module, which a phone downloads first.)
     spawn_local(async move {
         super::chat::wait(ms, None).await;
         if SPARE_WANTED.get() && connection().is_none() && SPARE.with(|s| s.borrow().is_none()) {

@@ -87,7 +87,13 @@ struct Outbox {
     client: Client,
     /// Signed in (has had its own presence list): presence broadcasts reach it.
     joined: bool,
+    /// Cluster mode: messages for it that another node published while its sign-in was still
+    /// on its way back from Redis; they follow its greeting (presence, config, held messages).
+    early: Vec<String>,
 }
+
+/// At most this many [`Outbox::early`] messages (a sign-in takes one Redis round trip).
+const EARLY_MAX: usize = 64;
 
 #[derive(Default)]
 struct Inner {
@@ -226,11 +232,12 @@ impl Hub {
             return bounced;
         }
         let mut inner = self.lock();
+        let mut greeted = Vec::new();
         for op in ops {
             match op {
                 Op::Relay(conn, json) => {
                     self.relayed.fetch_add(1, Ordering::Relaxed);
-                    queue_text(self, &mut inner, conn, |_| json);
+                    queue_after_greeting(self, &mut inner, conn, json);
                 }
                 Op::Core(action) => self.carry_out(&mut inner, action),
                 Op::Link { conn, peer } => match peer {
@@ -246,7 +253,7 @@ impl Hub {
                     let agreed = inner.partners.get(&conn).is_some_and(|p| p.name == from);
                     if agreed && inner.outboxes.get(&conn).is_some_and(|o| *o.name == *to) {
                         self.relayed.fetch_add(1, Ordering::Relaxed);
-                        queue_text(self, &mut inner, conn, |_| json);
+                        queue_after_greeting(self, &mut inner, conn, json);
                     } else {
                         bounced.push((from, to, json));
                     }
@@ -284,8 +291,20 @@ impl Hub {
                     });
                     if let Some(outbox) = inner.outboxes.get_mut(&conn) {
                         outbox.joined = true;
+                        greeted.push(conn);
                     }
                 }
+            }
+        }
+        // After the whole sign-in (its config and held messages are in the same ops).
+        for conn in greeted {
+            let early = inner
+                .outboxes
+                .get_mut(&conn)
+                .map(|o| std::mem::take(&mut o.early))
+                .unwrap_or_default();
+            for json in early {
+                queue_text(self, &mut inner, conn, |_| json);
             }
         }
         bounced
@@ -602,6 +621,21 @@ pub(super) struct Session {
 
 /// Queues the text `make` writes for `conn`, if it is still connected; a full queue means a
 /// stuck consumer. (A closed one means the connection is already ending: nothing to do.)
+/// A message for `conn`, after its greeting: kept until it has signed in (see
+/// [`Outbox::early`]).
+fn queue_after_greeting(hub: &Hub, inner: &mut Inner, conn: ConnId, json: String) {
+    match inner.outboxes.get_mut(&conn) {
+        Some(outbox) if !outbox.joined => {
+            if outbox.early.len() < EARLY_MAX {
+                outbox.early.push(json);
+            } else {
+                tracing::warn!(conn, "message dropped: too many before the sign-in finished");
+            }
+        }
+        _ => queue_text(hub, inner, conn, |_| json),
+    }
+}
+
 fn queue_text(hub: &Hub, inner: &mut Inner, conn: ConnId, make: impl FnOnce(&Outbox) -> String) {
     let Some(outbox) = inner.outboxes.get(&conn) else {
         return;
@@ -816,6 +850,7 @@ async fn serve(
         name: name.as_str().into(),
         client,
         joined: false,
+        early: Vec::new(),
     };
     let client = outbox.client.clone();
     hub.lock().outboxes.insert(conn, outbox);
@@ -983,6 +1018,48 @@ mod tests {
             h.insert(header::ORIGIN, o.parse().unwrap());
         }
         h
+    }
+
+    /// A message another node published while a sign-in was still on its way back from Redis
+    /// reaches the client after its greeting, not before it (a flaky cluster test caught it).
+    #[tokio::test]
+    async fn cluster_messages_before_the_sign_in_follow_the_greeting() {
+        let hub = Hub::new(RelayConfig::default());
+        let (tx, mut rx) = queue::bounded(16);
+        let outbox = Outbox {
+            tx,
+            host: None,
+            name: "bob".into(),
+            client: Client {
+                key: None,
+                early: true,
+            },
+            joined: false,
+            early: Vec::new(),
+        };
+        hub.lock().outboxes.insert(7, outbox);
+        hub.apply(vec![Op::Relay(7, "published meanwhile".into())]);
+        hub.apply(vec![
+            Op::Joined {
+                conn: 7,
+                name: "bob".into(),
+                version: 1,
+                users: vec!["bob".into()],
+            },
+            Op::Relay(7, "held".into()),
+        ]);
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            match rx.recv().await {
+                Some(Outbound::Text(t)) => got.push(t),
+                _ => panic!("a text frame"),
+            }
+        }
+        assert!(got[0].contains("\"presence\""), "{got:?}");
+        assert_eq!(got[1..], ["held", "published meanwhile"]);
+        // Signed in: straight through.
+        hub.apply(vec![Op::Relay(7, "later".into())]);
+        assert!(matches!(rx.recv().await, Some(Outbound::Text(t)) if t == "later"));
     }
 
     #[test]

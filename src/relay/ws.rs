@@ -619,8 +619,6 @@ pub(super) struct Session {
     pub partner: Option<Partner>,
 }
 
-/// Queues the text `make` writes for `conn`, if it is still connected; a full queue means a
-/// stuck consumer. (A closed one means the connection is already ending: nothing to do.)
 /// A message for `conn`, after its greeting: kept until it has signed in (see
 /// [`Outbox::early`]).
 fn queue_after_greeting(hub: &Hub, inner: &mut Inner, conn: ConnId, json: String) {
@@ -636,6 +634,8 @@ fn queue_after_greeting(hub: &Hub, inner: &mut Inner, conn: ConnId, json: String
     }
 }
 
+/// Queues the text `make` writes for `conn`, if it is still connected; a full queue means a
+/// stuck consumer. (A closed one means the connection is already ending: nothing to do.)
 fn queue_text(hub: &Hub, inner: &mut Inner, conn: ConnId, make: impl FnOnce(&Outbox) -> String) {
     let Some(outbox) = inner.outboxes.get(&conn) else {
         return;

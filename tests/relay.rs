@@ -192,6 +192,75 @@ async fn a_callers_offer_reaches_an_early_page_while_it_rings_and_a_classic_clie
 }
 
 #[tokio::test]
+async fn an_offer_inside_a_call_start_rings_an_early_page_with_it_and_reaches_a_classic_client_after_its_accept(
+) {
+    let net = start().await;
+    let mut alice = connect(&net, "alice", Some("ka&early=1")).await;
+    let mut bob = connect(&net, "bob", Some("kb&early=1")).await;
+    let mut carol = connect(&net, "carol", Some("kc")).await;
+    let start = |to: &str| json!({"type":"call_start","toUser":to,"sdp":"v=0\r\n"});
+
+    alice.send(start("bob")).await;
+    assert_eq!(
+        bob.recv().await,
+        json!({"type":"call_start","fromUser":"alice","toUser":"bob","sdp":"v=0\r\n"})
+    );
+    alice.send(json!({"type":"hangup","toUser":"bob"})).await;
+    assert_eq!(bob.recv().await["type"], "hangup");
+
+    alice.send(start("carol")).await;
+    assert_eq!(
+        carol.recv().await,
+        json!({"type":"call_start","fromUser":"alice","toUser":"carol"}),
+        "a classic client gets the call_start it knows"
+    );
+    alice
+        .send(json!({"type":"call_back","toUser":"carol","msg":"marker"}))
+        .await;
+    assert_eq!(carol.recv().await["msg"], "marker", "no offer before the accept");
+    carol
+        .send(json!({"type":"call_back","toUser":"alice","msg":"1"}))
+        .await;
+    assert_eq!(alice.recv().await["msg"], "1");
+    assert_eq!(
+        carol.recv().await,
+        json!({"type":"offer","fromUser":"alice","toUser":"carol","sdp":"v=0\r\n"})
+    );
+}
+
+#[tokio::test]
+async fn an_answer_inside_an_accept_reaches_an_early_page_with_it_and_a_classic_client_as_an_answer() {
+    let net = start().await;
+    let mut alice = connect(&net, "alice", Some("ka&early=1")).await;
+    let mut bob = connect(&net, "bob", Some("kb&early=1")).await;
+    let mut carol = connect(&net, "carol", Some("kc")).await;
+    let accept = |to: &str| json!({"type":"call_back","toUser":to,"msg":"1","sdp":"v=0\r\n"});
+
+    alice.send(json!({"type":"call_start","toUser":"bob"})).await;
+    assert_eq!(bob.recv().await["type"], "call_start");
+    bob.send(accept("alice")).await;
+    assert_eq!(
+        alice.recv().await,
+        json!({"type":"call_back","fromUser":"bob","toUser":"alice","msg":"1","sdp":"v=0\r\n"})
+    );
+    alice.send(json!({"type":"hangup","toUser":"bob"})).await;
+    assert_eq!(bob.recv().await["type"], "hangup");
+
+    carol.send(json!({"type":"call_start","toUser":"bob"})).await;
+    assert_eq!(bob.recv().await["type"], "call_start");
+    bob.send(accept("carol")).await;
+    assert_eq!(
+        carol.recv().await,
+        json!({"type":"call_back","fromUser":"bob","toUser":"carol","msg":"1"}),
+        "a classic client gets the accept it knows"
+    );
+    assert_eq!(
+        carol.recv().await,
+        json!({"type":"answer","fromUser":"bob","toUser":"carol","sdp":"v=0\r\n"})
+    );
+}
+
+#[tokio::test]
 async fn a_spoofed_from_user_never_reaches_anyone() {
     let net = start().await;
     let mut alice = connect(&net, "alice", None).await;

@@ -295,6 +295,15 @@ impl Registry {
                     self.link(from, &to, now + self.timing.ring_timeout_ms);
                 }
                 // else: glare (both called each other) or a repeat; the clients settle glare.
+                // The caller's offer may ride along (a Duet page); a client that takes no offer
+                // while it rings gets it as an `offer` of its own, held like one.
+                if !self.users.get(&to).is_some_and(|u| u.early) {
+                    if let Some(sdp) = m.sdp.take() {
+                        actions.extend(self.deliver(&to, m, link.is_some())?);
+                        actions.extend(self.route(from, stamped(Kind::Offer, from, &to, sdp), now)?);
+                        return Ok(actions);
+                    }
+                }
             }
             (Kind::CallBack, Some(l)) if m.msg.as_deref() == Some(ACCEPT) && l.ringing_until.is_some() => {
                 let mut ahead = Vec::new();
@@ -308,6 +317,15 @@ impl Registry {
                 for held in ahead {
                     let callee = held.to_user.clone().unwrap_or_default();
                     actions.extend(self.deliver(&callee, held, true).ok().flatten());
+                }
+                // The callee's answer may ride along (a Duet page); a caller that does not take
+                // it so gets it as an `answer` of its own, next.
+                if !self.users.get(&to).is_some_and(|u| u.early) {
+                    if let Some(sdp) = m.sdp.take() {
+                        actions.extend(self.deliver(&to, m, true)?);
+                        actions.extend(self.deliver(&to, stamped(Kind::Answer, from, &to, sdp), true)?);
+                        return Ok(actions);
+                    }
                 }
             }
             (Kind::CallBack, Some(_)) if m.msg.as_deref() == Some(DECLINE) => {
@@ -472,6 +490,13 @@ pub fn stamp(from: &str, mut m: Message) -> Result<(String, Message), ProtocolEr
     m.users = None;
     m.ice_servers = None;
     Ok((to, m))
+}
+
+/// A `kind` message from `from` to `to` carrying `sdp`, as [`stamp`] leaves it.
+fn stamped(kind: Kind, from: &str, to: &str, sdp: String) -> Message {
+    let mut m = Message::to(kind, to).with_sdp(sdp);
+    m.from_user = Some(from.to_owned());
+    m
 }
 
 /// Why a `kind` message to `to` was refused, for the refusals that depend on who is online and
@@ -751,6 +776,54 @@ mod tests {
             json!({"type":"_ice","toUser":"carol","iceCandidate":{"candidate":"c2"}}),
         );
         assert_eq!(only_to(&out, C).kind, Kind::Ice);
+    }
+
+    #[test]
+    fn an_offer_inside_the_call_start_rings_an_early_callee_with_it_and_waits_for_a_classic_ones_accept() {
+        let mut r = reg_early_bob();
+        let start = |to: &str| json!({"type":"call_start","toUser":to,"sdp":"v=0 offer"});
+        let m = only_to(&send(&mut r, A, start("bob")), B);
+        assert_eq!((m.kind, m.sdp.as_deref()), (Kind::CallStart, Some("v=0 offer")));
+        send(&mut r, A, json!({"type":"hangup","toUser":"bob"}));
+        // carol's classic client: the call_start alone, the offer after her accept.
+        let m = only_to(&send(&mut r, A, start("carol")), C);
+        assert_eq!((m.kind, m.sdp.as_deref()), (Kind::CallStart, None));
+        let out = send(&mut r, C, json!({"type":"call_back","toUser":"alice","msg":"1"}));
+        let to_carol: Vec<_> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(C, m) => Some((m.kind, m.from_user.as_deref(), m.sdp.as_deref())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(to_carol, [(Kind::Offer, Some("alice"), Some("v=0 offer"))]);
+    }
+
+    #[test]
+    fn an_answer_inside_the_accept_reaches_a_duet_caller_as_it_is_and_a_classic_one_as_an_answer() {
+        let mut r = reg_early_bob();
+        send(&mut r, A, json!({"type":"call_start","toUser":"bob"}));
+        let accept = |to: &str| json!({"type":"call_back","toUser":to,"msg":"1","sdp":"v=0 answer"});
+        let m = only_to(&send(&mut r, B, accept("alice")), A);
+        assert_eq!((m.kind, m.sdp.as_deref()), (Kind::CallBack, Some("v=0 answer")));
+        send(&mut r, A, json!({"type":"hangup","toUser":"bob"}));
+        // carol's classic client calls bob's page.
+        send(&mut r, C, json!({"type":"call_start","toUser":"bob"}));
+        let to_carol: Vec<_> = send(&mut r, B, accept("carol"))
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(C, m) => Some((m.kind, m.msg.clone(), m.sdp.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            to_carol,
+            [
+                (Kind::CallBack, Some("1".into()), None),
+                (Kind::Answer, None, Some("v=0 answer".into()))
+            ]
+        );
+        assert_eq!(r.partner_of("carol"), Some("bob"));
     }
 
     #[test]
@@ -1218,6 +1291,10 @@ mod props {
                             }
                             let sender = sender.as_deref().expect("only known senders get anything relayed");
                             let dest_name = r.conns.get(&dest).expect("delivered to a live connection");
+                            let carrier = m.kind == Kind::CallStart || (m.kind == Kind::CallBack && m.msg.as_deref() == Some(ACCEPT));
+                            if carrier && m.sdp.is_some() {
+                                prop_assert!(r.users[dest_name.as_str()].early, "SDP inside a call_start or an accept only to a page that takes it");
+                            }
                             if m.from_user.as_deref() == Some(sender) && m.kind.as_str() == KINDS[kind] {
                                 // The message itself: to its addressee, stamped with the real sender.
                                 prop_assert_eq!(dest_name, to_name);

@@ -316,13 +316,26 @@ impl Cluster {
     ) -> Result<Vec<Op>, ProtocolError> {
         let kind = m.kind;
         let json = m.to_json();
-        let cancelled = if kind == Kind::Hangup {
+        // The variants the script may deliver instead (see `op_route` in relay.lua).
+        let (mut alt, mut inside) = (String::new(), String::new());
+        if kind == Kind::Hangup {
             let mut c = m.clone();
             c.code = Some(Code::Cancelled);
-            c.to_json()
-        } else {
-            String::new()
-        };
+            alt = c.to_json();
+        } else if let (Kind::CallStart | Kind::CallBack, Some(sdp)) = (kind, &m.sdp) {
+            // The offer inside a call_start, the answer inside an accept.
+            let mut bare = m.clone();
+            bare.sdp = None;
+            alt = bare.to_json();
+            let inner = if kind == Kind::CallStart {
+                Kind::Offer
+            } else {
+                Kind::Answer
+            };
+            let mut o = Message::to(inner, to).with_sdp(sdp.clone());
+            o.from_user = m.from_user.clone();
+            inside = o.to_json();
+        }
         let msg = match m.msg.as_deref() {
             Some(ACCEPT) => ACCEPT,
             Some(DECLINE) => DECLINE,
@@ -335,7 +348,8 @@ impl Cluster {
             kind.as_str(),
             msg,
             &json,
-            &cancelled,
+            &alt,
+            &inside,
         ]
         .map(str::to_owned);
         match self.run::<Vec<String>>(&self.scripts.route, &strs(&args)).await {

@@ -230,7 +230,9 @@ local function with_link(u)
 end
 
 -- ARGV[6] conn, [7] from, [8] to, [9] type, [10] call_back msg, [11] stamped JSON,
--- [12] the same with code "cancelled" (a hangup while ringing). Returns the ops, or
+-- [12] the same with code "cancelled" (a hangup while ringing) or without its SDP (a
+-- call_start with the offer, an accept with the answer), [13] that SDP as an `offer` or
+-- `answer` ("" if none). Returns the ops, or
 -- {"E", code} when the message is refused.
 local function op_route()
   local conn, from, to, kind, msg, json = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
@@ -251,6 +253,20 @@ local function op_route()
       hang_up_for(from, 'cancelled')
       make_link(from, to, t + RING)
     end
+    -- The caller's offer rode along ([13] the offer alone, [12] the call_start without it): a
+    -- client that takes no offer while it rings gets the offer as its own message, held as one.
+    if ARGV[13] ~= '' and not tu.early then
+      if not deliver(tu, ARGV[12], l ~= nil) then return { 'E', 'not_online' } end
+      local cl = link(from)
+      if cl and cl.caller and cl.ring > 0 then
+        if redis.call('LLEN', P .. 'ahead:' .. from) < HELD_MAX then
+          redis.call('RPUSH', P .. 'ahead:' .. from, ARGV[13])
+        end
+      else
+        deliver(tu, ARGV[13], true)
+      end
+      return with_link(f)
+    end
   elseif kind == 'call_back' and l and msg == '1' and l.ring > 0 then
     redis.call('HSET', P .. 'c:' .. from, 'ring', 0)
     redis.call('HSET', P .. 'c:' .. to, 'ring', 0)
@@ -263,6 +279,13 @@ local function op_route()
     redis.call('DEL', P .. 'ahead:' .. caller)
     for _, held in ipairs(ahead) do
       deliver(callee, held, true)
+    end
+    -- The callee's answer rode along ([13], [12] the accept without it): a caller that does
+    -- not take it so gets it as its own message, next.
+    if ARGV[13] ~= '' and tu and not tu.early then
+      deliver(tu, ARGV[12], true)
+      deliver(tu, ARGV[13], true)
+      return with_link(f)
     end
   elseif kind == 'call_back' and l and msg == '0' then
     end_call(from)

@@ -14,14 +14,17 @@
 //! callee's while it rings (only if the browser already has the permission, so no prompt
 //! appears before the person chose to answer); both see their own preview. Declining,
 //! cancelling or ringing out releases them at once.
-//! The caller makes its offer (and gathers its ICE candidates) when it dials and sends them at
-//! once; the relay passes them on to a callee that asks for them (`?early=1`, this page) and
-//! holds them until the accept for classic clients. The callee sets the offer up and makes its
-//! answer while it rings, but keeps the answer, its own candidates and the caller's candidates
-//! until Accept: with no remote candidate its ICE agent sends nothing to the caller, so a call
-//! that is not answered never learns the callee's address (candidates inside an offer's SDP
-//! are taken out for that too, [`split_candidates`]). Accept then only sends what is ready.
-//! Candidates that arrive before the remote description is set are queued, then applied.
+//! The caller's offer is made before the tap (the shell's spare connection,
+//! [`Event::SpareOffer`]) and goes inside the `call_start`; its ICE candidates follow at once.
+//! The relay passes them on to a callee that asks for them (`?early=1`, this page) and gives
+//! classic clients a bare `call_start` and the offer after their accept. The callee sets the
+//! offer up and makes its answer while it rings, but keeps the answer, its own candidates and
+//! the caller's candidates until Accept: with no remote candidate its ICE agent sends nothing
+//! to the caller, so a call that is not answered never learns the callee's address (candidates
+//! inside an offer's SDP are taken out for that too, [`split_candidates`]). Accept then sends
+//! the answer inside the `call_back "1"` (an answer still being made takes the accept along
+//! when it is ready), so the caller sets it before it redraws. Candidates that arrive before
+//! the remote description is set are queued, then applied.
 //!
 //! The network may change under a call: when the peer-to-peer path is `disconnected` for
 //! [`ICE_GRACE_MS`] or `failed`, the caller (only the caller, so two restarts never cross)
@@ -72,7 +75,8 @@ pub struct Session {
     pub pending_ice: Vec<IceCandidate>,
     /// When media started flowing (ms, shell clock); `None` while connecting.
     pub connected_at: Option<f64>,
-    /// Caller: an offer is out (or about to be) and its answer not applied yet.
+    /// Caller: an offer is out (or about to be) and its answer not applied yet. Callee: our
+    /// accept waits for our answer, still being made, to go inside it.
     pub negotiating: bool,
     /// Caller: a restart waits for fresh ICE servers (TURN credentials) from the relay.
     pub restart_pending: bool,
@@ -270,7 +274,9 @@ pub struct State {
     pub ring_timer: u32,
     /// Media warmed for the call being set up (calling or ringing).
     pub warm: Warm,
-    /// Ringing: the call set up ahead of the accept.
+    /// Ringing: the call set up ahead of the accept. Free: `offer` is the one of the connection
+    /// the shell made ahead for our next call ([`Event::SpareOffer`]); calling: the one our
+    /// `call_start` carried.
     pub early: Early,
 }
 
@@ -299,6 +305,9 @@ pub enum Event {
     LocalOffer(String),
     LocalAnswer(String),
     LocalIce(IceCandidate),
+    /// The shell made (`Some`) or dropped (`None`) the connection for our next call; its offer,
+    /// created but not set, is what `OpenPeer { offer: true }` then `CreateOffer` use.
+    SpareOffer(Option<String>),
     RemoteDescriptionSet,
     PeerConnected {
         at_ms: f64,
@@ -596,7 +605,10 @@ impl State {
             Event::Accept => {
                 if let Phase::Ringing { peer } = &self.phase {
                     let peer = peer.clone();
-                    fx.push(Effect::Send(Message::to(Kind::CallBack, &peer).with_msg(ACCEPT)));
+                    // An answer made while it rang goes inside the accept (see `go_live`).
+                    if !self.early.answering {
+                        fx.push(Effect::Send(accept(&peer)));
+                    }
                     self.go_live(&peer, Role::Callee, fx);
                 }
             }
@@ -657,8 +669,22 @@ impl State {
                     self.early.our_ice.push(c);
                 }
             }
+            // (One made while a call comes in waits: the shell tells again after the call.)
+            Event::SpareOffer(sdp) => {
+                if self.is_free() {
+                    self.early.offer = sdp;
+                }
+            }
+            // Sent already, inside the call_start.
+            Event::LocalOffer(sdp) if self.early.offer.as_ref() == Some(&sdp) => {}
             Event::LocalOffer(sdp) => self.send_in_call(Kind::Offer, |m| m.with_sdp(sdp), fx),
-            Event::LocalAnswer(sdp) => self.send_in_call(Kind::Answer, |m| m.with_sdp(sdp), fx),
+            Event::LocalAnswer(sdp) => match &mut self.phase {
+                Phase::Live(s) if s.role == Role::Callee && s.negotiating => {
+                    s.negotiating = false;
+                    fx.push(Effect::Send(accept(&s.peer).with_sdp(sdp)));
+                }
+                _ => self.send_in_call(Kind::Answer, |m| m.with_sdp(sdp), fx),
+            },
             Event::LocalIce(c) => self.send_in_call(Kind::Ice, |m| m.with_ice(c), fx),
             Event::RemoteDescriptionSet => {
                 if let Phase::Live(s) = &mut self.phase {
@@ -714,12 +740,14 @@ impl State {
             s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
         }
         if early.answering {
-            // Answered (or being answered) while it rang: send what is ready; an answer still
-            // being made goes out with `LocalAnswer`, the caller's candidates with
+            // Answered (or being answered) while it rang: the accept carries the answer, so the
+            // caller sets it before it redraws; one still being made takes the accept along
+            // (`LocalAnswer`). Our candidates follow, the caller's go in with
             // `RemoteDescriptionSet`.
             s.remote_set = early.answer.is_some();
+            s.negotiating = !s.remote_set;
             let (answer, ours) = (early.answer, early.our_ice);
-            fx.extend(answer.map(|sdp| Effect::Send(Message::to(Kind::Answer, peer).with_sdp(sdp))));
+            fx.extend(answer.map(|sdp| Effect::Send(accept(peer).with_sdp(sdp))));
             fx.extend(
                 ours.into_iter()
                     .map(|c| Effect::Send(Message::to(Kind::Ice, peer).with_ice(c))),
@@ -842,11 +870,15 @@ impl State {
             return;
         }
         self.notice = None;
+        // With the spare's offer inside, the callee sets it up before it even draws the call.
+        let mut start = Message::to(Kind::CallStart, peer);
+        start.sdp.clone_from(&self.early.offer);
+        // The camera first: it takes longest to open (the shell asks for it at once).
         fx.extend([
-            Effect::Send(Message::to(Kind::CallStart, peer)),
+            Effect::Send(start),
+            Effect::StartMedia { ask: true },
             Effect::OpenPeer { offer: true },
             Effect::CreateOffer,
-            Effect::StartMedia { ask: true },
         ]);
         self.warm = Warm::Opening;
         self.ring_timer = arm(&mut self.timers, Timer::Ring, RING_MS, fx);
@@ -883,7 +915,7 @@ impl State {
         }
     }
 
-    fn receive(&mut self, m: Message, fx: &mut Vec<Effect>) {
+    fn receive(&mut self, mut m: Message, fx: &mut Vec<Effect>) {
         if m.kind == Kind::Config && m.is_from_system() {
             let servers = m.ice_servers.unwrap_or_default();
             self.turn = servers.iter().any(IceServer::is_turn);
@@ -909,9 +941,26 @@ impl State {
             return self.system_notice(m, fx);
         }
         let Some(from) = m.from_user.clone() else { return };
+        // The caller's offer may come inside its call_start, the callee's answer inside its
+        // accept: taken as if they had come next.
+        let inner = match m.kind {
+            Kind::CallStart => {
+                self.incoming(&from, fx);
+                Kind::Offer
+            }
+            Kind::CallBack => {
+                self.call_back(&from, m.msg.take().unwrap_or_default(), fx);
+                Kind::Answer
+            }
+            other => other,
+        };
+        if inner != m.kind {
+            if m.sdp.is_none() {
+                return;
+            }
+            m.kind = inner;
+        }
         match m.kind {
-            Kind::CallStart => self.incoming(&from, fx),
-            Kind::CallBack => self.call_back(&from, m.msg.unwrap_or_default(), fx),
             Kind::Offer if self.ringing_from(&from) => {
                 if let (None, Some(sdp)) = (&self.early.offer, m.sdp) {
                     let (sdp, ice) = split_candidates(&sdp);
@@ -974,7 +1023,7 @@ impl State {
                     };
                 }
             }
-            Kind::Presence | Kind::Config => {}
+            Kind::CallStart | Kind::CallBack | Kind::Presence | Kind::Config => {}
         }
     }
 
@@ -1031,9 +1080,10 @@ impl State {
     fn incoming(&mut self, from: &str, fx: &mut Vec<Effect>) {
         match &self.phase {
             Phase::Idle | Phase::Ended { .. } => {
+                self.early = Early::default(); // (not our spare's offer)
                 fx.extend([
-                    Effect::OpenPeer { offer: false },
                     Effect::StartMedia { ask: false },
+                    Effect::OpenPeer { offer: false },
                 ]);
                 self.warm = Warm::Opening;
                 self.ring_timer = arm(&mut self.timers, Timer::Ring, RING_MS, fx);
@@ -1045,7 +1095,7 @@ impl State {
             // on both sides: the name that sorts first stays caller; the other accepts.
             Phase::Calling { peer } if peer == from => {
                 if self.me.as_str() > from {
-                    fx.push(Effect::Send(Message::to(Kind::CallBack, from).with_msg(ACCEPT)));
+                    fx.push(Effect::Send(accept(from)));
                     self.go_live(from, Role::Callee, fx);
                 }
             }
@@ -1108,6 +1158,43 @@ impl State {
     }
 }
 
+/// The bitrate (kbit/s) our video starts at, instead of the browser's 300: the first picture's
+/// key frame is paced out at the start rate, so it arrives sooner and sharper (docs/perf.md);
+/// the browser's estimate takes over from there.
+pub const START_KBPS: u32 = 1000;
+
+/// The peer's description with `x-google-start-bitrate` on each of its video codecs: Chromium
+/// and Safari read our sending side's start rate from the description they apply. Codecs
+/// that carry one already keep theirs; other browsers ignore the parameter.
+pub fn with_start_bitrate(sdp: &str) -> String {
+    const VIDEO: [&str; 5] = ["VP8", "VP9", "H264", "H265", "AV1"];
+    fn video_pt(line: &str) -> Option<&str> {
+        let (pt, codec) = line.strip_prefix("a=rtpmap:")?.split_once(' ')?;
+        VIDEO.contains(&codec.split('/').next()?).then_some(pt)
+    }
+    let param = format!("x-google-start-bitrate={START_KBPS}");
+    let mut out = String::with_capacity(sdp.len() + 256);
+    for line in sdp.split_inclusive('\n') {
+        let content = line.trim_end_matches(['\r', '\n']);
+        let eol = &line[content.len()..];
+        out.push_str(content);
+        if let Some((pt, _)) = content.strip_prefix("a=fmtp:").and_then(|f| f.split_once(' ')) {
+            let is_video = sdp.lines().filter_map(video_pt).any(|p| p == pt);
+            if is_video && !content.contains("x-google-start-bitrate") {
+                out.push(';');
+                out.push_str(&param);
+            }
+        }
+        out.push_str(eol);
+        if let Some(pt) = video_pt(content) {
+            if !sdp.contains(&format!("a=fmtp:{pt} ")) {
+                out.push_str(&format!("a=fmtp:{pt} {param}\r\n"));
+            }
+        }
+    }
+    out
+}
+
 /// Takes the `a=candidate` lines out of an SDP, as trickled candidates of their m-section (`mid`
 /// and index): an offer that comes while ringing is set without them, so the callee's ICE
 /// agent has no one to send checks to before the accept (see the module docs). Also drops
@@ -1150,6 +1237,11 @@ pub fn split_candidates(sdp: &str) -> (String, Vec<IceCandidate>) {
 }
 
 /// Hands out the next timer id and starts that timer.
+/// The `call_back` that accepts `peer`'s call.
+fn accept(peer: &str) -> Message {
+    Message::to(Kind::CallBack, peer).with_msg(ACCEPT)
+}
+
 fn arm(timers: &mut u32, timer: Timer, ms: u32, fx: &mut Vec<Effect>) -> u32 {
     *timers = timers.wrapping_add(1);
     fx.push(Effect::After {
@@ -1202,6 +1294,14 @@ mod tests {
     }
 
     /// Runs events in order, returning the final state and all effects.
+    /// The SDP a sent `call_back` carries.
+    fn answer_inside(fx: &[Effect]) -> Option<&str> {
+        fx.iter().find_map(|e| match e {
+            Effect::Send(m) if m.kind == Kind::CallBack => m.sdp.as_deref(),
+            _ => None,
+        })
+    }
+
     fn run(mut s: State, events: impl IntoIterator<Item = Event>) -> (State, Vec<Effect>) {
         let mut all = Vec::new();
         for e in events {
@@ -1402,17 +1502,124 @@ mod tests {
     }
 
     #[test]
+    fn video_codecs_get_a_start_bitrate_and_nothing_else_changes() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+                   a=fmtp:111 minptime=10;useinbandfec=1\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97 98\r\n\
+                   a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtpmap:97 rtx/90000\r\n\
+                   a=fmtp:97 apt=96\r\na=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\n";
+        assert_eq!(
+            with_start_bitrate(sdp),
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+             a=fmtp:111 minptime=10;useinbandfec=1\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97 98\r\n\
+             a=rtpmap:96 VP8/90000\r\na=fmtp:96 x-google-start-bitrate=1000\r\na=rtcp-fb:96 nack\r\n\
+             a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\na=rtpmap:98 VP9/90000\r\n\
+             a=fmtp:98 profile-id=0;x-google-start-bitrate=1000\r\n"
+        );
+        let once = with_start_bitrate(sdp);
+        assert_eq!(
+            with_start_bitrate(&once),
+            once,
+            "a start rate already there stays"
+        );
+    }
+
+    #[test]
+    fn a_spare_offer_goes_inside_the_call_start_and_is_not_sent_again() {
+        let s = State::new("alice");
+        let (s, fx) = s.step(Event::SpareOffer(Some("spare".into())));
+        assert!(fx.is_empty());
+        assert!(s.looks_like(&State::new("alice")), "nothing to draw");
+        let (s, fx) = s.step(Event::Dial("bob".into()));
+        assert!(
+            matches!(&fx[0], Effect::Send(m) if m.kind == Kind::CallStart && m.sdp.as_deref() == Some("spare"))
+        );
+        assert_eq!(s.early.offer.as_deref(), Some("spare"), "sent");
+        // The shell sets that offer and reports it: already sent.
+        let (s, fx) = s.step(Event::LocalOffer("spare".into()));
+        assert!(fx.is_empty(), "{fx:?}");
+        // Any other offer (say the shell had to make one) goes out as an offer.
+        let (s, fx) = s.step(Event::LocalOffer("other".into()));
+        assert_eq!(sent(&fx), [(Kind::Offer, "bob".into(), None)]);
+        // The next dial has no spare unless the shell made one again; a dropped one is gone, and
+        // one made while a call rings in is not taken (the shell tells again after the call).
+        let (s, _) = run(
+            s,
+            [
+                Event::HangUp,
+                Event::SpareOffer(Some("x".into())),
+                Event::SpareOffer(None),
+            ],
+        );
+        let (s, fx) = s.step(Event::Dial("bob".into()));
+        assert!(matches!(&fx[0], Effect::Send(m) if m.kind == Kind::CallStart && m.sdp.is_none()));
+        let (s, _) = run(
+            s,
+            [
+                Event::HangUp,
+                recv(Kind::CallStart, "carol"),
+                Event::SpareOffer(Some("y".into())),
+            ],
+        );
+        assert_eq!(s.early.offer, None);
+        let (s, _) = run(s, [Event::Decline, Event::SpareOffer(Some("z".into()))]);
+        let (_, fx) = s.step(Event::Dial("bob".into()));
+        assert!(matches!(&fx[0], Effect::Send(m) if m.sdp.as_deref() == Some("z")));
+    }
+
+    #[test]
+    fn an_answer_inside_the_accept_is_set_at_once() {
+        let (s, _) = State::new("alice").step(Event::Dial("bob".into()));
+        let (s, fx) = s.step(Event::Received(
+            msg(Kind::CallBack, "bob").with_msg(ACCEPT).with_sdp("a".into()),
+        ));
+        assert_eq!(s.status(0.0), Status::Connecting("bob".into()));
+        assert!(untimed(&fx).contains(&Effect::AcceptAnswer("a".into())), "{fx:?}");
+        assert!(!session(&s).negotiating);
+        // A decline with SDP (nonsense) is still a decline.
+        let (s, _) = State::new("alice").step(Event::Dial("bob".into()));
+        let (s, fx) = s.step(Event::Received(
+            msg(Kind::CallBack, "bob").with_msg(DECLINE).with_sdp("a".into()),
+        ));
+        assert!(matches!(s.phase, Phase::Ended { .. }));
+        assert!(!fx.iter().any(|e| matches!(e, Effect::AcceptAnswer(_))));
+    }
+
+    #[test]
+    fn an_offer_inside_the_call_start_is_set_up_while_it_rings() {
+        let start = Event::Received(
+            msg(Kind::CallStart, "alice").with_sdp("o\r\nm=audio\r\na=candidate:1\r\n".into()),
+        );
+        let (s, fx) = State::new("bob").step(start.clone());
+        assert_eq!(s.phase, Phase::Ringing { peer: "alice".into() });
+        let answering = fx
+            .iter()
+            .position(|e| *e == Effect::AnswerOffer("o\r\nm=audio\r\n".into()));
+        let opening = fx.iter().position(|e| *e == Effect::OpenPeer { offer: false });
+        assert!(opening < answering && answering.is_some(), "{fx:?}");
+        assert_eq!(s.early.their_ice.len(), 1, "its candidates wait for the accept");
+        assert!(sent(&fx).is_empty(), "nothing goes back before the accept");
+        // Glare, the name that sorts later: becomes the callee and answers that offer.
+        let (s, _) = State::new("bob").step(Event::Dial("alice".into()));
+        let (s, fx) = s.step(start);
+        assert!(matches!(&s.phase, Phase::Live(x) if x.role == Role::Callee));
+        assert!(
+            fx.contains(&Effect::AnswerOffer("o\r\nm=audio\r\na=candidate:1\r\n".into())),
+            "{fx:?}"
+        );
+    }
+
+    #[test]
     fn caller_happy_path_answered_before_the_camera_opens() {
         let s = State::new("alice");
         let (s, fx) = s.step(Event::Dial(" bob ".into()));
         assert_eq!(
             untimed(&fx)[1..],
             [
+                Effect::StartMedia { ask: true },
                 Effect::OpenPeer { offer: true },
                 Effect::CreateOffer,
-                Effect::StartMedia { ask: true }
             ],
-            "the connection and its offer first, the camera meanwhile"
+            "the camera (the slowest to open), then the connection and its offer"
         );
         assert_eq!(sent(&fx), [(Kind::CallStart, "bob".into(), None)]);
         assert_eq!(s.status(0.0), Status::Calling("bob".into()));
@@ -1454,8 +1661,8 @@ mod tests {
         assert_eq!(
             untimed(&fx),
             [
-                Effect::OpenPeer { offer: false },
-                Effect::StartMedia { ask: false }
+                Effect::StartMedia { ask: false },
+                Effect::OpenPeer { offer: false }
             ]
         );
         assert_eq!(s.status(0.0), Status::Ringing("alice".into()));
@@ -1528,8 +1735,8 @@ mod tests {
         assert_eq!(
             untimed(&fx),
             [
-                Effect::OpenPeer { offer: false },
-                Effect::StartMedia { ask: false }
+                Effect::StartMedia { ask: false },
+                Effect::OpenPeer { offer: false }
             ]
         );
         let offer = msg(Kind::Offer, "alice").with_sdp(OFFER_WITH_CANDIDATE.into());
@@ -1561,10 +1768,10 @@ mod tests {
             sent(&fx),
             [
                 (Kind::CallBack, "alice".into(), Some(ACCEPT.into())),
-                (Kind::Answer, "alice".into(), None),
                 (Kind::Ice, "alice".into(), None)
             ]
         );
+        assert_eq!(answer_inside(&fx), Some("a"), "the accept carries the answer");
         let added: Vec<&IceCandidate> = fx
             .iter()
             .filter_map(|e| match e {
@@ -1598,14 +1805,19 @@ mod tests {
             ],
         );
         let (s, fx) = s.step(Event::Accept);
-        assert_eq!(sent(&fx), [(Kind::CallBack, "alice".into(), Some(ACCEPT.into()))]);
+        assert_eq!(sent(&fx), [], "the accept waits for the answer to go inside it");
+        assert_eq!(s.status(0.0), Status::Connecting("alice".into()));
         assert!(!fx
             .iter()
             .any(|e| matches!(e, Effect::AddIce(_) | Effect::AnswerOffer(_))));
         let (s, fx) = s.step(Event::LocalAnswer("a".into()));
-        assert_eq!(sent(&fx), [(Kind::Answer, "alice".into(), None)]);
-        let (_, fx) = s.step(Event::RemoteDescriptionSet);
+        assert_eq!(sent(&fx), [(Kind::CallBack, "alice".into(), Some(ACCEPT.into()))]);
+        assert_eq!(answer_inside(&fx), Some("a"));
+        let (s, fx) = s.step(Event::RemoteDescriptionSet);
         assert_eq!(fx, [Effect::AddIce(ice(7))]);
+        // An ICE restart's answer later is an answer.
+        let (_, fx) = s.step(Event::LocalAnswer("b".into()));
+        assert_eq!(sent(&fx), [(Kind::Answer, "alice".into(), None)]);
     }
 
     #[test]
@@ -1624,21 +1836,16 @@ mod tests {
         assert_eq!(
             untimed(&fx),
             [
-                Effect::OpenPeer { offer: false },
                 Effect::StartMedia { ask: false },
+                Effect::OpenPeer { offer: false },
                 Effect::AnswerOffer("o".into())
             ]
         );
         // Accept asks for the camera and sends the answer at once, without waiting for it.
         let (s, fx) = s.step(Event::Accept);
         assert!(fx.contains(&Effect::StartMedia { ask: true }));
-        assert_eq!(
-            sent(&fx),
-            [
-                (Kind::CallBack, "alice".into(), Some(ACCEPT.into())),
-                (Kind::Answer, "alice".into(), None)
-            ]
-        );
+        assert_eq!(sent(&fx), [(Kind::CallBack, "alice".into(), Some(ACCEPT.into()))]);
+        assert_eq!(answer_inside(&fx), Some("a"));
         assert!(fx.contains(&Effect::AddIce(ice(7))));
         assert!(!session(&s).media_ready);
         let (s, _) = s.step(Event::MediaReady);
@@ -2027,8 +2234,8 @@ mod tests {
         assert_eq!(
             untimed(&fx),
             [
-                Effect::OpenPeer { offer: false },
                 Effect::StartMedia { ask: false },
+                Effect::OpenPeer { offer: false },
                 Effect::Teardown
             ],
             "the warm-up, then its release"

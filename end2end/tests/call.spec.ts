@@ -75,28 +75,58 @@ test('the callee can hang up too, and both can call again', async () => {
   await expect(status(a.page)).toContainText(`In call with ${b.name}`);
 });
 
-test('a call placed on a settled page sends an offer made beforehand; the next one is made after the call', async () => {
+test('a call placed on a settled page sends an offer made beforehand inside its call_start, the answer comes inside the accept; the next offer is made after the call', async () => {
   const [a, b] = people;
-  // Counts the offers a's page makes, from its first script on.
-  await a.ctx.addInitScript(() => {
-    const w = window as any;
-    w.__offersMade = 0;
-    const make = RTCPeerConnection.prototype.createOffer;
-    RTCPeerConnection.prototype.createOffer = function (this: RTCPeerConnection, ...args: any[]) {
-      w.__offersMade += 1;
-      return (make as any).apply(this, args);
-    } as any;
-  });
-  await a.page.reload();
-  await expectOnline(a.page);
+  // Counts the offers a page makes, and notes what it sends, from its first script on.
+  for (const p of [a, b]) {
+    await p.ctx.addInitScript(() => {
+      const w = window as any;
+      w.__offersMade = 0;
+      w.__sent = [];
+      const make = RTCPeerConnection.prototype.createOffer;
+      RTCPeerConnection.prototype.createOffer = function (this: RTCPeerConnection, ...args: any[]) {
+        w.__offersMade += 1;
+        return (make as any).apply(this, args);
+      } as any;
+      const send = WebSocket.prototype.send;
+      WebSocket.prototype.send = function (this: WebSocket, data: any) {
+        if (typeof data === 'string' && data.startsWith('{')) {
+          const m = JSON.parse(data);
+          w.__sent.push(m.type + (m.sdp ? '+sdp' : ''));
+        }
+        return send.call(this, data);
+      };
+    });
+    await p.page.reload();
+    await expectOnline(p.page);
+  }
   const made = () => a.page.evaluate(() => (window as any).__offersMade as number);
+  // What a page sent since last asked: its descriptions, and the messages that may carry one.
+  const sent = (p: Person) =>
+    p.page.evaluate(() =>
+      (window as any).__sent.splice(0).filter((t: string) => /call_start|call_back|offer|answer/.test(t)),
+    ) as Promise<string[]>;
   // The spare connection's offer, made about a second after joining.
   await expect.poll(made).toBe(1);
-  await connectCall(a, b);
-  expect(await made(), 'no offer made at the tap: the spare one went out').toBe(1);
+  for (const call of [1, 2]) {
+    await sent(a);
+    await sent(b);
+    await connectCall(a, b);
+    expect(await made(), 'no offer made at the tap: the spare one went out').toBe(call);
+    expect(await sent(a), 'the offer rides in the call_start, once').toEqual(['call_start+sdp']);
+    expect(await sent(b), 'the answer, made while it rang, rides in the accept').toEqual(['call_back+sdp']);
+    await a.page.getByRole('button', { name: 'Hang up' }).click();
+    await expect(status(b.page)).toHaveText(`${a.name} hung up`);
+    await expect.poll(made, { message: 'a new spare after the call' }).toBe(call + 1);
+  }
+  // A call that rings in leaves the spare as it was: the next call placed still sends it.
+  await connectCall(b, a);
   await a.page.getByRole('button', { name: 'Hang up' }).click();
   await expect(status(b.page)).toHaveText(`${a.name} hung up`);
-  await expect.poll(made, { message: 'a new spare after the call' }).toBe(2);
+  await sent(a);
+  await connectCall(a, b);
+  expect(await sent(a)).toEqual(['call_start+sdp']);
+  expect(await made(), 'still the spare made before the call that rang in').toBe(3);
 });
 
 test('@smoke decline: the caller is told; the camera opened for dialing goes off at once', async () => {

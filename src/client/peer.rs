@@ -73,6 +73,9 @@ thread_local! {
     /// candidates still work).
     static ICE_SERVERS: RefCell<Vec<IceServer>> = const { RefCell::new(Vec::new()) };
     static SPARE: RefCell<Option<Spare>> = const { RefCell::new(None) };
+    /// A connection made ahead for the next call that rings in (see [`fresh`]): an incoming
+    /// call's offer is set a few milliseconds sooner, while the page draws the call.
+    static ANSWERING: RefCell<Option<Fresh>> = const { RefCell::new(None) };
     /// Spares made so far: the id of the latest.
     static SPARES: Cell<u32> = const { Cell::new(0) };
     /// Online with the call screen up: a spare is worth having (see [`spare_later`]).
@@ -94,20 +97,37 @@ pub fn set_ice_servers(servers: Vec<IceServer>) {
     spare_later(1000);
 }
 
-/// Makes a [`Spare`] `ms` from now if there is still no call then.
+/// Makes a [`Spare`] `ms` from now if there is still no call then (or tells of the one there is).
 pub fn spare_later(ms: i32) {
     SPARE_WANTED.set(true);
     spawn_local(async move {
         super::chat::wait(ms, None).await;
-        if SPARE_WANTED.get() && connection().is_none() && SPARE.with(|s| s.borrow().is_none()) {
-            make_spare();
+        if !SPARE_WANTED.get() || connection().is_some() {
+            return;
+        }
+        if ANSWERING.with(|a| a.borrow().is_none()) {
+            let made = fresh(false).ok();
+            ANSWERING.with(|a| *a.borrow_mut() = made);
+        }
+        match SPARE.with(|s| s.borrow().as_ref().map(|spare| spare.offer.clone())) {
+            None => make_spare(),
+            // Made before the call that just ended: still good, but the state machine forgot
+            // it with that call.
+            Some(Some(offer)) => dispatch(Event::SpareOffer(Some(offer))),
+            Some(None) => {} // still being made; it reports itself
         }
     });
 }
 
 fn drop_spare() {
+    if let Some((pc, _)) = ANSWERING.with(|a| a.borrow_mut().take()) {
+        pc.close();
+    }
     if let Some(spare) = SPARE.with(|s| s.borrow_mut().take()) {
         spare.pc.close();
+        if spare.offer.is_some() {
+            dispatch(Event::SpareOffer(None));
+        }
     }
 }
 
@@ -117,13 +137,27 @@ pub fn stop_sparing() {
     drop_spare();
 }
 
+/// A connection and its two data channels (see `chat`), for a call we place (`offer`) or answer.
+type Fresh = (RtcPeerConnection, Option<[JsValue; 2]>);
+
+fn fresh(offer: bool) -> Result<Fresh, JsValue> {
+    let config = if offer {
+        caller_configuration()
+    } else {
+        rtc_configuration()
+    };
+    let pc = RtcPeerConnection::new_with_configuration(&config)?;
+    // Before any offer: the channels' m-line is in the caller's first offer.
+    let channels = super::chat::make_channels(&pc);
+    Ok((pc, channels))
+}
+
 fn make_spare() {
-    let Ok(pc) = RtcPeerConnection::new_with_configuration(&caller_configuration()) else {
+    let Ok((pc, channels)) = fresh(true) else {
         return;
     };
     let own = MediaStream::new().ok();
     add_transceivers(&pc, own.as_ref());
-    let channels = super::chat::make_channels(&pc);
     // (The call with options: each web-sys method used costs the main module an import.)
     let options = js::object(&[]);
     let created = JsFuture::from(pc.create_offer_with_rtc_offer_options(options.unchecked_ref()));
@@ -140,15 +174,18 @@ fn make_spare() {
     });
     spawn_local(async move {
         let sdp = sdp_of(created.await).ok();
-        let failed = SPARE.with(|s| match s.borrow_mut().as_mut() {
+        let current = SPARE.with(|s| match s.borrow_mut().as_mut() {
             Some(spare) if spare.id == id => {
-                spare.offer = sdp;
-                spare.offer.is_none()
+                spare.offer.clone_from(&sdp);
+                true
             }
             _ => false, // dropped (and closed) meanwhile
         });
-        if failed {
-            drop_spare();
+        match sdp {
+            // The state machine sends it inside the next call_start.
+            Some(sdp) if current => dispatch(Event::SpareOffer(Some(sdp))),
+            _ if current => drop_spare(),
+            _ => {}
         }
     });
 }
@@ -253,18 +290,23 @@ pub fn start_media(ask: bool) {
             dispatch(event);
         }
     };
-    // Known already (see `watch_permissions`): no round trip to the browser process first.
+    // Known already (see `watch_permissions`): no round trip to the browser process first, and
+    // the camera starts opening now, before the page draws the call.
     let known = ask || PERMITTED.with(|p| p.get() == [Some(true); 2]);
+    let opening = known.then(open_media);
     spawn_local(async move {
-        let allowed = known || {
-            // Both at once: each query is a round trip to the browser process.
-            let (camera, microphone) = (permitted("camera"), permitted("microphone"));
-            camera.await && microphone.await
+        let opening = match opening {
+            Some(opening) => opening,
+            None => {
+                // Both at once: each query is a round trip to the browser process.
+                let (camera, microphone) = (permitted("camera"), permitted("microphone"));
+                if !(camera.await && microphone.await) {
+                    return still(Event::MediaSkipped);
+                }
+                open_media()
+            }
         };
-        if !allowed {
-            return still(Event::MediaSkipped);
-        }
-        match open_media().await {
+        match opening.await {
             Ok(stream) if media_generation() != at_start => stop_tracks(&stream), // hung up meanwhile
             Ok(stream) => {
                 attach(&stream);
@@ -333,32 +375,36 @@ fn permission(name: &str) -> impl Future<Output = Option<JsValue>> {
     }
 }
 
-async fn open_media() -> Result<MediaStream, String> {
-    let window = web_sys::window().ok_or("Error: no window")?;
+/// Camera and microphone, asked for at once (see [`user_media`]).
+fn open_media() -> impl Future<Output = Result<MediaStream, String>> {
     // Browsers hide navigator.mediaDevices on plain-http origins other than localhost.
-    if !window.is_secure_context() {
-        return Err("Insecure: camera access needs https".into());
+    let secure = web_sys::window().is_some_and(|w| w.is_secure_context());
+    let opening = secure.then(|| {
+        user_media(js::object(&[
+            ("video", &JsValue::TRUE),
+            ("audio", &JsValue::TRUE),
+        ]))
+    });
+    async move {
+        match opening {
+            Some(opening) => opening.await,
+            None => Err("Insecure: camera access needs https".into()),
+        }
     }
-    user_media(js::object(&[
-        ("video", &JsValue::TRUE),
-        ("audio", &JsValue::TRUE),
-    ]))
-    .await
 }
 
-/// getUserMedia; failures as "Name: message".
-/// (Dictionaries such as these constraints are plain objects made with [`js`]: each typed
-/// web-sys setter would be one more import in the main module, see `js`.)
-async fn user_media(constraints: JsValue) -> Result<MediaStream, String> {
-    let devices = web_sys::window()
-        .ok_or("Error: no window")?
-        .navigator()
-        .media_devices()
-        .map_err(describe)?;
-    let promise = devices
-        .get_user_media_with_constraints(constraints.unchecked_ref())
-        .map_err(describe)?;
-    Ok(JsFuture::from(promise).await.map_err(describe)?.unchecked_into())
+/// getUserMedia, asked at once (not when the future is first polled); failures as "Name:
+/// message". (Dictionaries such as these constraints are plain objects made with [`js`]: each
+/// typed web-sys setter would be one more import in the main module, see `js`.)
+fn user_media(constraints: JsValue) -> impl Future<Output = Result<MediaStream, String>> {
+    let asked = web_sys::window()
+        .ok_or_else(|| "Error: no window".to_owned())
+        .and_then(|w| w.navigator().media_devices().map_err(describe))
+        .and_then(|d| {
+            d.get_user_media_with_constraints(constraints.unchecked_ref())
+                .map_err(describe)
+        });
+    async move { Ok(JsFuture::from(asked?).await.map_err(describe)?.unchecked_into()) }
 }
 
 /// Makes the connection for a new call, with no media yet, replacing one left from a call
@@ -370,17 +416,15 @@ pub fn open_peer(offer: bool) {
     let (pc, own, channels, ready_offer) = match spare {
         Some(s) => (s.pc, s.own, s.channels, s.offer),
         None => {
-            let made = if offer {
-                RtcPeerConnection::new_with_configuration(&caller_configuration())
+            let ready = if offer {
+                None
             } else {
-                RtcPeerConnection::new_with_configuration(&rtc_configuration())
+                ANSWERING.with(|a| a.borrow_mut().take())
             };
-            let pc = match made {
-                Ok(pc) => pc,
+            let (pc, channels) = match ready.map_or_else(|| fresh(offer), Ok) {
+                Ok(made) => made,
                 Err(e) => return dispatch(Event::NegotiationFailed(describe(e))),
             };
-            // Before any offer: the channels' m-line is in the caller's first offer.
-            let channels = super::chat::make_channels(&pc);
             (pc, MediaStream::new().ok(), channels, None)
         }
     };
@@ -593,9 +637,11 @@ fn offer(ice_restart: bool) {
     });
 }
 
-/// Applies the peer's description (started at once, see [`offer`]).
+/// Applies the peer's description (started at once, see [`offer`]), asking for our video to
+/// start at [`crate::call::START_KBPS`].
 fn set_remote(pc: &RtcPeerConnection, kind: &str, sdp: &str) -> impl Future<Output = Result<(), String>> {
-    let set = JsFuture::from(pc.set_remote_description(&description(kind, sdp)));
+    let sdp = crate::call::with_start_bitrate(sdp);
+    let set = JsFuture::from(pc.set_remote_description(&description(kind, &sdp)));
     async move { set.await.map_err(describe).map(drop) }
 }
 

@@ -5,7 +5,7 @@
 use super::js;
 use crate::call::Tone;
 use leptos::prelude::*;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 use wasm_bindgen::JsValue;
 
@@ -18,18 +18,36 @@ struct Playing {
 
 thread_local! {
     static PLAYING: RefCell<Option<Playing>> = const { RefCell::new(None) };
+    /// The tone last asked for (it starts a frame later, see [`play`]).
+    static WANTED: Cell<Tone> = const { Cell::new(Tone::Silent) };
 }
 
-/// Plays `tone` (repeating until another tone is asked for); `Silent` stops.
+/// Plays `tone` (repeating until another tone is asked for); `Silent` stops. A tone starts once
+/// the page has drawn the call (the frame after): making an `AudioContext` takes the page's
+/// thread for milliseconds that the incoming sheet, the camera and the connection need first,
+/// and a call answered within that frame never starts one.
 pub fn play(tone: Tone) {
-    let current = PLAYING.with(|p| p.borrow().as_ref().map(|p| p.tone));
-    if current.unwrap_or(Tone::Silent) == tone {
+    if WANTED.replace(tone) == tone {
         return; // called after every event: most change nothing
     }
     stop();
     if tone == Tone::Silent {
         return;
     }
+    let later = move || {
+        if WANTED.get() == tone && PLAYING.with(|p| p.borrow().is_none()) {
+            start(tone);
+        }
+    };
+    // A hidden page draws no frames: its call rings at once.
+    if document().visibility_state() == web_sys::VisibilityState::Hidden {
+        later();
+    } else {
+        request_animation_frame(move || set_timeout(later, Duration::ZERO));
+    }
+}
+
+fn start(tone: Tone) {
     // Older Safari has only the prefixed name.
     let Some(ctx) = js::new("AudioContext", &[]).or_else(|| js::new("webkitAudioContext", &[])) else {
         return;

@@ -83,7 +83,7 @@ pub fn prepare_now(build: &crate::assets::Build) {
             return None;
         }
         let partner = rarest(&wasm);
-        let brotli = compress(&pieces(&wasm, partner))?;
+        let brotli = compress(&pieces(&wasm, partner), BINARY)?;
         tracing::info!(wasm = wasm.len(), brotli = brotli.len(), %wasm_url, "first visits carry the WASM");
         Some(Payload {
             wasm_url,
@@ -151,9 +151,18 @@ fn encode(wasm: &[u8], partner: u8) -> Vec<u8> {
     out
 }
 
+use brotli::enc::backward_references::BrotliEncoderMode;
+
+/// The encoder's mode for the WASM: its "font" tuning (meant for WOFF2's binary tables) packs
+/// the module ~1.1 % (1.6 KB) smaller than the generic one; it is only a hint to the encoder,
+/// the stream is plain brotli.
+const BINARY: BrotliEncoderMode = BrotliEncoderMode::BROTLI_MODE_FONT;
+const TEXT: BrotliEncoderMode = BrotliEncoderMode::BROTLI_MODE_GENERIC;
+
 /// Brotli at its best, as a stream that can follow another ([`splice`]).
-fn compress(data: &[u8]) -> Option<Vec<u8>> {
+fn compress(data: &[u8], mode: BrotliEncoderMode) -> Option<Vec<u8>> {
     let params = brotli::enc::BrotliEncoderParams {
+        mode,
         quality: 11,
         lgwin: 22,
         catable: true,
@@ -344,9 +353,9 @@ fn carrying(html: &[u8], payload: &Payload) -> Option<Vec<u8>> {
     // and the parser with it; the pieces must not.
     let end = page.rfind("</body>")?;
     splice(&[
-        &compress(&transcode(&page[..end])?)?,
+        &compress(&transcode(&page[..end])?, TEXT)?,
         &payload.brotli,
-        &compress(&transcode(&page[end..])?)?,
+        &compress(&transcode(&page[end..])?, TEXT)?,
     ])
 }
 
@@ -416,7 +425,7 @@ mod tests {
     fn spliced_streams_decode_to_both() {
         let a = b"<!DOCTYPE html><html><body>hello hello</body></html>".repeat(20);
         let b: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let joined = splice(&[&compress(&a).unwrap(), &compress(&b).unwrap()]).unwrap();
+        let joined = splice(&[&compress(&a, TEXT).unwrap(), &compress(&b, BINARY).unwrap()]).unwrap();
         let mut out = Vec::new();
         brotli::BrotliDecompress(&mut &joined[..], &mut out).unwrap();
         assert_eq!(out, [a, b].concat());
@@ -434,7 +443,7 @@ mod tests {
             wasm_url: "/pkg/duet.0123456789abcdef.wasm".into(),
             hash: "0123456789abcdef".into(),
             partner,
-            brotli: compress(&body).unwrap(),
+            brotli: compress(&body, BINARY).unwrap(),
         };
         let page = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><script nonce=\"N1\">early()</script>\
             <link rel=\"preload\" href=\"/pkg/duet.0123456789abcdef.wasm\" as=\"fetch\">\

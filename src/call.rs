@@ -14,10 +14,11 @@
 //! callee's while it rings (only if the browser already has the permission, so no prompt
 //! appears before the person chose to answer); both see their own preview. Declining,
 //! cancelling or ringing out releases them at once.
-//! The caller's offer is made before the tap (the shell's spare connection,
-//! [`Event::SpareOffer`]) and goes inside the `call_start`; its ICE candidates follow at once.
-//! The relay passes them on to a callee that asks for them (`?early=1`, this page) and gives
-//! classic clients a bare `call_start` and the offer after their accept. The callee sets the
+//! The caller's offer is made before the tap (the shell's spare connection) and goes out right
+//! after the `call_start` (not inside it: on a slow uplink its ~6 KB would hold up the ring),
+//! its ICE candidates at once. The relay passes them on to a callee that asks for them
+//! (`?early=1`, this page) and holds them until the accept for classic clients. The callee
+//! sets the
 //! offer up and makes its answer while it rings, but keeps the answer, its own candidates and
 //! the caller's candidates until Accept: with no remote candidate its ICE agent sends nothing
 //! to the caller, so a call that is not answered never learns the callee's address (candidates
@@ -274,9 +275,7 @@ pub struct State {
     pub ring_timer: u32,
     /// Media warmed for the call being set up (calling or ringing).
     pub warm: Warm,
-    /// Ringing: the call set up ahead of the accept. Free: `offer` is the one of the connection
-    /// the shell made ahead for our next call ([`Event::SpareOffer`]); calling: the one our
-    /// `call_start` carried.
+    /// Ringing: the call set up ahead of the accept.
     pub early: Early,
 }
 
@@ -305,9 +304,6 @@ pub enum Event {
     LocalOffer(String),
     LocalAnswer(String),
     LocalIce(IceCandidate),
-    /// The shell made (`Some`) or dropped (`None`) the connection for our next call; its offer,
-    /// created but not set, is what `OpenPeer { offer: true }` then `CreateOffer` use.
-    SpareOffer(Option<String>),
     RemoteDescriptionSet,
     PeerConnected {
         at_ms: f64,
@@ -669,14 +665,6 @@ impl State {
                     self.early.our_ice.push(c);
                 }
             }
-            // (One made while a call comes in waits: the shell tells again after the call.)
-            Event::SpareOffer(sdp) => {
-                if self.is_free() {
-                    self.early.offer = sdp;
-                }
-            }
-            // Sent already, inside the call_start.
-            Event::LocalOffer(sdp) if self.early.offer.as_ref() == Some(&sdp) => {}
             Event::LocalOffer(sdp) => self.send_in_call(Kind::Offer, |m| m.with_sdp(sdp), fx),
             Event::LocalAnswer(sdp) => match &mut self.phase {
                 Phase::Live(s) if s.role == Role::Callee && s.negotiating => {
@@ -870,12 +858,9 @@ impl State {
             return;
         }
         self.notice = None;
-        // With the spare's offer inside, the callee sets it up before it even draws the call.
-        let mut start = Message::to(Kind::CallStart, peer);
-        start.sdp.clone_from(&self.early.offer);
         // The camera first: it takes longest to open (the shell asks for it at once).
         fx.extend([
-            Effect::Send(start),
+            Effect::Send(Message::to(Kind::CallStart, peer)),
             Effect::StartMedia { ask: true },
             Effect::OpenPeer { offer: true },
             Effect::CreateOffer,
@@ -941,26 +926,16 @@ impl State {
             return self.system_notice(m, fx);
         }
         let Some(from) = m.from_user.clone() else { return };
-        // The caller's offer may come inside its call_start, the callee's answer inside its
-        // accept: taken as if they had come next.
-        let inner = match m.kind {
-            Kind::CallStart => {
-                self.incoming(&from, fx);
-                Kind::Offer
-            }
-            Kind::CallBack => {
-                self.call_back(&from, m.msg.take().unwrap_or_default(), fx);
-                Kind::Answer
-            }
-            other => other,
-        };
-        if inner != m.kind {
+        if m.kind == Kind::CallBack {
+            self.call_back(&from, m.msg.take().unwrap_or_default(), fx);
             if m.sdp.is_none() {
                 return;
             }
-            m.kind = inner;
+            // The callee's answer came inside its accept: taken as if it had come next.
+            m.kind = Kind::Answer;
         }
         match m.kind {
+            Kind::CallStart => self.incoming(&from, fx),
             Kind::Offer if self.ringing_from(&from) => {
                 if let (None, Some(sdp)) = (&self.early.offer, m.sdp) {
                     let (sdp, ice) = split_candidates(&sdp);
@@ -1023,7 +998,7 @@ impl State {
                     };
                 }
             }
-            Kind::CallStart | Kind::CallBack | Kind::Presence | Kind::Config => {}
+            Kind::CallBack | Kind::Presence | Kind::Config => {}
         }
     }
 
@@ -1080,7 +1055,6 @@ impl State {
     fn incoming(&mut self, from: &str, fx: &mut Vec<Effect>) {
         match &self.phase {
             Phase::Idle | Phase::Ended { .. } => {
-                self.early = Early::default(); // (not our spare's offer)
                 fx.extend([
                     Effect::StartMedia { ask: false },
                     Effect::OpenPeer { offer: false },
@@ -1524,49 +1498,6 @@ mod tests {
     }
 
     #[test]
-    fn a_spare_offer_goes_inside_the_call_start_and_is_not_sent_again() {
-        let s = State::new("alice");
-        let (s, fx) = s.step(Event::SpareOffer(Some("spare".into())));
-        assert!(fx.is_empty());
-        assert!(s.looks_like(&State::new("alice")), "nothing to draw");
-        let (s, fx) = s.step(Event::Dial("bob".into()));
-        assert!(
-            matches!(&fx[0], Effect::Send(m) if m.kind == Kind::CallStart && m.sdp.as_deref() == Some("spare"))
-        );
-        assert_eq!(s.early.offer.as_deref(), Some("spare"), "sent");
-        // The shell sets that offer and reports it: already sent.
-        let (s, fx) = s.step(Event::LocalOffer("spare".into()));
-        assert!(fx.is_empty(), "{fx:?}");
-        // Any other offer (say the shell had to make one) goes out as an offer.
-        let (s, fx) = s.step(Event::LocalOffer("other".into()));
-        assert_eq!(sent(&fx), [(Kind::Offer, "bob".into(), None)]);
-        // The next dial has no spare unless the shell made one again; a dropped one is gone, and
-        // one made while a call rings in is not taken (the shell tells again after the call).
-        let (s, _) = run(
-            s,
-            [
-                Event::HangUp,
-                Event::SpareOffer(Some("x".into())),
-                Event::SpareOffer(None),
-            ],
-        );
-        let (s, fx) = s.step(Event::Dial("bob".into()));
-        assert!(matches!(&fx[0], Effect::Send(m) if m.kind == Kind::CallStart && m.sdp.is_none()));
-        let (s, _) = run(
-            s,
-            [
-                Event::HangUp,
-                recv(Kind::CallStart, "carol"),
-                Event::SpareOffer(Some("y".into())),
-            ],
-        );
-        assert_eq!(s.early.offer, None);
-        let (s, _) = run(s, [Event::Decline, Event::SpareOffer(Some("z".into()))]);
-        let (_, fx) = s.step(Event::Dial("bob".into()));
-        assert!(matches!(&fx[0], Effect::Send(m) if m.sdp.as_deref() == Some("z")));
-    }
-
-    #[test]
     fn an_answer_inside_the_accept_is_set_at_once() {
         let (s, _) = State::new("alice").step(Event::Dial("bob".into()));
         let (s, fx) = s.step(Event::Received(
@@ -1582,30 +1513,6 @@ mod tests {
         ));
         assert!(matches!(s.phase, Phase::Ended { .. }));
         assert!(!fx.iter().any(|e| matches!(e, Effect::AcceptAnswer(_))));
-    }
-
-    #[test]
-    fn an_offer_inside_the_call_start_is_set_up_while_it_rings() {
-        let start = Event::Received(
-            msg(Kind::CallStart, "alice").with_sdp("o\r\nm=audio\r\na=candidate:1\r\n".into()),
-        );
-        let (s, fx) = State::new("bob").step(start.clone());
-        assert_eq!(s.phase, Phase::Ringing { peer: "alice".into() });
-        let answering = fx
-            .iter()
-            .position(|e| *e == Effect::AnswerOffer("o\r\nm=audio\r\n".into()));
-        let opening = fx.iter().position(|e| *e == Effect::OpenPeer { offer: false });
-        assert!(opening < answering && answering.is_some(), "{fx:?}");
-        assert_eq!(s.early.their_ice.len(), 1, "its candidates wait for the accept");
-        assert!(sent(&fx).is_empty(), "nothing goes back before the accept");
-        // Glare, the name that sorts later: becomes the callee and answers that offer.
-        let (s, _) = State::new("bob").step(Event::Dial("alice".into()));
-        let (s, fx) = s.step(start);
-        assert!(matches!(&s.phase, Phase::Live(x) if x.role == Role::Callee));
-        assert!(
-            fx.contains(&Effect::AnswerOffer("o\r\nm=audio\r\na=candidate:1\r\n".into())),
-            "{fx:?}"
-        );
     }
 
     #[test]

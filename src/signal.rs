@@ -4,9 +4,9 @@
 //! `{type, fromUser, toUser, msg, sdp, iceCandidate}` plus two additions that classic clients
 //! ignore: `code` (machine-readable reason on server notices) and `users` (presence list).
 //! Absent fields are omitted when writing and unknown fields are ignored when reading.
-//! Between Duet pages a `call_start` may carry the caller's offer in `sdp`, and an accepting
-//! `call_back` the callee's answer; the relay gives other clients those as an `offer` or
-//! `answer` of their own (docs/protocol.md).
+//! An accepting `call_back` may carry the callee's answer in `sdp`, a `call_start` the
+//! caller's offer; the relay passes the offer on as an `offer` of its own, and the answer so to
+//! clients without `early=1` (docs/protocol.md).
 
 use json::Json;
 use serde::{Deserialize, Serialize};

@@ -192,8 +192,7 @@ async fn a_callers_offer_reaches_an_early_page_while_it_rings_and_a_classic_clie
 }
 
 #[tokio::test]
-async fn an_offer_inside_a_call_start_rings_an_early_page_with_it_and_reaches_a_classic_client_after_its_accept(
-) {
+async fn an_offer_inside_a_call_start_goes_as_an_offer_next_and_to_a_classic_client_after_its_accept() {
     let net = start().await;
     let mut alice = connect(&net, "alice", Some("ka&early=1")).await;
     let mut bob = connect(&net, "bob", Some("kb&early=1")).await;
@@ -203,7 +202,11 @@ async fn an_offer_inside_a_call_start_rings_an_early_page_with_it_and_reaches_a_
     alice.send(start("bob")).await;
     assert_eq!(
         bob.recv().await,
-        json!({"type":"call_start","fromUser":"alice","toUser":"bob","sdp":"v=0\r\n"})
+        json!({"type":"call_start","fromUser":"alice","toUser":"bob"})
+    );
+    assert_eq!(
+        bob.recv().await,
+        json!({"type":"offer","fromUser":"alice","toUser":"bob","sdp":"v=0\r\n"})
     );
     alice.send(json!({"type":"hangup","toUser":"bob"})).await;
     assert_eq!(bob.recv().await["type"], "hangup");

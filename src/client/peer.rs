@@ -97,7 +97,7 @@ pub fn set_ice_servers(servers: Vec<IceServer>) {
     spare_later(1000);
 }
 
-/// Makes a [`Spare`] `ms` from now if there is still no call then (or tells of the one there is).
+/// Makes a [`Spare`] `ms` from now if there is still no call then.
 pub fn spare_later(ms: i32) {
     SPARE_WANTED.set(true);
     spawn_local(async move {
@@ -109,12 +109,8 @@ pub fn spare_later(ms: i32) {
             let made = fresh(false).ok();
             ANSWERING.with(|a| *a.borrow_mut() = made);
         }
-        match SPARE.with(|s| s.borrow().as_ref().map(|spare| spare.offer.clone())) {
-            None => make_spare(),
-            // Made before the call that just ended: still good, but the state machine forgot
-            // it with that call.
-            Some(Some(offer)) => dispatch(Event::SpareOffer(Some(offer))),
-            Some(None) => {} // still being made; it reports itself
+        if SPARE.with(|s| s.borrow().is_none()) {
+            make_spare();
         }
     });
 }
@@ -125,9 +121,6 @@ fn drop_spare() {
     }
     if let Some(spare) = SPARE.with(|s| s.borrow_mut().take()) {
         spare.pc.close();
-        if spare.offer.is_some() {
-            dispatch(Event::SpareOffer(None));
-        }
     }
 }
 
@@ -174,18 +167,15 @@ fn make_spare() {
     });
     spawn_local(async move {
         let sdp = sdp_of(created.await).ok();
-        let current = SPARE.with(|s| match s.borrow_mut().as_mut() {
+        let failed = SPARE.with(|s| match s.borrow_mut().as_mut() {
             Some(spare) if spare.id == id => {
-                spare.offer.clone_from(&sdp);
-                true
+                spare.offer = sdp;
+                spare.offer.is_none()
             }
             _ => false, // dropped (and closed) meanwhile
         });
-        match sdp {
-            // The state machine sends it inside the next call_start.
-            Some(sdp) if current => dispatch(Event::SpareOffer(Some(sdp))),
-            _ if current => drop_spare(),
-            _ => {}
+        if failed {
+            drop_spare();
         }
     });
 }

@@ -295,14 +295,12 @@ impl Registry {
                     self.link(from, &to, now + self.timing.ring_timeout_ms);
                 }
                 // else: glare (both called each other) or a repeat; the clients settle glare.
-                // The caller's offer may ride along (a Duet page); a client that takes no offer
-                // while it rings gets it as an `offer` of its own, held like one.
-                if !self.users.get(&to).is_some_and(|u| u.early) {
-                    if let Some(sdp) = m.sdp.take() {
-                        actions.extend(self.deliver(&to, m, link.is_some())?);
-                        actions.extend(self.route(from, stamped(Kind::Offer, from, &to, sdp), now)?);
-                        return Ok(actions);
-                    }
+                // An offer riding along goes as an `offer` of its own, next (held for a client
+                // that takes none while it rings): no client needs to know this shape.
+                if let Some(sdp) = m.sdp.take() {
+                    actions.extend(self.deliver(&to, m, link.is_some())?);
+                    actions.extend(self.route(from, stamped(Kind::Offer, from, &to, sdp), now)?);
+                    return Ok(actions);
                 }
             }
             (Kind::CallBack, Some(l)) if m.msg.as_deref() == Some(ACCEPT) && l.ringing_until.is_some() => {
@@ -779,11 +777,21 @@ mod tests {
     }
 
     #[test]
-    fn an_offer_inside_the_call_start_rings_an_early_callee_with_it_and_waits_for_a_classic_ones_accept() {
+    fn an_offer_inside_the_call_start_goes_as_an_offer_after_it_held_for_a_classic_callee() {
         let mut r = reg_early_bob();
         let start = |to: &str| json!({"type":"call_start","toUser":to,"sdp":"v=0 offer"});
-        let m = only_to(&send(&mut r, A, start("bob")), B);
-        assert_eq!((m.kind, m.sdp.as_deref()), (Kind::CallStart, Some("v=0 offer")));
+        let out = send(&mut r, A, start("bob"));
+        let to_bob: Vec<_> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(B, m) => Some((m.kind, m.sdp.as_deref())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            to_bob,
+            [(Kind::CallStart, None), (Kind::Offer, Some("v=0 offer"))]
+        );
         send(&mut r, A, json!({"type":"hangup","toUser":"bob"}));
         // carol's classic client: the call_start alone, the offer after her accept.
         let m = only_to(&send(&mut r, A, start("carol")), C);
@@ -1291,9 +1299,11 @@ mod props {
                             }
                             let sender = sender.as_deref().expect("only known senders get anything relayed");
                             let dest_name = r.conns.get(&dest).expect("delivered to a live connection");
-                            let carrier = m.kind == Kind::CallStart || (m.kind == Kind::CallBack && m.msg.as_deref() == Some(ACCEPT));
-                            if carrier && m.sdp.is_some() {
-                                prop_assert!(r.users[dest_name.as_str()].early, "SDP inside a call_start or an accept only to a page that takes it");
+                            if m.kind == Kind::CallStart {
+                                prop_assert!(m.sdp.is_none(), "an offer inside a call_start goes as an offer");
+                            }
+                            if m.kind == Kind::CallBack && m.msg.as_deref() == Some(ACCEPT) && m.sdp.is_some() {
+                                prop_assert!(r.users[dest_name.as_str()].early, "an answer inside an accept only to a page that takes it");
                             }
                             if m.from_user.as_deref() == Some(sender) && m.kind.as_str() == KINDS[kind] {
                                 // The message itself: to its addressee, stamped with the real sender.
@@ -1305,6 +1315,10 @@ mod props {
                                 if matches!(m.kind, Kind::Offer | Kind::Ice | Kind::Media) && ringing_caller {
                                     prop_assert!(r.users[dest_name.as_str()].early, "classic callees get nothing ahead of their accept");
                                 }
+                            } else if m.kind != Kind::Hangup && m.from_user.as_deref() == Some(sender) {
+                                // An SDP that rode inside a call_start or an accept, as its own message.
+                                prop_assert_eq!(dest_name, to_name);
+                                prop_assert!(matches!((KINDS[kind], m.kind), ("call_start", Kind::Offer) | ("call_back", Kind::Answer)));
                             } else if m.kind != Kind::Hangup {
                                 // What the partner sent ahead, released by this accept.
                                 prop_assert_eq!(KINDS[kind], "call_back");

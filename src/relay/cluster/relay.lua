@@ -253,12 +253,12 @@ local function op_route()
       hang_up_for(from, 'cancelled')
       make_link(from, to, t + RING)
     end
-    -- The caller's offer rode along ([13] the offer alone, [12] the call_start without it): a
-    -- client that takes no offer while it rings gets the offer as its own message, held as one.
-    if ARGV[13] ~= '' and not tu.early then
+    -- The caller's offer rode along ([13] the offer alone, [12] the call_start without it): it
+    -- goes as its own message, next (held for a client that takes none while it rings).
+    if ARGV[13] ~= '' then
       if not deliver(tu, ARGV[12], l ~= nil) then return { 'E', 'not_online' } end
       local cl = link(from)
-      if cl and cl.caller and cl.ring > 0 then
+      if cl and cl.caller and cl.ring > 0 and not tu.early then
         if redis.call('LLEN', P .. 'ahead:' .. from) < HELD_MAX then
           redis.call('RPUSH', P .. 'ahead:' .. from, ARGV[13])
         end

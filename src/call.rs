@@ -18,9 +18,8 @@
 //! after the `call_start` (not inside it: on a slow uplink its ~6 KB would hold up the ring),
 //! its ICE candidates at once. The relay passes them on to a callee that asks for them
 //! (`?early=1`, this page) and holds them until the accept for classic clients. The callee
-//! sets the
-//! offer up and makes its answer while it rings, but keeps the answer, its own candidates and
-//! the caller's candidates until Accept: with no remote candidate its ICE agent sends nothing
+//! sets the offer up and makes its answer while it rings, but keeps the answer, its own
+//! candidates and the caller's candidates until Accept: with no remote candidate its ICE agent sends nothing
 //! to the caller, so a call that is not answered never learns the callee's address (candidates
 //! inside an offer's SDP are taken out for that too, [`split_candidates`]). Accept then sends
 //! the answer inside the `call_back "1"` (an answer still being made takes the accept along

@@ -19,9 +19,10 @@
 //! its ICE candidates at once. The relay passes them on to a callee that asks for them
 //! (`?early=1`, this page) and holds them until the accept for classic clients. The callee
 //! sets the offer up and makes its answer while it rings, but keeps the answer, its own
-//! candidates and the caller's candidates until Accept: with no remote candidate its ICE agent sends nothing
-//! to the caller, so a call that is not answered never learns the callee's address (candidates
-//! inside an offer's SDP are taken out for that too, [`split_candidates`]). Accept then sends
+//! candidates and the caller's candidates until Accept: with no remote candidate its ICE agent
+//! sends nothing to the caller, so a call that is not answered never learns the callee's address
+//! (candidates inside an offer's SDP are taken out for that too, [`split_candidates`]). Accept
+//! then sends
 //! the answer inside the `call_back "1"` (an answer still being made takes the accept along
 //! when it is ready), so the caller sets it before it redraws. Candidates that arrive before
 //! the remote description is set are queued, then applied.
@@ -1145,24 +1146,26 @@ pub fn with_start_bitrate(sdp: &str) -> String {
         let (pt, codec) = line.strip_prefix("a=rtpmap:")?.split_once(' ')?;
         VIDEO.contains(&codec.split('/').next()?).then_some(pt)
     }
+    fn fmtp_pt(line: &str) -> Option<&str> {
+        Some(line.strip_prefix("a=fmtp:")?.split_once(' ')?.0)
+    }
+    // Read once: the video payload types, and which of all carry an fmtp line already.
+    let video: Vec<&str> = sdp.lines().filter_map(video_pt).collect();
+    let with_fmtp: Vec<&str> = sdp.lines().filter_map(fmtp_pt).collect();
     let param = format!("x-google-start-bitrate={START_KBPS}");
     let mut out = String::with_capacity(sdp.len() + 256);
     for line in sdp.split_inclusive('\n') {
         let content = line.trim_end_matches(['\r', '\n']);
         let eol = &line[content.len()..];
         out.push_str(content);
-        if let Some((pt, _)) = content.strip_prefix("a=fmtp:").and_then(|f| f.split_once(' ')) {
-            let is_video = sdp.lines().filter_map(video_pt).any(|p| p == pt);
-            if is_video && !content.contains("x-google-start-bitrate") {
-                out.push(';');
-                out.push_str(&param);
-            }
+        let fmtp_of_video = fmtp_pt(content).is_some_and(|pt| video.contains(&pt));
+        if fmtp_of_video && !content.contains("x-google-start-bitrate") {
+            out.push(';');
+            out.push_str(&param);
         }
         out.push_str(eol);
-        if let Some(pt) = video_pt(content) {
-            if !sdp.contains(&format!("a=fmtp:{pt} ")) {
-                out.push_str(&format!("a=fmtp:{pt} {param}\r\n"));
-            }
+        if let Some(pt) = video_pt(content).filter(|pt| !with_fmtp.contains(pt)) {
+            out.push_str(&format!("a=fmtp:{pt} {param}\r\n"));
         }
     }
     out

@@ -491,7 +491,7 @@ pub fn stamp(from: &str, mut m: Message) -> Result<(String, Message), ProtocolEr
 }
 
 /// A `kind` message from `from` to `to` carrying `sdp`, as [`stamp`] leaves it.
-fn stamped(kind: Kind, from: &str, to: &str, sdp: String) -> Message {
+pub fn stamped(kind: Kind, from: &str, to: &str, sdp: String) -> Message {
     let mut m = Message::to(kind, to).with_sdp(sdp);
     m.from_user = Some(from.to_owned());
     m
@@ -580,15 +580,20 @@ mod tests {
         out
     }
 
-    /// The single message `actions` sends to `conn`, excluding presence.
-    fn only_to(actions: &[Action], conn: ConnId) -> Message {
-        let msgs: Vec<&Message> = actions
+    /// The messages `actions` sends to `conn`, in order, excluding presence.
+    fn all_to(actions: &[Action], conn: ConnId) -> Vec<&Message> {
+        actions
             .iter()
             .filter_map(|a| match a {
                 Action::Send(c, m) if *c == conn && m.kind != Kind::Presence => Some(m),
                 _ => None,
             })
-            .collect();
+            .collect()
+    }
+
+    /// The single message `actions` sends to `conn`, excluding presence.
+    fn only_to(actions: &[Action], conn: ConnId) -> Message {
+        let msgs = all_to(actions, conn);
         assert_eq!(msgs.len(), 1, "exactly one message to {conn}: {actions:?}");
         msgs[0].clone()
     }
@@ -756,13 +761,7 @@ mod tests {
         }
         let out = send(&mut r, C, json!({"type":"call_back","toUser":"alice","msg":"1"}));
         assert_eq!(only_to(&out, A).kind, Kind::CallBack);
-        let to_carol: Vec<&Message> = out
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send(C, m) => Some(m),
-                _ => None,
-            })
-            .collect();
+        let to_carol = all_to(&out, C);
         let kinds: Vec<Kind> = to_carol.iter().map(|m| m.kind).collect();
         assert_eq!(kinds, [Kind::Offer, Kind::Ice, Kind::Media]);
         assert!(to_carol.iter().all(|m| m.from_user.as_deref() == Some("alice")));
@@ -781,12 +780,9 @@ mod tests {
         let mut r = reg_early_bob();
         let start = |to: &str| json!({"type":"call_start","toUser":to,"sdp":"v=0 offer"});
         let out = send(&mut r, A, start("bob"));
-        let to_bob: Vec<_> = out
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send(B, m) => Some((m.kind, m.sdp.as_deref())),
-                _ => None,
-            })
+        let to_bob: Vec<_> = all_to(&out, B)
+            .into_iter()
+            .map(|m| (m.kind, m.sdp.as_deref()))
             .collect();
         assert_eq!(
             to_bob,
@@ -797,12 +793,9 @@ mod tests {
         let m = only_to(&send(&mut r, A, start("carol")), C);
         assert_eq!((m.kind, m.sdp.as_deref()), (Kind::CallStart, None));
         let out = send(&mut r, C, json!({"type":"call_back","toUser":"alice","msg":"1"}));
-        let to_carol: Vec<_> = out
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send(C, m) => Some((m.kind, m.from_user.as_deref(), m.sdp.as_deref())),
-                _ => None,
-            })
+        let to_carol: Vec<_> = all_to(&out, C)
+            .into_iter()
+            .map(|m| (m.kind, m.from_user.as_deref(), m.sdp.as_deref()))
             .collect();
         assert_eq!(to_carol, [(Kind::Offer, Some("alice"), Some("v=0 offer"))]);
     }
@@ -817,12 +810,10 @@ mod tests {
         send(&mut r, A, json!({"type":"hangup","toUser":"bob"}));
         // carol's classic client calls bob's page.
         send(&mut r, C, json!({"type":"call_start","toUser":"bob"}));
-        let to_carol: Vec<_> = send(&mut r, B, accept("carol"))
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send(C, m) => Some((m.kind, m.msg.clone(), m.sdp.clone())),
-                _ => None,
-            })
+        let out = send(&mut r, B, accept("carol"));
+        let to_carol: Vec<_> = all_to(&out, C)
+            .into_iter()
+            .map(|m| (m.kind, m.msg.clone(), m.sdp.clone()))
             .collect();
         assert_eq!(
             to_carol,

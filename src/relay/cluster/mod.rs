@@ -332,9 +332,7 @@ impl Cluster {
             } else {
                 Kind::Answer
             };
-            let mut o = Message::to(inner, to).with_sdp(sdp.clone());
-            o.from_user = m.from_user.clone();
-            inside = o.to_json();
+            inside = registry::stamped(inner, from, to, sdp.clone()).to_json();
         }
         let msg = match m.msg.as_deref() {
             Some(ACCEPT) => ACCEPT,

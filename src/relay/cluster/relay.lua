@@ -229,6 +229,13 @@ local function with_link(u)
   return out
 end
 
+-- What a ringing caller sends for a classic callee, kept (at most HELD_MAX) for its accept.
+local function hold_ahead(from, json)
+  if redis.call('LLEN', P .. 'ahead:' .. from) < HELD_MAX then
+    redis.call('RPUSH', P .. 'ahead:' .. from, json)
+  end
+end
+
 -- ARGV[6] conn, [7] from, [8] to, [9] type, [10] call_back msg, [11] stamped JSON,
 -- [12] the same with code "cancelled" (a hangup while ringing) or without its SDP (a
 -- call_start with the offer, an accept with the answer), [13] that SDP as an `offer` or
@@ -259,9 +266,7 @@ local function op_route()
       if not deliver(tu, ARGV[12], l ~= nil) then return { 'E', 'not_online' } end
       local cl = link(from)
       if cl and cl.caller and cl.ring > 0 and not tu.early then
-        if redis.call('LLEN', P .. 'ahead:' .. from) < HELD_MAX then
-          redis.call('RPUSH', P .. 'ahead:' .. from, ARGV[13])
-        end
+        hold_ahead(from, ARGV[13])
       else
         deliver(tu, ARGV[13], true)
       end
@@ -298,9 +303,7 @@ local function op_route()
     end_call(from)
   elseif kind ~= 'answer' and media and l and l.caller and l.ring > 0 and not (tu and tu.early) then
     -- Ahead of the accept, to a client that wants the classic order: held.
-    if redis.call('LLEN', P .. 'ahead:' .. from) < HELD_MAX then
-      redis.call('RPUSH', P .. 'ahead:' .. from, json)
-    end
+    hold_ahead(from, json)
     return out
   elseif media and l then
     -- relayed

@@ -52,8 +52,15 @@ fn start(tone: Tone) {
     let Some(ctx) = js::new("AudioContext", &[]).or_else(|| js::new("webkitAudioContext", &[])) else {
         return;
     };
-    // Suspended when the page has had no user gesture yet; resuming is all we can do.
-    js::call(&ctx, "resume", &[]);
+    // Suspended when the page has had no user gesture yet; resuming is all we can do. A call
+    // answered or ended before that resume settles closes the context, which rejects it:
+    // awaited here, so the page reports no unhandled rejection.
+    if let Some(resuming) = js::call(&ctx, "resume", &[]) {
+        let resuming = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(resuming));
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = resuming.await;
+        });
+    }
     let (period, burst) = match tone {
         Tone::Ring => (Duration::from_secs(3), burst_ring as fn(&JsValue)),
         _ => (Duration::from_secs(4), burst_ringback as fn(&JsValue)),

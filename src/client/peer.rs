@@ -594,7 +594,27 @@ fn add_transceivers(pc: &RtcPeerConnection, own: Option<&MediaStream>) {
         if let Some(own) = own {
             js::set(&init, "streams", &js_sys::Array::of1(own));
         }
-        pc.add_transceiver_with_str_and_init(kind, init.unchecked_ref());
+        let t = pc.add_transceiver_with_str_and_init(kind, init.unchecked_ref());
+        prefer_codecs(&t, kind);
+    }
+}
+
+/// Our offers' codecs ([`crate::call::offered_codec`]) on `t`. A browser without
+/// `setCodecPreferences` offers all of its own.
+fn prefer_codecs(t: &RtcRtpTransceiver, kind: &str) {
+    let receiver = js::get(&js::global(), "RTCRtpReceiver");
+    let codecs = js::call(&receiver, "getCapabilities", &[&kind.into()])
+        .map(|caps| js::get(&caps, "codecs"))
+        .unwrap_or_default();
+    let kept: js_sys::Array = (0..js::number(&codecs, "length") as u32)
+        .map(|i| js::at(&codecs, i))
+        .filter(|c| {
+            let text = |key| js::get(c, key).as_string().unwrap_or_default();
+            crate::call::offered_codec(&text("mimeType"), &text("sdpFmtpLine"))
+        })
+        .collect();
+    if kept.length() > 0 {
+        js::call(t, "setCodecPreferences", &[&kept]);
     }
 }
 

@@ -22,10 +22,16 @@ thread_local! {
     static WANTED: Cell<Tone> = const { Cell::new(Tone::Silent) };
 }
 
-/// Plays `tone` (repeating until another tone is asked for); `Silent` stops. A tone starts once
-/// the page has drawn the call (the frame after): making an `AudioContext` takes the page's
-/// thread for milliseconds that the incoming sheet, the camera and the connection need first,
-/// and a call answered within that frame never starts one.
+/// How long after the tap on Call the ringback starts, as a phone network's does once the other
+/// phone rings: a call answered at once (the accept and its answer come 10-30 ms after the tap)
+/// never makes an `AudioContext`, which took the caller's thread for 8-70 ms just when they came
+/// (docs/perf.md).
+const RINGBACK_AFTER: Duration = Duration::from_millis(500);
+
+/// Plays `tone` (repeating until another tone is asked for); `Silent` stops. A ringtone starts
+/// once the page has drawn the call (the frame after), a ringback [`RINGBACK_AFTER`]: making an
+/// `AudioContext` takes the page's thread for milliseconds that the incoming sheet, the camera
+/// and the connection need first, and a call answered before that never starts one.
 pub fn play(tone: Tone) {
     if WANTED.replace(tone) == tone {
         return; // called after every event: most change nothing
@@ -39,8 +45,10 @@ pub fn play(tone: Tone) {
             start(tone);
         }
     };
-    // A hidden page draws no frames: its call rings at once.
-    if document().visibility_state() == web_sys::VisibilityState::Hidden {
+    if tone == Tone::Ringback {
+        set_timeout(later, RINGBACK_AFTER);
+    } else if document().visibility_state() == web_sys::VisibilityState::Hidden {
+        // A hidden page draws no frames: its call rings at once.
         later();
     } else {
         request_animation_frame(move || set_timeout(later, Duration::ZERO));

@@ -558,11 +558,13 @@ fn Icon(#[prop(into)] path: Signal<&'static str>) -> impl IntoView {
 
 fn incoming(peer: String, dispatch: Callback<Event>) -> impl IntoView {
     // Focus goes to the sheet itself, not to a button: a screen reader announces the call, and a
-    // key pressed for something else (Enter in the friend field) answers nothing.
+    // key pressed for something else (Enter in the friend field) answers nothing. In the next
+    // frame: focusing lays the page out at once, 5-8 ms that the caller's offer, right behind
+    // the ring, would wait for (the frame lays it out anyway).
     let sheet = NodeRef::<leptos::html::Div>::new();
     Effect::new(move |_| {
         if let Some(el) = sheet.get() {
-            let _ = el.focus();
+            request_animation_frame(move || drop(el.focus()));
         }
     });
     view! {

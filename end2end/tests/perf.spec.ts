@@ -25,6 +25,11 @@ test.afterAll(async () => {
   fs.writeFileSync(path.join(__dirname, '..', 'test-results', 'perf.json'), JSON.stringify(figures, null, 2));
 });
 
+// No Playwright trace here: recording one (screenshots and DOM snapshots of every page, as
+// the suite's config asks for elsewhere) took both cores' time in the very milliseconds being
+// measured, and made every figure ~60-100 ms slower and twice as noisy (docs/perf.md).
+test.use({ trace: 'off', screenshot: 'off' });
+
 type Kind = 'duet' | 'classic';
 const pageUrl = (kind: Kind, name: string) =>
   kind === 'duet' ? `${duetUrl.origin}/u/${encodeURIComponent(name)}` : `${classic.url}/classic?name=${encodeURIComponent(name)}`;
@@ -42,6 +47,23 @@ function report(key: string, unit: string, values: number[]) {
 
 /** Records in the page, from its first script on, when it becomes call-ready: Duet hydrated and
  *  greeted by the relay (the online dot), the classic page greeted by the relay. */
+/** Records in the page when a peer connection first reaches "connected" (since `__connectedAt`
+ *  was last reset): what a page's own call setup controls, before the camera's next frame and
+ *  the encoder, which both pages share. */
+const CONNECT_WATCH = () => {
+  const Native = window.RTCPeerConnection;
+  if (!Native) return;
+  (window as any).RTCPeerConnection = function (...args: any[]) {
+    const pc = new (Native as any)(...args);
+    pc.addEventListener('connectionstatechange', () => {
+      const w = window as any;
+      if (pc.connectionState === 'connected' && !w.__connectedAt) w.__connectedAt = Date.now();
+    });
+    return pc;
+  };
+  (window as any).RTCPeerConnection.prototype = Native.prototype;
+};
+
 const READY_WATCH = () => {
   const ready = () =>
     document.querySelector('header .link.link-online') !== null || document.documentElement.hasAttribute('data-ready');
@@ -125,6 +147,7 @@ async function pair(browser: Browser, kind: Kind, phones = false): Promise<[Page
       permissions: ['camera', 'microphone'],
     });
     await ctx.addInitScript(READY_WATCH);
+    await ctx.addInitScript(CONNECT_WATCH);
     const page = await ctx.newPage();
     if (phones) await throttle(page);
     await page.goto(pageUrl(kind, name));
@@ -164,6 +187,7 @@ async function timedCall(kind: Kind, a: Page, b: Page, bName: string, acceptAfte
     await p.evaluate((kind) => {
       const v = document.querySelector(kind === 'duet' ? '#remote-video' : '#remote') as HTMLVideoElement;
       (window as any).__frameAt = 0;
+      (window as any).__connectedAt = 0;
       v.requestVideoFrameCallback(() => ((window as any).__frameAt = Date.now()));
     }, kind);
   }
@@ -195,7 +219,9 @@ async function timedCall(kind: Kind, a: Page, b: Page, bName: string, acceptAfte
   const incoming = (await at(b, '__incomingAt')) - clickAt;
   const callerFrame = (await at(a, '__frameAt')) - clickAt - acceptAfter;
   const calleeFrame = (await at(b, '__frameAt')) - clickAt - acceptAfter;
-  return { calling, incoming, callerFrame, calleeFrame };
+  const callerConnected = (await at(a, '__connectedAt')) - clickAt - acceptAfter;
+  const calleeConnected = (await at(b, '__connectedAt')) - clickAt - acceptAfter;
+  return { calling, incoming, callerFrame, calleeFrame, callerConnected, calleeConnected };
 }
 
 async function hangUp(kind: Kind, a: Page, b: Page) {
@@ -226,6 +252,8 @@ for (const [acceptAfter, phones] of [
       const incoming: number[] = [];
       const caller: number[] = [];
       const callee: number[] = [];
+      const callerConnected: number[] = [];
+      const calleeConnected: number[] = [];
       // On the throttled phones a call takes seconds: three are enough for a median.
       for (let i = 0; i < (phones ? Math.min(RUNS, 3) : RUNS); i++) {
         const t = await timedCall(kind, a, b, bName, acceptAfter);
@@ -233,6 +261,8 @@ for (const [acceptAfter, phones] of [
         incoming.push(t.incoming);
         caller.push(t.callerFrame);
         callee.push(t.calleeFrame);
+        callerConnected.push(t.callerConnected);
+        calleeConnected.push(t.calleeConnected);
         await hangUp(kind, a, b);
       }
       const tag = `${kind}, ${phones ? 'phones, ' : ''}answered ${when}`;
@@ -240,6 +270,8 @@ for (const [acceptAfter, phones] of [
       report(`${tag}: click -> incoming call shown`, 'ms', incoming);
       report(`${tag}: ${acceptAfter ? 'answer' : 'click'} -> first remote frame, caller`, 'ms', caller);
       report(`${tag}: ${acceptAfter ? 'answer' : 'click'} -> first remote frame, callee`, 'ms', callee);
+      report(`${tag}: ${acceptAfter ? 'answer' : 'click'} -> connected, caller`, 'ms', callerConnected);
+      report(`${tag}: ${acceptAfter ? 'answer' : 'click'} -> connected, callee`, 'ms', calleeConnected);
       for (const p of [a, b]) await p.context().close();
     }
   });

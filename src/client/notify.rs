@@ -93,11 +93,20 @@ fn show(alert: &Alert, tag: &str, lang: Lang) {
     let data = Object::new();
     let _ = Reflect::set(&data, &"url".into(), &url.into());
     let _ = Reflect::set(&options, &"data".into(), &data);
+    let tag = tag.to_owned();
     wasm_bindgen_futures::spawn_local(async move {
         let title = JsValue::from_str(&title);
         if let Some(reg) = registration().await {
-            if call_method(&reg, "showNotification", &[&title, &options]).is_some() {
-                return;
+            if let Some(shown) = call_method(&reg, "showNotification", &[&title, &options]) {
+                // Refused (the system's notifications unavailable, say): said in the console,
+                // and the page's own `Notification` tried instead.
+                match JsFuture::from(js_sys::Promise::from(shown)).await {
+                    Ok(_) => return,
+                    Err(e) => leptos::logging::warn!(
+                        "notification {tag} not shown by the service worker: {}",
+                        super::peer::describe(e)
+                    ),
+                }
             }
         }
         let Some(ctor) = api().and_then(|a| a.dyn_into::<js_sys::Function>().ok()) else {

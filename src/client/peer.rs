@@ -257,7 +257,7 @@ where
 }
 
 /// "Name: message" of a thrown DOMException or Error.
-fn describe(e: JsValue) -> String {
+pub(super) fn describe(e: JsValue) -> String {
     let field = |k: &str| {
         Reflect::get(&e, &JsValue::from_str(k))
             .ok()

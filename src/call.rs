@@ -22,10 +22,9 @@
 //! candidates and the caller's candidates until Accept: with no remote candidate its ICE agent
 //! sends nothing to the caller, so a call that is not answered never learns the callee's address
 //! (candidates inside an offer's SDP are taken out for that too, [`split_candidates`]). Accept
-//! then sends
-//! the answer inside the `call_back "1"` (an answer still being made takes the accept along
-//! when it is ready), so the caller sets it before it redraws. Candidates that arrive before
-//! the remote description is set are queued, then applied.
+//! then sends the answer inside the `call_back "1"` (an answer still being made takes the
+//! accept along when it is ready), so the caller sets it before it redraws. Candidates that
+//! arrive before the remote description is set are queued, then applied.
 //!
 //! The network may change under a call: when the peer-to-peer path is `disconnected` for
 //! [`ICE_GRACE_MS`] or `failed`, the caller (only the caller, so two restarts never cross)
@@ -1249,6 +1248,9 @@ fn arm(timers: &mut u32, timer: Timer, ms: u32, fx: &mut Vec<Effect>) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::signal::SYSTEM_NAME;
+
     #[test]
     fn calls_offer_the_codecs_every_endpoint_has_and_no_others() {
         let h264 = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
@@ -1286,9 +1288,6 @@ mod tests {
             assert!(!offered_codec(mime, fmtp), "{mime} {fmtp}");
         }
     }
-
-    use super::*;
-    use crate::signal::SYSTEM_NAME;
 
     fn msg(kind: Kind, from: &str) -> Message {
         let mut m = Message::to(kind, "me");

@@ -45,8 +45,6 @@ function report(key: string, unit: string, values: number[]) {
   console.log(`[figure] ${key}: median ${median(values).toFixed(0)} ${unit} (${values.map((v) => v.toFixed(0)).join(', ')})`);
 }
 
-/** Records in the page, from its first script on, when it becomes call-ready: Duet hydrated and
- *  greeted by the relay (the online dot), the classic page greeted by the relay. */
 /** Records in the page when a peer connection first reaches "connected" (since `__connectedAt`
  *  was last reset): what a page's own call setup controls, before the camera's next frame and
  *  the encoder, which both pages share. */
@@ -64,6 +62,8 @@ const CONNECT_WATCH = () => {
   (window as any).RTCPeerConnection.prototype = Native.prototype;
 };
 
+/** Records in the page, from its first script on, when it becomes call-ready: Duet hydrated and
+ *  greeted by the relay (the online dot), the classic page greeted by the relay. */
 const READY_WATCH = () => {
   const ready = () =>
     document.querySelector('header .link.link-online') !== null || document.documentElement.hasAttribute('data-ready');

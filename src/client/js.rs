@@ -39,6 +39,16 @@ pub fn new(class: &str, args: &[&JsValue]) -> Option<JsValue> {
     Reflect::construct(&class, &args).ok()
 }
 
+/// "Name: message" of a thrown DOMException or Error.
+pub fn describe(e: JsValue) -> String {
+    let field = |k: &str| get(&e, k).as_string();
+    match (field("name"), field("message")) {
+        (Some(n), Some(m)) => format!("{n}: {m}"),
+        (Some(n), None) => n,
+        _ => format!("{e:?}"),
+    }
+}
+
 /// A plain object from key/value pairs.
 pub fn object(fields: &[(&str, &JsValue)]) -> JsValue {
     let o: JsValue = js_sys::Object::new().into();

@@ -104,7 +104,7 @@ fn show(alert: &Alert, tag: &str, lang: Lang) {
                     Ok(_) => return,
                     Err(e) => leptos::logging::warn!(
                         "notification {tag} not shown by the service worker: {}",
-                        super::peer::describe(e)
+                        super::js::describe(e)
                     ),
                 }
             }

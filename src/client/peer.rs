@@ -8,7 +8,8 @@
 //! (an offer made on a connection since replaced), one by every teardown (a camera that opens
 //! after the user hung up).
 
-use super::{dispatch, js};
+use super::dispatch;
+use super::js::{self, describe};
 use crate::call::Event;
 use crate::signal::{IceCandidate, IceServer};
 use js_sys::Reflect;
@@ -254,20 +255,6 @@ where
             report(at_start, Event::NegotiationFailed(e));
         }
     });
-}
-
-/// "Name: message" of a thrown DOMException or Error.
-pub(super) fn describe(e: JsValue) -> String {
-    let field = |k: &str| {
-        Reflect::get(&e, &JsValue::from_str(k))
-            .ok()
-            .and_then(|v| v.as_string())
-    };
-    match (field("name"), field("message")) {
-        (Some(n), Some(m)) => format!("{n}: {m}"),
-        (Some(n), None) => n,
-        _ => format!("{e:?}"),
-    }
 }
 
 /// Opens camera and microphone for the next call. `ask: false` (warming up while a call rings

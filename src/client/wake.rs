@@ -60,7 +60,7 @@ fn acquire() {
                 on_release.forget(); // one small closure per acquisition, for the page's life
                 SENTINEL.with(|s| *s.borrow_mut() = Some(sentinel));
             }
-            Err(e) => leptos::logging::warn!("screen wake lock refused: {e:?}"),
+            Err(e) => leptos::logging::warn!("screen wake lock refused: {}", super::js::describe(e)),
         }
     });
 }

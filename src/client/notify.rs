@@ -27,6 +27,24 @@ thread_local! {
     static SERIAL: Cell<u32> = const { Cell::new(0) };
     /// The fallback `Notification` object, to close it (service-worker ones are found by tag).
     static FALLBACK: RefCell<Option<JsValue>> = const { RefCell::new(None) };
+    /// The last of the queued service-worker calls (see [`queued`]).
+    static LAST: RefCell<Option<js_sys::Promise>> = const { RefCell::new(None) };
+}
+
+/// Runs `op` after every earlier one has ended. Chromium drops a notification from
+/// `getNotifications()` for good when the list is read while `showNotification` is still under
+/// way (it takes it for one that is no longer displayed): one such read, and the ringing
+/// notification could never be closed again.
+fn queued(op: impl std::future::Future<Output = ()> + 'static) {
+    let before = LAST.with(|l| l.borrow_mut().take());
+    let next = wasm_bindgen_futures::future_to_promise(async move {
+        if let Some(before) = before {
+            let _ = JsFuture::from(before).await;
+        }
+        op.await;
+        Ok(JsValue::UNDEFINED)
+    });
+    LAST.with(|l| *l.borrow_mut() = Some(next));
 }
 
 fn api() -> Option<JsValue> {
@@ -94,7 +112,7 @@ fn show(alert: &Alert, tag: &str, lang: Lang) {
     let _ = Reflect::set(&data, &"url".into(), &url.into());
     let _ = Reflect::set(&options, &"data".into(), &data);
     let tag = tag.to_owned();
-    wasm_bindgen_futures::spawn_local(async move {
+    queued(async move {
         let title = JsValue::from_str(&title);
         if let Some(reg) = registration().await {
             if let Some(shown) = call_method(&reg, "showNotification", &[&title, &options]) {
@@ -134,7 +152,7 @@ fn close_others() {
     if let Some(n) = FALLBACK.with(|f| f.borrow_mut().take()) {
         call_method(&n, "close", &[]);
     }
-    wasm_bindgen_futures::spawn_local(async {
+    queued(async {
         let Some(reg) = registration().await else { return };
         let Some(list) = call_method(&reg, "getNotifications", &[]) else {
             return;

@@ -149,10 +149,11 @@ async fn registration() -> Option<JsValue> {
 
 /// Closes our notifications other than the current one (see [`TAG`]).
 fn close_others() {
-    if let Some(n) = FALLBACK.with(|f| f.borrow_mut().take()) {
-        call_method(&n, "close", &[]);
-    }
     queued(async {
+        // In the queue too: a fallback made by a show queued earlier is closed, not missed.
+        if let Some(n) = FALLBACK.with(|f| f.borrow_mut().take()) {
+            call_method(&n, "close", &[]);
+        }
         let Some(reg) = registration().await else { return };
         let Some(list) = call_method(&reg, "getNotifications", &[]) else {
             return;

@@ -20,6 +20,7 @@ use leptos::prelude::*;
 use shell::Op;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::mem::{discriminant, Discriminant};
 use std::time::Duration;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -165,25 +166,84 @@ pub fn dispatch(event: Event) {
         let Some(current) = state.try_get_untracked() else {
             continue;
         };
+        let settled = matches!(
+            event,
+            Event::LocalAnswer(_) | Event::RemoteDescriptionSet | Event::NegotiationFailed(_)
+        );
         let (next, effects) = current.step(event);
+        if effects.iter().any(|e| matches!(e, Effect::AcceptAnswer(_))) {
+            draw_when_settled(&next.phase);
+        }
         // Messages first, then the rest of the effects (the browser's WebRTC work starts while
         // the page renders), then the screen, then sound: a call_start is on the wire before the
         // page re-renders, and the incoming sheet is drawn before the ringtone starts.
         let (sends, others): (Vec<_>, Vec<_>) =
             effects.into_iter().partition(|e| matches!(e, Effect::Send(_)));
         sends.into_iter().chain(others).for_each(run);
-        let (tone, live) = (next.tone(), matches!(next.phase, Phase::Live(_)));
         follow_alert(&next);
-        // (The signal still holds the state before this event.)
-        if state.with_untracked(|shown| next.looks_like(shown)) {
+        // (The signal still holds the state before this event.) The first event after a quiet
+        // spell draws, whatever it changed.
+        let held = QUIET.get();
+        let quiet = held.is_some_and(|phase| phase == discriminant(&next.phase)) && !settled;
+        if quiet {
+            state.update_untracked(|s| *s = next);
+            continue;
+        }
+        if held.is_none() && state.with_untracked(|shown| next.looks_like(shown)) {
             state.update_untracked(|s| *s = next);
         } else {
+            QUIET.set(None);
             state.set(next);
         }
-        shell(Op::Tone(tone));
-        shell(Op::Wake(live));
+        drawn(state);
     }
     DISPATCHING.set(false);
+}
+
+/// After the screen shows `state`: the sound it wants, and the wake lock while in a call.
+fn drawn(state: RwSignal<State>) {
+    let (tone, live) = state.with_untracked(|s| (s.tone(), matches!(s.phase, Phase::Live(_))));
+    shell(Op::Tone(tone));
+    shell(Op::Wake(live));
+}
+
+thread_local! {
+    /// While `Some`, the screen waits (see [`draw_when_settled`]): for as long as the phase
+    /// stays of this kind.
+    static QUIET: Cell<Option<Discriminant<Phase>>> = const { Cell::new(None) };
+}
+
+/// At most this long the screen waits (see [`draw_when_settled`]).
+const QUIET_MS: Duration = Duration::from_millis(15);
+
+/// The browser is making or setting a description the call waits for (the answer to an offer
+/// that came with the ring, the answer that came with the accept): the page draws once that
+/// is done (or [`QUIET_MS`] later), not before. Drawn first, the render (the incoming sheet,
+/// the call) ran ahead of each step of it on the page's thread (docs/perf.md).
+fn draw_when_settled(phase: &Phase) {
+    // A hidden page draws nothing anyway, and its timers may run a second late.
+    let hidden = document().visibility_state() == web_sys::VisibilityState::Hidden;
+    if hidden || QUIET.replace(Some(discriminant(phase))).is_some() {
+        return;
+    }
+    set_timeout(
+        || {
+            if QUIET.take().is_some() {
+                if let Some(state) = STATE.get() {
+                    state.update(|_| {});
+                    drawn(state);
+                }
+            }
+        },
+        QUIET_MS,
+    );
+}
+
+/// A call rings in: a Duet caller's offer is right behind it, and the incoming sheet waits for
+/// our answer to it (see [`draw_when_settled`]); a caller that sends none makes it wait
+/// [`QUIET_MS`].
+fn draw_after_answer() {
+    draw_when_settled(&Phase::Ringing { peer: String::new() });
 }
 
 /// Keeps the call notification in step with the state (see [`notify::follow`]).

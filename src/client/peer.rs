@@ -269,10 +269,10 @@ pub fn start_media(ask: bool) {
     };
     // Known already (see `watch_permissions`): no round trip to the browser process first, and
     // the camera starts opening now, before the page draws the call.
-    let known = ask || PERMITTED.with(|p| p.get() == [Some(true); 2]);
-    let opening = known.then(open_media);
+    let allowed = PERMITTED.with(|p| p.get() == [Some(true); 2]);
+    let opening = (ask || allowed).then(|| open_media(allowed));
     spawn_local(async move {
-        let opening = match opening {
+        let (camera, microphone) = match opening {
             Some(opening) => opening,
             None => {
                 // Both at once: each query is a round trip to the browser process.
@@ -280,18 +280,61 @@ pub fn start_media(ask: bool) {
                 if !(camera.await && microphone.await) {
                     return still(Event::MediaSkipped);
                 }
-                open_media()
+                open_media(true)
             }
         };
-        match opening.await {
-            Ok(stream) if media_generation() != at_start => stop_tracks(&stream), // hung up meanwhile
-            Ok(stream) => {
-                attach(&stream);
-                still(Event::MediaReady);
+        let stream = match camera.await {
+            Ok(stream) if media_generation() == at_start => stream,
+            opened => {
+                // Hung up meanwhile, or no camera: nothing stays open.
+                if let Ok(stream) = &opened {
+                    stop_tracks(stream);
+                }
+                if let Some(microphone) = microphone {
+                    if let Ok(mic) = microphone.await {
+                        stop_tracks(&mic);
+                    }
+                }
+                if let Err(e) = opened {
+                    still(Event::MediaFailed(e));
+                }
+                return;
             }
-            Err(e) => still(Event::MediaFailed(e)),
+        };
+        attach(&stream);
+        if let Some(microphone) = microphone {
+            match microphone.await {
+                Ok(mic) if media_generation() == at_start => {
+                    for track in mic.get_tracks().iter() {
+                        stream.add_track(track.unchecked_ref());
+                    }
+                    bind_tracks();
+                }
+                Ok(mic) => return stop_tracks(&mic), // hung up meanwhile (the camera stopped too)
+                Err(e) => {
+                    release_local();
+                    return still(Event::MediaFailed(e));
+                }
+            }
         }
+        still(Event::MediaReady);
     });
+}
+
+/// Stops the camera opened for a call whose microphone then failed: no light left on, and no
+/// track left on the connection for the next try to find there.
+fn release_local() {
+    let (local, pc) = PEER.with(|p| {
+        let mut p = p.borrow_mut();
+        (p.local.take(), p.pc.clone())
+    });
+    if let Some(stream) = local {
+        stop_tracks(&stream);
+    }
+    for (_, t) in pc.as_ref().map(sending).unwrap_or_default() {
+        replace_track(&t.sender(), None);
+    }
+    show(LOCAL_VIDEO, None);
 }
 
 thread_local! {
@@ -352,28 +395,35 @@ fn permission(name: &str) -> impl Future<Output = Option<JsValue>> {
     }
 }
 
-/// Camera and microphone, asked for at once (see [`user_media`]).
-fn open_media() -> impl Future<Output = Result<MediaStream, String>> {
+/// A stream getUserMedia gave, or why not ("Name: message").
+type Opened = Result<MediaStream, String>;
+
+/// Camera and microphone, asked for at once (see [`user_media`]). `apart` (both already
+/// allowed): in two requests, the camera's first, so its track goes on the connection without
+/// waiting for the microphone's audio processing to start (on a busy machine that took 30–120
+/// ms longer than the camera, docs/perf.md); else in one, for one permission prompt. The
+/// microphone's future is `None` when it comes with the camera.
+fn open_media(apart: bool) -> (impl Future<Output = Opened>, Option<impl Future<Output = Opened>>) {
     // Browsers hide navigator.mediaDevices on plain-http origins other than localhost.
     let secure = web_sys::window().is_some_and(|w| w.is_secure_context());
-    let opening = secure.then(|| {
-        user_media(js::object(&[
-            ("video", &JsValue::TRUE),
-            ("audio", &JsValue::TRUE),
-        ]))
-    });
-    async move {
-        match opening {
-            Some(opening) => opening.await,
-            None => Err("Insecure: camera access needs https".into()),
+    let ask = |video: bool, audio: bool| {
+        let opening =
+            secure.then(|| user_media(js::object(&[("video", &video.into()), ("audio", &audio.into())])));
+        async move {
+            match opening {
+                Some(opening) => opening.await,
+                None => Err("Insecure: camera access needs https".into()),
+            }
         }
-    }
+    };
+    let camera = ask(true, !apart);
+    (camera, apart.then(|| ask(false, true)))
 }
 
 /// getUserMedia, asked at once (not when the future is first polled); failures as "Name:
 /// message". (Dictionaries such as these constraints are plain objects made with [`js`]: each
 /// typed web-sys setter would be one more import in the main module, see `js`.)
-fn user_media(constraints: JsValue) -> impl Future<Output = Result<MediaStream, String>> {
+fn user_media(constraints: JsValue) -> impl Future<Output = Opened> {
     let asked = web_sys::window()
         .ok_or_else(|| "Error: no window".to_owned())
         .and_then(|w| w.navigator().media_devices().map_err(describe))

@@ -20,7 +20,6 @@ use leptos::prelude::*;
 use shell::Op;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::mem::{discriminant, Discriminant};
 use std::time::Duration;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -166,13 +165,10 @@ pub fn dispatch(event: Event) {
         let Some(current) = state.try_get_untracked() else {
             continue;
         };
-        let settled = matches!(
-            event,
-            Event::LocalAnswer(_) | Event::RemoteDescriptionSet | Event::NegotiationFailed(_)
-        );
+        let settled = matches!(event, Event::RemoteDescriptionSet | Event::NegotiationFailed(_));
         let (next, effects) = current.step(event);
         if effects.iter().any(|e| matches!(e, Effect::AcceptAnswer(_))) {
-            draw_when_settled(&next.phase);
+            draw_when_settled();
         }
         // Messages first, then the rest of the effects (the browser's WebRTC work starts while
         // the page renders), then the screen, then sound: a call_start is on the wire before the
@@ -183,16 +179,16 @@ pub fn dispatch(event: Event) {
         follow_alert(&next);
         // (The signal still holds the state before this event.) The first event after a quiet
         // spell draws, whatever it changed.
-        let held = QUIET.get();
-        let quiet = held.is_some_and(|phase| phase == discriminant(&next.phase)) && !settled;
+        let held = HELD.get();
+        let quiet = held && matches!(next.phase, Phase::Live(_)) && !settled;
         if quiet {
             state.update_untracked(|s| *s = next);
             continue;
         }
-        if held.is_none() && state.with_untracked(|shown| next.looks_like(shown)) {
+        if !held && state.with_untracked(|shown| next.looks_like(shown)) {
             state.update_untracked(|s| *s = next);
         } else {
-            QUIET.set(None);
+            HELD.set(false);
             state.set(next);
         }
         drawn(state);
@@ -208,42 +204,34 @@ fn drawn(state: RwSignal<State>) {
 }
 
 thread_local! {
-    /// While `Some`, the screen waits (see [`draw_when_settled`]): for as long as the phase
-    /// stays of this kind.
-    static QUIET: Cell<Option<Discriminant<Phase>>> = const { Cell::new(None) };
+    /// The screen waits, while the call goes on (see [`draw_when_settled`]).
+    static HELD: Cell<bool> = const { Cell::new(false) };
 }
 
 /// At most this long the screen waits (see [`draw_when_settled`]).
-const QUIET_MS: Duration = Duration::from_millis(15);
+const QUIET: Duration = Duration::from_millis(15);
 
-/// The browser is making or setting a description the call waits for (the answer to an offer
-/// that came with the ring, the answer that came with the accept): the page draws once that
-/// is done (or [`QUIET_MS`] later), not before. Drawn first, the render (the incoming sheet,
-/// the call) ran ahead of each step of it on the page's thread (docs/perf.md).
-fn draw_when_settled(phase: &Phase) {
+/// The peer's description just came (the answer inside an accept) and the browser is setting
+/// it: the page draws once that is done (or [`QUIET`] later), not before. Drawn first, the call
+/// screen's render ran ahead of `setRemoteDescription` on the page's thread (14-19 ms for it
+/// then, 6.6 without; docs/perf.md), and the connection came up later.
+fn draw_when_settled() {
     // A hidden page draws nothing anyway, and its timers may run a second late.
     let hidden = document().visibility_state() == web_sys::VisibilityState::Hidden;
-    if hidden || QUIET.replace(Some(discriminant(phase))).is_some() {
+    if hidden || HELD.replace(true) {
         return;
     }
     set_timeout(
         || {
-            if QUIET.take().is_some() {
+            if HELD.replace(false) {
                 if let Some(state) = STATE.get() {
                     state.update(|_| {});
                     drawn(state);
                 }
             }
         },
-        QUIET_MS,
+        QUIET,
     );
-}
-
-/// A call rings in: a Duet caller's offer is right behind it, and the incoming sheet waits for
-/// our answer to it (see [`draw_when_settled`]); a caller that sends none makes it wait
-/// [`QUIET_MS`].
-fn draw_after_answer() {
-    draw_when_settled(&Phase::Ringing { peer: String::new() });
 }
 
 /// Keeps the call notification in step with the state (see [`notify::follow`]).

@@ -148,9 +148,6 @@ fn receive(text: &str) {
                 flush_pending();
                 dispatch(Event::SocketOpen);
             }
-            if m.kind == Kind::CallStart {
-                super::draw_after_answer();
-            }
             dispatch(Event::Received(m));
         }
         Err(e) => leptos::logging::warn!("ignoring a malformed frame from the relay: {e}"),

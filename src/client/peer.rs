@@ -321,8 +321,8 @@ pub fn start_media(ask: bool) {
     });
 }
 
-/// Stops the camera opened for a call whose microphone then failed: no light left on, and no
-/// track left on the connection for the next try to find there.
+/// Stops camera and microphone (the light goes off), takes their tracks off the connection if
+/// there still is one (a next try must not find them there), clears the own preview.
 fn release_local() {
     let (local, pc) = PEER.with(|p| {
         let mut p = p.borrow_mut();
@@ -789,15 +789,11 @@ fn close_connection() {
 pub fn teardown() {
     close_connection();
     stop_screen();
-    let local = PEER.with(|p| {
+    PEER.with(|p| {
         let mut p = p.borrow_mut();
         p.media_generation = p.media_generation.wrapping_add(1);
-        p.local.take()
     });
-    if let Some(stream) = local {
-        stop_tracks(&stream);
-    }
-    show(LOCAL_VIDEO, None);
+    release_local();
 }
 
 /// Silences or restores the microphone; the track keeps flowing (as silence), so nothing is

@@ -1,0 +1,165 @@
+// Call setup answered at once, interleaved: Duet builds, the same order in a plain page
+// (order.html) and the classic page (classic.html), in one Chromium, taking turns call by call
+// so that the machine's swings hit all alike. Not part of the suite (docs/perf.md, "sixth
+// session"). Run from end2end/ against running Duet servers:
+//   DUET=http://127.0.0.1:3100,http://127.0.0.1:3101+noui N=14 node perf/ab.mjs
+// FPS=30 gives the fake camera that frame rate (Chromium's default is 20, a phone's camera 30).
+// `+noui` hides Duet's bars, panel and sheet (CSS, CSP bypassed): what its UI costs.
+// Prints per variant: medians of click -> first remote frame (caller, callee) and of
+// click -> connected, their ratio to the classic page's, and the browser's CPU per call.
+import { chromium } from '@playwright/test';
+import http from 'node:http';
+import net from 'node:net';
+import fs from 'node:fs';
+
+const DUET = (process.env.DUET || 'http://127.0.0.1:3100').split(',');
+const N = Number(process.env.N || 14);
+const relay = new URL(DUET[0].split('+')[0]);
+const page = (file) => fs.readFileSync(new URL(file, import.meta.url));
+const pages = { classic: page('classic.html'), order: page('order.html') };
+
+// The reference pages, their WebSockets passed through to the first Duet server's relay.
+const server = http.createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'text/html' });
+  res.end(pages[req.url.startsWith('/order') ? 'order' : 'classic']);
+});
+server.on('upgrade', (req, socket, head) => {
+  const up = net.connect(Number(relay.port), relay.hostname, () => {
+    const lines = [`${req.method} ${req.url} HTTP/1.1`];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+    up.write(lines.join('\r\n') + '\r\n\r\n');
+    up.write(head);
+    up.pipe(socket);
+    socket.pipe(up);
+  });
+  up.on('error', () => socket.destroy());
+  socket.on('error', () => up.destroy());
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const here = `http://127.0.0.1:${server.address().port}`;
+
+/** CPU ms used so far by each Chromium process, keyed "pid type". */
+function cpu() {
+  const out = {};
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmd.includes('chromium')) continue;
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      const type = (cmd.match(/--type=([a-z-]+)/) || [, 'browser'])[1];
+      out[`${pid} ${type}`] = (Number(stat[11]) + Number(stat[12])) * 10;
+    } catch {}
+  }
+  return out;
+}
+
+const NOUI = '.topbar, .panel, .sheet-backdrop, .peer-flags, .toast { display: none !important; }';
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--use-fake-ui-for-media-stream', process.env.FPS ? `--use-fake-device-for-media-stream=fps=${process.env.FPS}` : '--use-fake-device-for-media-stream', '--allow-loopback-in-peer-connection',
+    '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
+});
+const WATCH = () => {
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Native(...args);
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc.connectionState === 'connected' && !window.__connected) window.__connected = Date.now();
+    });
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+};
+const variants = [
+  ...DUET.map((d) => ({ name: d.replace(/^https?:\/\//, ''), kind: 'duet', base: d.split('+')[0], noui: d.endsWith('+noui') })),
+  { name: 'order.html', kind: 'order' },
+  { name: 'classic.html', kind: 'classic' },
+];
+const stamp = Date.now() % 100000;
+for (const [i, v] of variants.entries()) {
+  v.names = [`aba${stamp}${i}`, `abb${stamp}${i}`];
+  v.pages = [];
+  v.runs = [];
+  for (const name of v.names) {
+    const ctx = await browser.newContext({ permissions: ['camera', 'microphone'], bypassCSP: !!v.noui });
+    await ctx.addInitScript(WATCH);
+    if (v.noui) {
+      await ctx.addInitScript((css) => document.addEventListener('DOMContentLoaded', () => {
+        const style = document.createElement('style');
+        style.textContent = css;
+        document.head.appendChild(style);
+      }), NOUI);
+    }
+    const p = await ctx.newPage();
+    await p.goto(v.kind === 'duet' ? `${v.base}/u/${name}` : `${here}/${v.kind}?name=${name}`);
+    v.pages.push(p);
+  }
+}
+await new Promise((r) => setTimeout(r, 2500));
+
+async function call(v) {
+  const [a, b] = v.pages;
+  await b.evaluate((kind) => {
+    if (kind === 'classic') window.confirm = () => true;
+    if (kind !== 'duet') return; // order.html accepts by itself
+    const seen = new MutationObserver(() => {
+      if (!document.querySelector('[role=alertdialog]')) return;
+      seen.disconnect();
+      setTimeout(() => document.querySelector('[role=alertdialog] button.accept')?.click(), 0);
+    });
+    seen.observe(document.body, { subtree: true, childList: true });
+  }, v.kind);
+  for (const p of [a, b]) {
+    await p.evaluate((kind) => {
+      window.__connected = 0;
+      const video = document.querySelector(kind === 'duet' ? '#remote-video' : '#remote');
+      window.__frame = new Promise((r) => video.requestVideoFrameCallback(() => r(Date.now())));
+    }, v.kind);
+  }
+  const before = cpu();
+  const clickAt = await a.evaluate((who) => {
+    const button = [...document.querySelectorAll('button')].find(
+      (x) => x.querySelector('.who')?.textContent === who || x.textContent.trim() === who,
+    );
+    const t = Date.now();
+    button.click();
+    return t;
+  }, v.names[1]);
+  const frames = [await a.evaluate(() => window.__frame), await b.evaluate(() => window.__frame)];
+  const after = cpu();
+  const connected = [await a.evaluate(() => window.__connected), await b.evaluate(() => window.__connected)];
+  const used = {};
+  for (const k in after) used[k.split(' ')[1]] = (used[k.split(' ')[1]] || 0) + after[k] - (before[k] || 0);
+  if (v.kind === 'duet') {
+    await a.evaluate(() => document.querySelector('button.hangup').click());
+    for (const p of [a, b]) await p.waitForFunction(() => !document.querySelector('.call.live'));
+  } else {
+    await a.evaluate(() => document.getElementById('hangup').click());
+    await b.waitForFunction(() => !document.getElementById('remote').srcObject);
+  }
+  await a.waitForTimeout(300);
+  return { frame: frames.map((t) => t - clickAt), connected: connected.map((t) => t - clickAt), used };
+}
+
+for (const v of variants) await call(v); // each pair's first call starts its media stack
+for (let i = 0; i < N; i++) {
+  for (const v of i % 2 ? [...variants].reverse() : variants) v.runs.push(await call(v));
+}
+const median = (xs) => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const classic = variants.at(-1);
+const of = (v, key, side) => median(v.runs.map((r) => r[key][side]));
+for (const v of variants) {
+  const ratio = (side) => (of(v, 'frame', side) / of(classic, 'frame', side)).toFixed(2);
+  const mean = (type) => Math.round(v.runs.reduce((s, r) => s + (r.used[type] || 0), 0) / v.runs.length);
+  console.log(
+    `${v.name.padEnd(28)} first frame ${of(v, 'frame', 0)} / ${of(v, 'frame', 1)} ms (x${ratio(0)} / x${ratio(1)})` +
+      `  connected ${of(v, 'connected', 0)} / ${of(v, 'connected', 1)} ms` +
+      `  CPU per call: renderers ${mean('renderer')}, GPU ${mean('gpu-process')}, browser ${mean('browser')} ms` +
+      `  (caller's frames: ${v.runs.map((r) => r.frame[0]).join(' ')})`,
+  );
+}
+await browser.close();
+server.close();

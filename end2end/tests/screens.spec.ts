@@ -103,8 +103,9 @@ for (const { id, options, phone } of layouts) {
     // buttons (focus is not put on Accept: a key meant for something else must not answer).
     await expect(page.getByRole('alertdialog')).toBeFocused();
     await expect(page.getByRole('alertdialog')).toHaveAccessibleName(`Incoming video call ${other.name}`);
-    // The ringing pulse stops for people who asked for less motion.
-    const pulse = () => page.locator('.sheet .avatar').evaluate((el) => getComputedStyle(el).animationName);
+    // The ringing pulse (the avatar's ring, a pseudo-element) stops for people who asked for less
+    // motion.
+    const pulse = () => page.locator('.sheet .avatar').evaluate((el) => getComputedStyle(el, '::after').animationName);
     expect(await pulse()).toBe('pulse');
     await page.emulateMedia({ reducedMotion: 'reduce' });
     expect(await pulse()).toBe('none');

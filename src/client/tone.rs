@@ -96,9 +96,14 @@ fn stop() {
     super::mark_page("data-tone", None);
 }
 
-/// `navigator.vibrate(pattern)` where there is one (not on iOS or desktops).
+/// `navigator.vibrate(pattern)` where there is one (not on iOS or desktops), once the page has
+/// been tapped: before that Chromium refuses it and logs an error for every ring.
 fn vibrate(pattern: &JsValue) {
-    js::call(&window().navigator(), "vibrate", &[pattern]);
+    let navigator = window().navigator();
+    let activation = js::get(&navigator, "userActivation");
+    if activation.is_undefined() || js::get(&activation, "hasBeenActive").is_truthy() {
+        js::call(&navigator, "vibrate", &[pattern]);
+    }
 }
 
 /// A phone-like double ring (two short bursts of a 440 + 480 Hz chord) and a buzz.

@@ -4,7 +4,8 @@
 // session"). Run from end2end/ against running Duet servers:
 //   DUET=http://127.0.0.1:3100,http://127.0.0.1:3101+noui N=14 node perf/ab.mjs
 // FPS=30 gives the fake camera that frame rate (Chromium's default is 20, a phone's camera 30).
-// `+noui` hides Duet's bars, panel and sheet (CSS, CSP bypassed): what its UI costs.
+// `+noui` hides Duet's bars, panel and sheet (CSS, CSP bypassed): what its UI costs; `+css`
+// adds the CSS in $CSS the same way (to try a style change without a build).
 // Prints per variant: medians of click -> first remote frame (caller, callee) and of
 // click -> connected, their ratio to the classic page's, and the browser's CPU per call.
 import { chromium } from '@playwright/test';
@@ -71,7 +72,12 @@ const WATCH = () => {
   window.RTCPeerConnection.prototype = Native.prototype;
 };
 const variants = [
-  ...DUET.map((d) => ({ name: d.replace(/^https?:\/\//, ''), kind: 'duet', base: d.split('+')[0], noui: d.endsWith('+noui') })),
+  ...DUET.map((d) => ({
+    name: d.replace(/^https?:\/\//, ''),
+    kind: 'duet',
+    base: d.split('+')[0],
+    css: { noui: NOUI, css: process.env.CSS }[d.split('+')[1]],
+  })),
   { name: 'order.html', kind: 'order' },
   { name: 'classic.html', kind: 'classic' },
 ];
@@ -81,14 +87,14 @@ for (const [i, v] of variants.entries()) {
   v.pages = [];
   v.runs = [];
   for (const name of v.names) {
-    const ctx = await browser.newContext({ permissions: ['camera', 'microphone'], bypassCSP: !!v.noui });
+    const ctx = await browser.newContext({ permissions: ['camera', 'microphone'], bypassCSP: !!v.css });
     await ctx.addInitScript(WATCH);
-    if (v.noui) {
+    if (v.css) {
       await ctx.addInitScript((css) => document.addEventListener('DOMContentLoaded', () => {
         const style = document.createElement('style');
         style.textContent = css;
         document.head.appendChild(style);
-      }), NOUI);
+      }), v.css);
     }
     const p = await ctx.newPage();
     await p.goto(v.kind === 'duet' ? `${v.base}/u/${name}` : `${here}/${v.kind}?name=${name}`);

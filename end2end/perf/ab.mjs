@@ -9,35 +9,17 @@
 // Prints per variant: medians of click -> first remote frame (caller, callee) and of
 // click -> connected, their ratio to the classic page's, and the browser's CPU per call.
 import { chromium } from '@playwright/test';
-import http from 'node:http';
-import net from 'node:net';
 import fs from 'node:fs';
+import references from './reference.js';
+
+const { startReference } = references;
 
 const DUET = (process.env.DUET || 'http://127.0.0.1:3100').split(',');
 const N = Number(process.env.N || 14);
 const relay = new URL(DUET[0].split('+')[0]);
-const page = (file) => fs.readFileSync(new URL(file, import.meta.url));
-const pages = { classic: page('classic.html'), order: page('order.html') };
-
 // The reference pages, their WebSockets passed through to the first Duet server's relay.
-const server = http.createServer((req, res) => {
-  res.writeHead(200, { 'content-type': 'text/html' });
-  res.end(pages[req.url.startsWith('/order') ? 'order' : 'classic']);
-});
-server.on('upgrade', (req, socket, head) => {
-  const up = net.connect(Number(relay.port), relay.hostname, () => {
-    const lines = [`${req.method} ${req.url} HTTP/1.1`];
-    for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-    up.write(lines.join('\r\n') + '\r\n\r\n');
-    up.write(head);
-    up.pipe(socket);
-    socket.pipe(up);
-  });
-  up.on('error', () => socket.destroy());
-  socket.on('error', () => up.destroy());
-});
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const here = `http://127.0.0.1:${server.address().port}`;
+const reference = await startReference(relay);
+const here = reference.url;
 
 /** CPU ms used so far by each Chromium process, keyed "pid type". */
 function cpu() {
@@ -168,4 +150,4 @@ for (const v of variants) {
   );
 }
 await browser.close();
-server.close();
+reference.close();

@@ -1,8 +1,6 @@
 import { Browser, BrowserContext, Page, expect } from '@playwright/test';
 import * as fs from 'fs';
-import * as http from 'http';
-import * as net from 'net';
-import * as path from 'path';
+import { startReference } from '../perf/reference';
 
 /** A person: one browser context (own localStorage, own camera) with one page. */
 export interface Person {
@@ -199,31 +197,8 @@ export interface ClassicServer {
 }
 
 /** Serves the classic design's page (end2end/perf/classic.html) from its own origin on
- *  loopback, forwarding /webrtc/ to Duet: to the browser it is a same-origin page on Duet's
- *  relay, as the classic design's was. Its WebSocket carries no `early=1`: a classic client. */
+ *  loopback, forwarding /webrtc/ to Duet (end2end/perf/reference.js). Its WebSocket carries no
+ *  `early=1`: a classic client. */
 export async function startClassic(duet: URL): Promise<ClassicServer> {
-  const html = fs.readFileSync(path.join(__dirname, '..', 'perf', 'classic.html'));
-  const server = http.createServer((req, res) => {
-    res.writeHead(req.url?.startsWith('/classic') ? 200 : 404, {
-      'content-type': 'text/html; charset=utf-8',
-      'cache-control': 'no-cache',
-    });
-    res.end(req.url?.startsWith('/classic') ? html : '');
-  });
-  server.on('upgrade', (req, socket, head) => {
-    const upstream = net.connect(Number(duet.port || 80), duet.hostname, () => {
-      const lines = [`${req.method} ${req.url} HTTP/1.1`];
-      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-      upstream.write(lines.join('\r\n') + '\r\n\r\n');
-      upstream.write(head);
-      upstream.pipe(socket);
-      socket.pipe(upstream);
-    });
-    upstream.setNoDelay(true);
-    (socket as net.Socket).setNoDelay(true);
-    upstream.on('error', () => socket.destroy());
-    socket.on('error', () => upstream.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, close: () => server.close() };
+  return startReference(duet);
 }

@@ -9,11 +9,14 @@
 //! creates the offer → callee answers → both trickle ICE → `PeerConnected`. Duet does each step
 //! as early as it can. The peer connection is made when the call starts (dialing, or ringing)
 //! and media is given to it when the camera opens ([`Effect::OpenPeer`], then
-//! [`Effect::StartMedia`]): the SDP exchange never waits for a camera. Camera and microphone
-//! are opened before the answer, as phones' call apps do: the caller's when dialing, the
-//! callee's while it rings (only if the browser already has the permission, so no prompt
-//! appears before the person chose to answer); both see their own preview. Declining,
-//! cancelling or ringing out releases them at once.
+//! [`Effect::StartMedia`]): the SDP exchange never waits for a camera. The camera is opened
+//! before the answer, as phones' call apps do: the caller's when dialing, the callee's while it
+//! rings (only if the browser already has the permission, so no prompt appears before the
+//! person chose to answer); both see their own preview. The microphone follows when the
+//! connection comes up ([`Effect::OpenMicrophone`]; with the camera when the browser must ask,
+//! for one prompt): no microphone is live while a call rings, and its start (audio processing,
+//! 30–120 ms of a busy phone's CPU) stays out of the connection's way. Declining, cancelling or
+//! ringing out releases the camera at once.
 //! The caller's offer is made before the tap (the shell's spare connection) and goes out right
 //! after the `call_start` (not inside it: on a slow uplink its ~6 KB would hold up the ring),
 //! its ICE candidates at once. The relay passes them on to a callee that asks for them
@@ -366,6 +369,12 @@ pub enum Effect {
     Reconnect,
     /// Enable or silence the microphone track (no renegotiation).
     Mic(bool),
+    /// The call's connection is up: open the microphone unless it came with the camera, send it
+    /// (`on: false`: silenced, as the user set it before it opened); report `MediaFailed` if the
+    /// browser refuses it.
+    OpenMicrophone {
+        on: bool,
+    },
     /// Camera off: stop the video track (light off) and send no video. On: open the front or
     /// back camera and replace the sent track (no renegotiation); report `CameraFailed` if not.
     Camera {
@@ -681,6 +690,9 @@ impl State {
             }
             Event::PeerConnected { at_ms } => {
                 if let Phase::Live(s) = &mut self.phase {
+                    if s.connected_at.is_none() {
+                        fx.push(Effect::OpenMicrophone { on: s.local.audio });
+                    }
                     s.connected_at.get_or_insert(at_ms);
                     s.disrupted = false;
                 }
@@ -1610,13 +1622,37 @@ mod tests {
         let (s, fx) = s.step(Event::Received(msg(Kind::Answer, "bob").with_sdp("a".into())));
         assert_eq!(untimed(&fx), [Effect::AcceptAnswer("a".into())]);
         let (s, fx) = s.step(Event::PeerConnected { at_ms: 5_000.0 });
-        assert!(fx.is_empty());
+        // The microphone once the connection is up (see the module docs).
+        assert_eq!(fx, [Effect::OpenMicrophone { on: true }]);
         assert_eq!(
             s.status(65_500.0),
             Status::InCall {
                 peer: "bob".into(),
                 seconds: 60
             }
+        );
+    }
+
+    #[test]
+    fn the_microphone_opens_once_per_call_when_it_connects_silenced_if_muted_before() {
+        let (s, _) = run(
+            State::new("alice"),
+            [
+                Event::Dial("bob".into()),
+                Event::MediaReady,
+                Event::Received(msg(Kind::CallBack, "bob").with_msg(ACCEPT)),
+            ],
+        );
+        let (s, fx) = s.step(Event::ToggleMic);
+        assert_eq!(fx.first(), Some(&Effect::Mic(false)));
+        let (s, fx) = s.step(Event::PeerConnected { at_ms: 1.0 });
+        assert_eq!(fx, [Effect::OpenMicrophone { on: false }]);
+        // Back after a disruption (or an ICE restart): it is open already.
+        let (s, _) = s.step(Event::PeerDisconnected);
+        let (_, fx) = s.step(Event::PeerConnected { at_ms: 2.0 });
+        assert!(
+            !fx.iter().any(|e| matches!(e, Effect::OpenMicrophone { .. })),
+            "{fx:?}"
         );
     }
 

@@ -5,7 +5,9 @@
 //   DUET=http://127.0.0.1:3100,http://127.0.0.1:3101+noui N=14 node perf/ab.mjs
 // FPS=30 gives the fake camera that frame rate (Chromium's default is 20, a phone's camera 30).
 // `+noui` hides Duet's bars, panel and sheet (CSS, CSP bypassed): what its UI costs; `+css`
-// adds the CSS in $CSS the same way (to try a style change without a build).
+// adds the CSS in $CSS the same way (to try a style change without a build); `+js:FILE` runs
+// FILE as an init script in both pages (to try a change of the pages' order without a build).
+// Suffixes combine: `http://127.0.0.1:3100+css+js:/tmp/a.js`.
 // Prints per variant: medians of click -> first remote frame (caller, callee) and of
 // click -> connected, their ratio to the classic page's, and the browser's CPU per call.
 import { chromium } from '@playwright/test';
@@ -58,7 +60,8 @@ const variants = [
     name: d.replace(/^https?:\/\//, ''),
     kind: 'duet',
     base: d.split('+')[0],
-    css: { noui: NOUI, css: process.env.CSS }[d.split('+')[1]],
+    css: d.split('+').slice(1).map((x) => ({ noui: NOUI, css: process.env.CSS })[x]).filter(Boolean).join('\n'),
+    js: d.split('+').slice(1).filter((x) => x.startsWith('js:')).map((x) => x.slice(3)),
   })),
   { name: 'order.html', kind: 'order' },
   { name: 'classic.html', kind: 'classic' },
@@ -71,6 +74,7 @@ for (const [i, v] of variants.entries()) {
   for (const name of v.names) {
     const ctx = await browser.newContext({ permissions: ['camera', 'microphone'], bypassCSP: !!v.css });
     await ctx.addInitScript(WATCH);
+    for (const path of v.js ?? []) await ctx.addInitScript({ path });
     if (v.css) {
       await ctx.addInitScript((css) => document.addEventListener('DOMContentLoaded', () => {
         const style = document.createElement('style');

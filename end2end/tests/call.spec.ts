@@ -8,6 +8,7 @@ import {
   goOnline,
   keepLocalTracks,
   liveLocalTracks,
+  localKinds,
   newPerson,
   ring,
   routeSignaling,
@@ -46,6 +47,8 @@ test('@smoke a calls b, b accepts, both see each other; a hangs up and b returns
   const remote = await a.page.locator('#remote-video').boundingBox();
   expect(local!.width * local!.height).toBeLessThan((remote!.width * remote!.height) / 4);
 
+  // Camera and microphone (the microphone joins once the connection is up).
+  for (const p of [a, b]) await expect.poll(() => localKinds(p.page)).toEqual(['audio', 'video']);
   expect(await keepLocalTracks(a.page)).toBe(2);
   expect(await keepLocalTracks(b.page)).toBe(2);
   await a.page.getByRole('button', { name: 'Hang up' }).click();
@@ -138,9 +141,11 @@ test('@smoke decline: the caller is told; the camera opened for dialing goes off
   await expect(a.page.locator('html')).toHaveAttribute('data-tone', 'ringback');
   // Both see themselves while it rings (camera warmed for a quick start), full screen: the
   // fake-UI flag counts as a permission given (the camera-refused test covers the other case).
+  // No microphone is live before the call connects.
   for (const p of [a, b]) {
     await expect(p.page.locator('.stage.preview #local-video')).toBeVisible();
-    expect(await keepLocalTracks(p.page)).toBe(2);
+    expect(await localKinds(p.page)).toEqual(['video']);
+    expect(await keepLocalTracks(p.page)).toBe(1);
   }
   await b.page.getByRole('button', { name: 'Decline' }).click();
   await expect(status(a.page)).toHaveText(`${b.name} declined the call`);
@@ -148,7 +153,7 @@ test('@smoke decline: the caller is told; the camera opened for dialing goes off
   await expect(b.page.getByRole('alertdialog')).toHaveCount(0);
   for (const p of [a, b]) await expect(p.page.locator('html')).not.toHaveAttribute('data-tone', /.*/);
   for (const p of [a, b]) {
-    await expect.poll(() => liveLocalTracks(p.page), { message: `${p.name}'s camera and mic stopped` }).toBe(0);
+    await expect.poll(() => liveLocalTracks(p.page), { message: `${p.name}'s camera stopped` }).toBe(0);
     expect(await videosCleared(p.page)).toBe(true);
     await expect(p.page.locator('.stage.preview')).toHaveCount(0);
   }
@@ -158,10 +163,10 @@ test('the callee sees itself behind the incoming sheet; a cancel turns it off, a
   const [a, b] = people;
   await ring(a, b);
   await expect(b.page.locator('.stage.preview #local-video')).toBeVisible();
-  expect(await keepLocalTracks(b.page)).toBe(2);
+  expect(await keepLocalTracks(b.page)).toBe(1);
   await a.page.getByRole('button', { name: 'Cancel' }).click();
   await expect(status(b.page)).toHaveText(`Missed call from ${a.name}`);
-  await expect.poll(() => liveLocalTracks(b.page), { message: "the callee's camera and mic stopped" }).toBe(0);
+  await expect.poll(() => liveLocalTracks(b.page), { message: "the callee's camera stopped" }).toBe(0);
   expect(await videosCleared(b.page)).toBe(true);
   // Answering a warmed call: the caller's offer came while it rang and the answer is made,
   // but held: the caller knows nothing of the callee's address until the accept.
@@ -272,7 +277,7 @@ test('an unanswered call rings out on both sides', async () => {
   const ringSecs = Number(process.env.DUET_RING_TIMEOUT_SECS ?? 30);
   test.setTimeout((ringSecs + 30) * 1000);
   await ring(a, b);
-  for (const p of [a, b]) await expect.poll(() => keepLocalTracks(p.page)).toBe(2);
+  for (const p of [a, b]) await expect.poll(() => keepLocalTracks(p.page)).toBe(1);
   const timeout = (ringSecs + 5) * 1000;
   await expect(status(a.page)).toHaveText(`${b.name} did not answer`, { timeout });
   await expect(b.page.getByRole('alertdialog')).toHaveCount(0, { timeout });
@@ -346,6 +351,40 @@ for (const layout of ['desktop', 'Pixel 7'] as const) {
     await inCallControls(a, b);
   });
 }
+
+test('muted before the connection is up: the microphone joins silenced', async () => {
+  const [a, b] = people;
+  // Both hold the other's ICE candidates, so the accepted call stays unconnected until released.
+  for (const p of [a, b]) {
+    await p.page.evaluate(() => {
+      const w = window as any;
+      const add = RTCPeerConnection.prototype.addIceCandidate;
+      w.__held = new Promise((release) => (w.__release = release));
+      RTCPeerConnection.prototype.addIceCandidate = function (this: RTCPeerConnection, ...args: any[]) {
+        return w.__held.then(() => add.apply(this, args as any));
+      } as any;
+    });
+  }
+  await ring(a, b);
+  await b.page.getByRole('button', { name: 'Accept' }).click();
+  await b.page.getByRole('button', { name: 'Mute microphone' }).click();
+  await expect(b.page.getByRole('button', { name: 'Unmute microphone' })).toHaveAttribute('aria-pressed', 'true');
+  // Not connected yet: no microphone is open.
+  await expect(status(b.page)).not.toContainText('In call');
+  expect(await localKinds(b.page)).toEqual(['video']);
+  for (const p of [a, b]) await p.page.evaluate(() => (window as any).__release());
+  await expect(status(b.page)).toContainText(`In call with ${a.name}`);
+  await expect.poll(() => localKinds(b.page)).toEqual(['audio', 'video']);
+  const micEnabled = () =>
+    b.page.evaluate(() =>
+      ((document.getElementById('local-video') as HTMLVideoElement).srcObject as MediaStream).getAudioTracks()[0].enabled,
+    );
+  expect(await micEnabled()).toBe(false);
+  await expect(a.page.getByText(`${b.name} is muted`)).toBeVisible();
+  await b.page.getByRole('button', { name: 'Unmute microphone' }).click();
+  expect(await micEnabled()).toBe(true);
+  await expect.poll(() => audioEnergyOver(a.page, 1500), { message: 'b is heard once unmuted' }).toBeGreaterThan(0);
+});
 
 async function inCallControls(a: Person, b: Person) {
   await connectCall(a, b);

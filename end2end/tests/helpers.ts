@@ -115,6 +115,15 @@ export async function keepLocalTracks(page: Page): Promise<number> {
   });
 }
 
+/** The kinds of the page's own live tracks, sorted: `['audio', 'video']` in a call. */
+export async function localKinds(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const v = document.getElementById('local-video') as HTMLVideoElement;
+    const tracks = (v.srcObject as MediaStream | null)?.getTracks() ?? [];
+    return tracks.filter((t) => t.readyState === 'live').map((t) => t.kind).sort();
+  });
+}
+
 export async function liveLocalTracks(page: Page): Promise<number> {
   return page.evaluate(
     () => ((window as any).__localTracks as MediaStreamTrack[]).filter((t) => t.readyState === 'live').length,

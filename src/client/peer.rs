@@ -53,6 +53,10 @@ struct Peer {
     screen: Option<MediaStreamTrack>,
     /// The offer a [`Spare`] came with, until the call's first offer is made.
     ready_offer: Option<String>,
+    /// The microphone is to be silenced (the user muted before it opened, or meanwhile).
+    mic_off: bool,
+    /// The microphone was asked for while the camera was still opening: it follows the camera.
+    mic_due: bool,
 }
 
 /// A connection made ahead of the next call we place, its offer created but not set: setting it
@@ -257,9 +261,10 @@ where
     });
 }
 
-/// Opens camera and microphone for the next call. `ask: false` (warming up while a call rings
-/// in) opens them only if the browser already has the permission: no prompt over the incoming
-/// call; `MediaSkipped` otherwise.
+/// Opens the camera for the next call (and the microphone with it when the browser must ask:
+/// one prompt; else the microphone waits for [`open_microphone`]). `ask: false` (warming up
+/// while a call rings in) opens it only if the browser already has the permission: no prompt
+/// over the incoming call; `MediaSkipped` otherwise.
 pub fn start_media(ask: bool) {
     let at_start = media_generation();
     let still = move |event| {
@@ -270,9 +275,9 @@ pub fn start_media(ask: bool) {
     // Known already (see `watch_permissions`): no round trip to the browser process first, and
     // the camera starts opening now, before the page draws the call.
     let allowed = PERMITTED.with(|p| p.get() == [Some(true); 2]);
-    let opening = (ask || allowed).then(|| open_media(allowed));
+    let opening = (ask || allowed).then(|| open_media(true, !allowed));
     spawn_local(async move {
-        let (camera, microphone) = match opening {
+        let camera = match opening {
             Some(opening) => opening,
             None => {
                 // Both at once: each query is a round trip to the browser process.
@@ -280,7 +285,7 @@ pub fn start_media(ask: bool) {
                 if !(camera.await && microphone.await) {
                     return still(Event::MediaSkipped);
                 }
-                open_media(true)
+                open_media(true, false)
             }
         };
         let stream = match camera.await {
@@ -290,11 +295,6 @@ pub fn start_media(ask: bool) {
                 if let Ok(stream) = &opened {
                     stop_tracks(stream);
                 }
-                if let Some(microphone) = microphone {
-                    if let Ok(mic) = microphone.await {
-                        stop_tracks(&mic);
-                    }
-                }
                 if let Err(e) = opened {
                     still(Event::MediaFailed(e));
                 }
@@ -302,22 +302,51 @@ pub fn start_media(ask: bool) {
             }
         };
         attach(&stream);
-        if let Some(microphone) = microphone {
-            match microphone.await {
-                Ok(mic) if media_generation() == at_start => {
-                    for track in mic.get_tracks().iter() {
-                        stream.add_track(track.unchecked_ref());
-                    }
-                    bind_tracks();
-                }
-                Ok(mic) => return stop_tracks(&mic), // hung up meanwhile (the camera stopped too)
-                Err(e) => {
-                    release_local();
-                    return still(Event::MediaFailed(e));
-                }
-            }
-        }
         still(Event::MediaReady);
+        if PEER.with(|p| std::mem::take(&mut p.borrow_mut().mic_due)) {
+            add_microphone(stream);
+        }
+    });
+}
+
+/// The call's connection is up: the microphone joins it (`on: false` silenced), unless it came
+/// with the camera; after the camera if that is still opening.
+pub fn open_microphone(on: bool) {
+    let local = PEER.with(|p| {
+        let mut p = p.borrow_mut();
+        p.mic_off = !on;
+        p.mic_due = p.local.is_none();
+        p.local.clone()
+    });
+    match local {
+        Some(stream) if stream.get_audio_tracks().length() > 0 => set_mic(on),
+        Some(stream) => add_microphone(stream),
+        None => {}
+    }
+}
+
+/// Asks for the microphone alone (its permission is known to be granted, see [`start_media`])
+/// and puts its track with the camera's; `MediaFailed` if the browser refuses it.
+fn add_microphone(stream: MediaStream) {
+    let at_start = media_generation();
+    let microphone = open_media(false, true);
+    spawn_local(async move {
+        match microphone.await {
+            Ok(mic) if media_generation() == at_start => {
+                let on = PEER.with(|p| !p.borrow().mic_off);
+                for track in mic.get_tracks().iter() {
+                    js::set(&track, "enabled", &on.into());
+                    stream.add_track(track.unchecked_ref());
+                }
+                bind_tracks();
+            }
+            Ok(mic) => stop_tracks(&mic), // hung up meanwhile (the camera stopped too)
+            Err(e) if media_generation() == at_start => {
+                release_local();
+                dispatch(Event::MediaFailed(e));
+            }
+            Err(_) => {}
+        }
     });
 }
 
@@ -398,26 +427,21 @@ fn permission(name: &str) -> impl Future<Output = Option<JsValue>> {
 /// A stream getUserMedia gave, or why not ("Name: message").
 type Opened = Result<MediaStream, String>;
 
-/// Camera and microphone, asked for at once (see [`user_media`]). `apart` (both already
-/// allowed): in two requests, the camera's first, so its track goes on the connection without
-/// waiting for the microphone's audio processing to start (on a busy machine that took 30–120
-/// ms longer than the camera, docs/perf.md); else in one, for one permission prompt. The
-/// microphone's future is `None` when it comes with the camera.
-fn open_media(apart: bool) -> (impl Future<Output = Opened>, Option<impl Future<Output = Opened>>) {
+/// getUserMedia for camera and/or microphone, asked for at once (see [`user_media`]). Both are
+/// asked in one request only when the browser must ask (one permission prompt); with both
+/// allowed the camera comes alone and the microphone when the connection is up (its audio
+/// processing took 30–120 ms of a busy machine, docs/perf.md).
+fn open_media(video: bool, audio: bool) -> impl Future<Output = Opened> {
     // Browsers hide navigator.mediaDevices on plain-http origins other than localhost.
     let secure = web_sys::window().is_some_and(|w| w.is_secure_context());
-    let ask = |video: bool, audio: bool| {
-        let opening =
-            secure.then(|| user_media(js::object(&[("video", &video.into()), ("audio", &audio.into())])));
-        async move {
-            match opening {
-                Some(opening) => opening.await,
-                None => Err("Insecure: camera access needs https".into()),
-            }
+    let opening =
+        secure.then(|| user_media(js::object(&[("video", &video.into()), ("audio", &audio.into())])));
+    async move {
+        match opening {
+            Some(opening) => opening.await,
+            None => Err("Insecure: camera access needs https".into()),
         }
-    };
-    let camera = ask(true, !apart);
-    (camera, apart.then(|| ask(false, true)))
+    }
 }
 
 /// getUserMedia, asked at once (not when the future is first polled); failures as "Name:
@@ -792,6 +816,8 @@ pub fn teardown() {
     PEER.with(|p| {
         let mut p = p.borrow_mut();
         p.media_generation = p.media_generation.wrapping_add(1);
+        p.mic_off = false;
+        p.mic_due = false;
     });
     release_local();
 }
@@ -799,7 +825,11 @@ pub fn teardown() {
 /// Silences or restores the microphone; the track keeps flowing (as silence), so nothing is
 /// renegotiated.
 pub fn set_mic(on: bool) {
-    let Some(local) = PEER.with(|p| p.borrow().local.clone()) else {
+    let Some(local) = PEER.with(|p| {
+        let mut p = p.borrow_mut();
+        p.mic_off = !on; // for a microphone still opening
+        p.local.clone()
+    }) else {
         return;
     };
     for track in local.get_audio_tracks().iter() {

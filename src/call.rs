@@ -370,11 +370,9 @@ pub enum Effect {
     /// Enable or silence the microphone track (no renegotiation).
     Mic(bool),
     /// The call's connection is up: open the microphone unless it came with the camera, send it
-    /// (`on: false`: silenced, as the user set it before it opened); report `MediaFailed` if the
-    /// browser refuses it.
-    OpenMicrophone {
-        on: bool,
-    },
+    /// (silenced if a `Mic(false)` came before it opened); report `MediaFailed` if the browser
+    /// refuses it.
+    OpenMicrophone,
     /// Camera off: stop the video track (light off) and send no video. On: open the front or
     /// back camera and replace the sent track (no renegotiation); report `CameraFailed` if not.
     Camera {
@@ -691,7 +689,7 @@ impl State {
             Event::PeerConnected { at_ms } => {
                 if let Phase::Live(s) = &mut self.phase {
                     if s.connected_at.is_none() {
-                        fx.push(Effect::OpenMicrophone { on: s.local.audio });
+                        fx.push(Effect::OpenMicrophone);
                     }
                     s.connected_at.get_or_insert(at_ms);
                     s.disrupted = false;
@@ -1623,7 +1621,7 @@ mod tests {
         assert_eq!(untimed(&fx), [Effect::AcceptAnswer("a".into())]);
         let (s, fx) = s.step(Event::PeerConnected { at_ms: 5_000.0 });
         // The microphone once the connection is up (see the module docs).
-        assert_eq!(fx, [Effect::OpenMicrophone { on: true }]);
+        assert_eq!(fx, [Effect::OpenMicrophone]);
         assert_eq!(
             s.status(65_500.0),
             Status::InCall {
@@ -1634,7 +1632,7 @@ mod tests {
     }
 
     #[test]
-    fn the_microphone_opens_once_per_call_when_it_connects_silenced_if_muted_before() {
+    fn the_microphone_opens_once_per_call_when_it_connects() {
         let (s, _) = run(
             State::new("alice"),
             [
@@ -1645,15 +1643,13 @@ mod tests {
         );
         let (s, fx) = s.step(Event::ToggleMic);
         assert_eq!(fx.first(), Some(&Effect::Mic(false)));
+        // Silenced by the shell, which was told `Mic(false)` before it opened.
         let (s, fx) = s.step(Event::PeerConnected { at_ms: 1.0 });
-        assert_eq!(fx, [Effect::OpenMicrophone { on: false }]);
+        assert_eq!(fx, [Effect::OpenMicrophone]);
         // Back after a disruption (or an ICE restart): it is open already.
         let (s, _) = s.step(Event::PeerDisconnected);
         let (_, fx) = s.step(Event::PeerConnected { at_ms: 2.0 });
-        assert!(
-            !fx.iter().any(|e| matches!(e, Effect::OpenMicrophone { .. })),
-            "{fx:?}"
-        );
+        assert!(!fx.iter().any(|e| matches!(e, Effect::OpenMicrophone)), "{fx:?}");
     }
 
     #[test]

@@ -309,19 +309,16 @@ pub fn start_media(ask: bool) {
     });
 }
 
-/// The call's connection is up: the microphone joins it (`on: false` silenced), unless it came
-/// with the camera; after the camera if that is still opening.
-pub fn open_microphone(on: bool) {
+/// The call's connection is up: the microphone joins it (silenced if [`set_mic`] said so
+/// meanwhile), unless it came with the camera; after the camera if that is still opening.
+pub fn open_microphone() {
     let local = PEER.with(|p| {
         let mut p = p.borrow_mut();
-        p.mic_off = !on;
         p.mic_due = p.local.is_none();
         p.local.clone()
     });
-    match local {
-        Some(stream) if stream.get_audio_tracks().length() > 0 => set_mic(on),
-        Some(stream) => add_microphone(stream),
-        None => {}
+    if let Some(stream) = local.filter(|s| s.get_audio_tracks().length() == 0) {
+        add_microphone(stream);
     }
 }
 

@@ -52,7 +52,7 @@ pub fn run(op: Op) {
                 peer::spare_later(0);
             }
             Effect::Mic(on) => peer::set_mic(on),
-            Effect::OpenMicrophone { on } => peer::open_microphone(on),
+            Effect::OpenMicrophone => peer::open_microphone(),
             Effect::Camera { on, back } => peer::set_camera(on, back),
             Effect::IceServers(servers) => peer::set_ice_servers(servers),
             Effect::RestartIce => peer::restart_ice(),

@@ -243,36 +243,45 @@ for (const [acceptAfter, phones] of [
   const where = phones ? 'on two phones over slow 4G' : 'on loopback';
   test(`@perf call setup ${where}, the callee answering ${when}: Duet next to the classic page`, async ({ browser }) => {
     test.setTimeout(RUNS * 2 * 30_000 + (phones ? 120_000 : 0));
-    for (const kind of ['classic', 'duet'] as Kind[]) {
+    const kinds: Kind[] = ['classic', 'duet'];
+    const pairs = new Map<Kind, [Page, Page, string]>();
+    const calls = new Map<Kind, Awaited<ReturnType<typeof timedCall>>[]>();
+    for (const kind of kinds) {
       const [a, b, , bName] = await pair(browser, kind, phones);
       // One call first, untimed: the browser's first call pays for starting its media stack.
       await timedCall(kind, a, b, bName, 0);
       await hangUp(kind, a, b);
-      const calling: number[] = [];
-      const incoming: number[] = [];
-      const caller: number[] = [];
-      const callee: number[] = [];
-      const callerConnected: number[] = [];
-      const calleeConnected: number[] = [];
-      // On the throttled phones a call takes seconds: three are enough for a median.
-      for (let i = 0; i < (phones ? Math.min(RUNS, 3) : RUNS); i++) {
-        const t = await timedCall(kind, a, b, bName, acceptAfter);
-        calling.push(t.calling);
-        incoming.push(t.incoming);
-        caller.push(t.callerFrame);
-        callee.push(t.calleeFrame);
-        callerConnected.push(t.callerConnected);
-        calleeConnected.push(t.calleeConnected);
+      pairs.set(kind, [a, b, bName]);
+      calls.set(kind, []);
+    }
+    // The two pages' calls taken in turn, the order reversed every round: a slow minute of the
+    // shared machine then slows both alike (taken in blocks, one page's calls could catch it
+    // alone: the classic page's at-once median once went from ~200 to ~340 ms that way).
+    // On the throttled phones a call takes seconds: three each are enough for a median.
+    for (let i = 0; i < (phones ? Math.min(RUNS, 3) : RUNS); i++) {
+      for (const kind of i % 2 ? [...kinds].reverse() : kinds) {
+        const [a, b, bName] = pairs.get(kind)!;
+        calls.get(kind)!.push(await timedCall(kind, a, b, bName, acceptAfter));
         await hangUp(kind, a, b);
       }
+    }
+    for (const kind of kinds) {
+      const t = calls.get(kind)!;
       const tag = `${kind}, ${phones ? 'phones, ' : ''}answered ${when}`;
-      report(`${tag}: tap -> "Calling" shown`, 'ms', calling);
-      report(`${tag}: click -> incoming call shown`, 'ms', incoming);
-      report(`${tag}: ${acceptAfter ? 'answer' : 'click'} -> first remote frame, caller`, 'ms', caller);
-      report(`${tag}: ${acceptAfter ? 'answer' : 'click'} -> first remote frame, callee`, 'ms', callee);
-      report(`${tag}: ${acceptAfter ? 'answer' : 'click'} -> connected, caller`, 'ms', callerConnected);
-      report(`${tag}: ${acceptAfter ? 'answer' : 'click'} -> connected, callee`, 'ms', calleeConnected);
+      const from = acceptAfter ? 'answer' : 'click';
+      report(`${tag}: tap -> "Calling" shown`, 'ms', t.map((c) => c.calling));
+      report(`${tag}: click -> incoming call shown`, 'ms', t.map((c) => c.incoming));
+      report(`${tag}: ${from} -> first remote frame, caller`, 'ms', t.map((c) => c.callerFrame));
+      report(`${tag}: ${from} -> first remote frame, callee`, 'ms', t.map((c) => c.calleeFrame));
+      report(`${tag}: ${from} -> connected, caller`, 'ms', t.map((c) => c.callerConnected));
+      report(`${tag}: ${from} -> connected, callee`, 'ms', t.map((c) => c.calleeConnected));
+      const [a, b] = pairs.get(kind)!;
       for (const p of [a, b]) await p.context().close();
     }
+    const ratio = (side: 'callerFrame' | 'calleeFrame') =>
+      (median(calls.get('duet')!.map((c) => c[side])) / median(calls.get('classic')!.map((c) => c[side]))).toFixed(2);
+    console.log(
+      `[figure] call setup ${where}, answered ${when}, Duet / classic: caller ${ratio('callerFrame')}×, callee ${ratio('calleeFrame')}×`,
+    );
   });
 }

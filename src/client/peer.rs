@@ -303,7 +303,8 @@ pub fn start_media(ask: bool) {
         };
         attach(&stream);
         still(Event::MediaReady);
-        if PEER.with(|p| std::mem::take(&mut p.borrow_mut().mic_due)) {
+        let due = PEER.with(|p| std::mem::take(&mut p.borrow_mut().mic_due));
+        if due && stream.get_audio_tracks().length() == 0 {
             add_microphone(stream);
         }
     });

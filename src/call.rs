@@ -246,6 +246,8 @@ pub enum Notice {
     CallSelf,
     /// Turning the camera on (or switching it) failed; the browser's error.
     CameraFailed(String),
+    /// The microphone could not be opened; the browser's error.
+    MicFailed(String),
     /// Sharing the screen failed (not cancelled); the browser's error.
     ScreenFailed(String),
     /// Free text a classic client sent in a `call_back`.
@@ -326,6 +328,8 @@ pub enum Event {
     NegotiationFailed(String),
     /// Turning the camera on (or switching it) failed; the call goes on without video.
     CameraFailed(String),
+    /// The microphone failed to open (at `connected`, or on unmute); the call goes on muted.
+    MicFailed(String),
     /// The screen is being sent (the person picked what to share).
     ScreenShared,
     /// Sharing did not start: the picker was cancelled (`NotAllowedError`) or it failed.
@@ -370,8 +374,8 @@ pub enum Effect {
     /// Enable or silence the microphone track (no renegotiation).
     Mic(bool),
     /// The call's connection is up: open the microphone unless it came with the camera, send it
-    /// (silenced if a `Mic(false)` came before it opened); report `MediaFailed` if the browser
-    /// refuses it.
+    /// (silenced if a `Mic(false)` came before it opened); report `MicFailed` if the browser
+    /// refuses it (a later `Mic(true)` tries again).
     OpenMicrophone,
     /// Camera off: stop the video track (light off) and send no video. On: open the front or
     /// back camera and replace the sent track (no renegotiation); report `CameraFailed` if not.
@@ -625,6 +629,7 @@ impl State {
             | Event::ToggleCamera
             | Event::SwitchCamera
             | Event::CameraFailed(_)
+            | Event::MicFailed(_)
             | Event::ToggleScreen
             | Event::ScreenShared
             | Event::ScreenFailed(_)
@@ -1042,6 +1047,10 @@ impl State {
                 s.local.video = false;
                 self.notice = Some(Notice::CameraFailed(why));
             }
+            Event::MicFailed(why) => {
+                s.local.audio = false;
+                self.notice = Some(Notice::MicFailed(why));
+            }
             // The state says "sharing" only once the browser sends the screen.
             Event::ToggleScreen if !s.local.screen => fx.push(Effect::Screen(true)),
             Event::ToggleScreen | Event::ScreenEnded if s.local.screen => {
@@ -1439,6 +1448,18 @@ mod tests {
             Some(Notice::CameraFailed("NotReadableError: busy".into()))
         );
         assert!(matches!(s.status(2000.0), Status::InCall { .. }));
+    }
+
+    #[test]
+    fn a_microphone_that_fails_to_open_leaves_the_call_up_muted() {
+        let (s, fx) = caller_in_call().step(Event::MicFailed("NotReadableError: busy".into()));
+        assert_eq!(fx, [Effect::Send(Message::media("bob", false, true, false))]);
+        assert!(!session(&s).local.audio);
+        assert_eq!(s.notice, Some(Notice::MicFailed("NotReadableError: busy".into())));
+        assert!(matches!(s.status(2000.0), Status::InCall { .. }));
+        // Unmuting tries again.
+        let (_, fx) = s.step(Event::ToggleMic);
+        assert_eq!(fx[0], Effect::Mic(true));
     }
 
     #[test]

@@ -386,6 +386,31 @@ test('muted before the connection is up: the microphone joins silenced', async (
   await expect.poll(() => audioEnergyOver(a.page, 1500), { message: 'b is heard once unmuted' }).toBeGreaterThan(0);
 });
 
+test('a microphone that fails to open leaves the call up, muted; unmuting tries again', async () => {
+  const [a, b] = people;
+  // b's browser refuses the microphone once (another app holding it, say).
+  await b.page.evaluate(() => {
+    const ask = MediaDevices.prototype.getUserMedia;
+    let refused = false;
+    MediaDevices.prototype.getUserMedia = function (this: MediaDevices, c?: MediaStreamConstraints) {
+      if (c?.audio && !c.video && !refused) {
+        refused = true;
+        return Promise.reject(new DOMException('Could not start audio source', 'NotReadableError'));
+      }
+      return ask.call(this, c);
+    };
+  });
+  await connectCall(a, b);
+  await expect(b.page.getByText('The microphone could not be turned on (NotReadableError: Could not start audio source); you are muted.')).toBeVisible();
+  await expect(b.page.getByRole('button', { name: 'Unmute microphone' })).toHaveAttribute('aria-pressed', 'true');
+  await expect(a.page.getByText(`${b.name} is muted`)).toBeVisible();
+  expect(await localKinds(b.page)).toEqual(['video']);
+  await b.page.getByRole('button', { name: 'Unmute microphone' }).click();
+  await expect.poll(() => localKinds(b.page)).toEqual(['audio', 'video']);
+  await expect(a.page.getByText(`${b.name} is muted`)).toHaveCount(0);
+  await expect.poll(() => audioEnergyOver(a.page, 1500), { message: 'b is heard after the retry' }).toBeGreaterThan(0);
+});
+
 async function inCallControls(a: Person, b: Person) {
   await connectCall(a, b);
   const mute = a.page.getByRole('button', { name: 'Mute microphone' });

@@ -57,6 +57,8 @@ struct Peer {
     mic_off: bool,
     /// The microphone was asked for while the camera was still opening: it follows the camera.
     mic_due: bool,
+    /// The microphone failed to open: unmuting tries again.
+    mic_failed: bool,
 }
 
 /// A connection made ahead of the next call we place, its offer created but not set: setting it
@@ -324,9 +326,11 @@ pub fn open_microphone() {
 }
 
 /// Asks for the microphone alone (its permission is known to be granted, see [`start_media`])
-/// and puts its track with the camera's; `MediaFailed` if the browser refuses it.
+/// and puts its track with the camera's; `MicFailed` if the browser refuses it (busy, gone):
+/// the call goes on muted.
 fn add_microphone(stream: MediaStream) {
     let at_start = media_generation();
+    PEER.with(|p| p.borrow_mut().mic_failed = false);
     let microphone = open_media(false, true);
     spawn_local(async move {
         match microphone.await {
@@ -340,8 +344,8 @@ fn add_microphone(stream: MediaStream) {
             }
             Ok(mic) => stop_tracks(&mic), // hung up meanwhile (the camera stopped too)
             Err(e) if media_generation() == at_start => {
-                release_local();
-                dispatch(Event::MediaFailed(e));
+                PEER.with(|p| p.borrow_mut().mic_failed = true);
+                dispatch(Event::MicFailed(e));
             }
             Err(_) => {}
         }
@@ -816,6 +820,7 @@ pub fn teardown() {
         p.media_generation = p.media_generation.wrapping_add(1);
         p.mic_off = false;
         p.mic_due = false;
+        p.mic_failed = false;
     });
     release_local();
 }
@@ -823,13 +828,16 @@ pub fn teardown() {
 /// Silences or restores the microphone; the track keeps flowing (as silence), so nothing is
 /// renegotiated.
 pub fn set_mic(on: bool) {
-    let Some(local) = PEER.with(|p| {
+    let Some((local, failed)) = PEER.with(|p| {
         let mut p = p.borrow_mut();
         p.mic_off = !on; // for a microphone still opening
-        p.local.clone()
+        p.local.clone().map(|l| (l, p.mic_failed))
     }) else {
         return;
     };
+    if on && failed {
+        return add_microphone(local); // it failed to open: try again
+    }
     for track in local.get_audio_tracks().iter() {
         js::set(&track, "enabled", &on.into());
     }

@@ -423,6 +423,11 @@ pub fn notice(lang: Lang, n: &Notice) -> String {
             format!("The camera could not be turned on ({why})."),
             format!("无法打开摄像头（{why}）。"),
         ),
+        Notice::MicFailed(why) => pick(
+            lang,
+            format!("The microphone could not be turned on ({why}); you are muted."),
+            format!("无法打开麦克风（{why}），你已静音。"),
+        ),
         Notice::ScreenFailed(why) => pick(
             lang,
             format!("The screen could not be shared ({why})."),

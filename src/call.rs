@@ -70,7 +70,8 @@ pub enum Role {
 pub struct Session {
     pub peer: String,
     pub role: Role,
-    /// Local camera/microphone are on and their tracks given to the peer connection.
+    /// The local camera is on and its track given to the peer connection (the microphone
+    /// follows at `connected`, see [`Effect::OpenMicrophone`]).
     pub media_ready: bool,
     /// The remote description is applied, so ICE candidates can be added.
     pub remote_set: bool,
@@ -209,7 +210,7 @@ pub enum Link {
     Refused(Code),
 }
 
-/// Camera and microphone opened ahead of the answer (see the module docs). Only before a call
+/// The camera opened ahead of the answer (see the module docs). Only before a call
 /// is live: then [`Session::media_ready`] takes over.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Warm {
@@ -350,8 +351,10 @@ pub enum Effect {
     OpenPeer {
         offer: bool,
     },
-    /// getUserMedia (video + audio), give the tracks to the peer connection (they are sent from
-    /// then on, no renegotiation), show the own preview; report `MediaReady` or `MediaFailed`.
+    /// getUserMedia for the camera (and the microphone with it when the browser must ask: one
+    /// prompt; else [`Effect::OpenMicrophone`] brings it), give the tracks to the peer connection
+    /// (they are sent from then on, no renegotiation), show the own preview; report `MediaReady`
+    /// or `MediaFailed`.
     /// `ask: false`: only if the browser already has the permission (no prompt), else report
     /// `MediaSkipped`.
     StartMedia {

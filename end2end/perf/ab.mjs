@@ -9,7 +9,9 @@
 // FILE as an init script in both pages (to try a change of the pages' order without a build).
 // Suffixes combine: `http://127.0.0.1:3100+css+js:/tmp/a.js`.
 // Prints per variant: medians of click -> first remote frame (caller, callee) and of
-// click -> connected, their ratio to the classic page's, and the browser's CPU per call.
+// click -> connected, their ratio to the classic page's, from the sending peer's `connected` to
+// each frame, and the browser's CPU per call. CAPS=1 also prints every call with the times the
+// shared fake camera's frames reached the pages (perf/captures.js), all from the click.
 import { chromium } from '@playwright/test';
 import fs from 'node:fs';
 import references from './reference.js';
@@ -74,6 +76,7 @@ for (const [i, v] of variants.entries()) {
   for (const name of v.names) {
     const ctx = await browser.newContext({ permissions: ['camera', 'microphone'], bypassCSP: !!v.css });
     await ctx.addInitScript(WATCH);
+    if (process.env.CAPS) await ctx.addInitScript({ path: new URL('captures.js', import.meta.url).pathname });
     for (const path of v.js ?? []) await ctx.addInitScript({ path });
     if (v.css) {
       await ctx.addInitScript((css) => document.addEventListener('DOMContentLoaded', () => {
@@ -104,6 +107,7 @@ async function call(v) {
   for (const p of [a, b]) {
     await p.evaluate((kind) => {
       window.__connected = 0;
+      window.__caps = [];
       const video = document.querySelector(kind === 'duet' ? '#remote-video' : '#remote');
       window.__frame = new Promise((r) => video.requestVideoFrameCallback(() => r(Date.now())));
     }, v.kind);
@@ -120,6 +124,12 @@ async function call(v) {
   const frames = [await a.evaluate(() => window.__frame), await b.evaluate(() => window.__frame)];
   const after = cpu();
   const connected = [await a.evaluate(() => window.__connected), await b.evaluate(() => window.__connected)];
+  if (process.env.CAPS) {
+    const caps = [...(await a.evaluate(() => window.__caps)), ...(await b.evaluate(() => window.__caps))];
+    const from = (ts, sep) => ts.map((t) => t - clickAt).join(sep);
+    const shown = from(caps.sort((x, y) => x - y), ' ');
+    console.log(`${v.name.padEnd(28)} frames ${from(frames, ' / ')}  connected ${from(connected, ' / ')}  camera frames ${shown}`);
+  }
   const used = {};
   for (const k in after) used[k.split(' ')[1]] = (used[k.split(' ')[1]] || 0) + after[k] - (before[k] || 0);
   if (v.kind === 'duet') {
@@ -149,6 +159,8 @@ for (const v of variants) {
   console.log(
     `${v.name.padEnd(28)} first frame ${of(v, 'frame', 0)} / ${of(v, 'frame', 1)} ms (x${ratio(0)} / x${ratio(1)})` +
       `  connected ${of(v, 'connected', 0)} / ${of(v, 'connected', 1)} ms` +
+      // The sender's side of each frame: from the peer that sends it reaching `connected`.
+      `  sender connected -> frame ${median(v.runs.map((r) => r.frame[0] - r.connected[1]))} / ${median(v.runs.map((r) => r.frame[1] - r.connected[0]))} ms` +
       `  CPU per call: renderers ${mean('renderer')}, GPU ${mean('gpu-process')}, browser ${mean('browser')} ms` +
       `  (caller's frames: ${v.runs.map((r) => r.frame[0]).join(' ')})`,
   );

@@ -14,9 +14,13 @@
 # NAT kinds: "cone" (masquerade keeping ports: one public port per socket, whatever the
 # destination; replies only from where we sent to: port-restricted cone) and "symmetric"
 # (masquerade with fully random ports: a new public port for every destination).
+# Firewalls (what a home lets out): "open"; "no-udp" (an office that blocks UDP: TCP only);
+# "web-only" (TCP to the Duet servers' ports 3000-3002 and to TURN over TLS on 5349, nothing
+# else: a network that lets out only web traffic).
 #
 #   lab.sh up | down              build / remove the lab (down also cleans up a half-built one)
 #   lab.sh nat a|a2|b cone|symmetric
+#   lab.sh firewall a|a2|b open|no-udp|web-only
 #   lab.sh uplink a1|a2           home A's browser uses its first or second uplink
 #   lab.sh exec NS CMD...         run a command in a namespace
 set -euo pipefail
@@ -42,6 +46,7 @@ router() { # router NAME WAN_ADDR LAN_ADDR LAN_NS LAN_IF LAN_HOST_ADDR
   ip -n "$P$name" addr add "$lan/24" dev lan
   ip -n "$P$lan_ns" addr add "$host/24" dev "$lan_if"
   ns "$name" sysctl -qw net.ipv4.ip_forward=1
+  ns "$name" iptables -N fw # what the home lets out (see `firewall`)
   nat "$name" cone
 }
 
@@ -58,6 +63,7 @@ nat() {
   ns "$name" iptables -t nat -A POSTROUTING -o wan -j MASQUERADE $random
   # Nothing from the internet reaches the home unless it answers something sent from it.
   ns "$name" iptables -F FORWARD
+  ns "$name" iptables -A FORWARD -i lan -j fw
   ns "$name" iptables -A FORWARD -i wan -m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP
   # An unsolicited packet to the router itself is dropped before its conntrack entry is
   # confirmed: otherwise a peer's early hole-punching packet would occupy the public port
@@ -65,6 +71,21 @@ nat() {
   ns "$name" iptables -F INPUT
   ns "$name" iptables -A INPUT -i wan -m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP
   if command -v conntrack >/dev/null; then ns "$name" conntrack -F 2>/dev/null || true; fi
+}
+
+# firewall ROUTER open|no-udp|web-only: what the home lets out (replaces the previous rules).
+firewall() {
+  local name=$1 kind=$2
+  ns "$name" iptables -F fw
+  case "$kind" in
+    open) ;;
+    no-udp) ns "$name" iptables -A fw -p udp -j DROP ;;
+    web-only)
+      ns "$name" iptables -A fw -p tcp -m multiport --dports 3000:3002,5349 -j RETURN
+      ns "$name" iptables -A fw -j DROP
+      ;;
+    *) echo "firewall kind: open, no-udp or web-only, not $kind" >&2; exit 2 ;;
+  esac
 }
 
 # uplink a1|a2: home A's browser goes out through nat-a or nat-a2 (the other link is down,
@@ -111,6 +132,7 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   nat) nat "nat-$2" "$3" ;;
+  firewall) firewall "nat-$2" "$3" ;;
   uplink) uplink "$2" ;;
   exec) exec ip netns exec "$P$2" "${@:3}" ;;
   *) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;

@@ -46,6 +46,8 @@ async function browserIn(netns: string): Promise<Browser> {
       `--unsafely-treat-insecure-origin-as-secure=${STUN_ONLY},${WITH_TURN},${BAD_TURN}`,
       // Real host addresses in candidates (as with camera permission granted), not mDNS names.
       '--disable-features=WebRtcHideLocalIpsWithMdns',
+      // coturn's self-signed TLS certificate (run.sh makes it): trusted by its key, nothing else.
+      ...(process.env.DUET_LAB_TURN_SPKI ? [`--ignore-certificate-errors-spki-list=${process.env.DUET_LAB_TURN_SPKI}`] : []),
     ],
   });
 }
@@ -64,6 +66,7 @@ test.afterAll(async () => {
 
 test.beforeEach(() => {
   lab('uplink', 'a1');
+  for (const home of ['a', 'a2', 'b']) lab('firewall', home, 'open');
 });
 
 /** What a network going away may make the browser log, and nothing else. */
@@ -104,8 +107,9 @@ async function online(browser: Browser, server: string, base: string): Promise<P
   return person;
 }
 
-/** The selected candidate pair's path as the quality details name it, from getStats. */
-async function pathOf(page: Page): Promise<{ local: string; remote: string; remoteAddress: string }> {
+/** The selected candidate pair's path as the quality details name it, from getStats; with
+ *  `relayProtocol`, how our end reaches its TURN server when it is relayed (udp, tcp, tls). */
+async function pathOf(page: Page): Promise<{ local: string; remote: string; remoteAddress: string; relayProtocol?: string }> {
   return page.evaluate(async () => {
     const pc = (window as any).duetPeerConnection as RTCPeerConnection;
     const stats = await pc.getStats();
@@ -116,7 +120,12 @@ async function pathOf(page: Page): Promise<{ local: string; remote: string; remo
     const pair: any = stats.get(pairId);
     const local: any = stats.get(pair.localCandidateId);
     const remote: any = stats.get(pair.remoteCandidateId);
-    return { local: local.candidateType, remote: remote.candidateType, remoteAddress: remote.address };
+    return {
+      local: local.candidateType,
+      remote: remote.candidateType,
+      remoteAddress: remote.address,
+      relayProtocol: local.relayProtocol,
+    };
   });
 }
 
@@ -216,6 +225,26 @@ test('both behind symmetric NATs with coturn: connects through the relay', async
     await hangUp(a, b);
   }
 });
+
+for (const [firewall, network, protocol] of [
+  ['no-udp', 'an office network that blocks UDP', 'tcp'],
+  ['web-only', 'a network that lets out only web traffic and TURN over TLS', 'tls'],
+] as const) {
+  test(`${network}: the call goes through coturn over ${protocol.toUpperCase()}`, async () => {
+    lab('firewall', 'a', firewall);
+    lab('nat', 'b', 'symmetric');
+    for (let run = 0; run < RUNS; run++) {
+      const a = await online(homeA, WITH_TURN, 'ana');
+      const b = await online(homeB, WITH_TURN, 'ben');
+      figure(`lab relay over ${protocol}: Accept → first remote frame (caller / callee)`, await call(a, b));
+      await expectPath(a, b, 'relay');
+      // Home A reaches coturn only this way; its peer, free to use UDP, does (relayed or not).
+      expect((await pathOf(a.page)).relayProtocol, `${a.name} reaches TURN over`).toBe(protocol);
+      expect(['udp', undefined], `${b.name}'s end`).toContain((await pathOf(b.page)).relayProtocol);
+      await hangUp(a, b);
+    }
+  });
+}
 
 test('a wrong TURN credential is refused by coturn: no relay candidate, the call says it could not connect', async () => {
   lab('nat', 'a', 'symmetric');

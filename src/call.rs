@@ -32,12 +32,15 @@
 //! The network may change under a call: when the peer-to-peer path is `disconnected` for
 //! [`ICE_GRACE_MS`] or `failed`, the caller (only the caller, so two restarts never cross)
 //! restarts ICE with a fresh offer; an offer whose answer does not come back within
-//! [`ANSWER_MS`] is sent again the same way. Deadlines are timers the shell runs
+//! [`ANSWER_MS`] is sent again the same way, and at once when the callee says its signaling
+//! socket came back ([`RESUMED`]: a socket that died with the old network took the offer along).
+//! Deadlines are timers the shell runs
 //! ([`Effect::After`]) and reports back ([`Event::Timeout`]); each carries an id, so a timer of
 //! an older deadline never acts on a newer one.
 
 use crate::signal::{
     validate_name, Code, IceCandidate, IceServer, Kind, Message, NameError, ACCEPT, DECLINE, HANGUP_NO_PATH,
+    RESUMED,
 };
 
 /// An unanswered call gives up on the client too (the server's ring timeout is 30 s by
@@ -639,10 +642,11 @@ impl State {
             | Event::ScreenEnded => self.media_control(event, fx),
             Event::SocketOpen => {
                 self.link = Link::Online;
-                // Tells the peer our media state again, and asks the relay whether it still
-                // knows the call: after a relay restart the answer is `not_in_call`.
+                // Tells the peer our media state again, and that we are back (see `RESUMED`),
+                // and asks the relay whether it still knows the call: after a relay restart the
+                // answer is `not_in_call`.
                 if let Phase::Live(s) = &self.phase {
-                    fx.push(Effect::Send(s.media_message()));
+                    fx.push(Effect::Send(s.media_message().with_msg(RESUMED)));
                 }
             }
             Event::SocketClosed => {
@@ -819,6 +823,14 @@ impl State {
         fx.push(Effect::Send(Message::config_request()));
     }
 
+    /// Caller: the offer out (or its answer) was lost; a new one.
+    fn offer_again(&mut self, fx: &mut Vec<Effect>) {
+        if let Phase::Live(s) = &mut self.phase {
+            s.negotiating = false;
+        }
+        self.restart(fx);
+    }
+
     fn timeout(&mut self, timer: Timer, id: u32, fx: &mut Vec<Effect>) {
         match (&mut self.phase, timer) {
             (Phase::Calling { .. }, Timer::Ring) if id == self.ring_timer => {
@@ -850,9 +862,8 @@ impl State {
                     s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
                     fx.push(Effect::RestartIce);
                 } else {
-                    // The offer or its answer was lost: offer again.
-                    s.negotiating = false;
-                    self.restart(fx);
+                    // The offer or its answer was lost.
+                    self.offer_again(fx);
                 }
             }
             _ => {}
@@ -1013,6 +1024,12 @@ impl State {
                         video: m.video.unwrap_or(s.remote.video),
                         screen: m.screen.unwrap_or(s.remote.screen),
                     };
+                    // The callee is back on a new socket and has not answered: our offer was
+                    // lost with its old one.
+                    let lost = s.role == Role::Caller && s.negotiating && !s.restart_pending;
+                    if lost && m.msg.as_deref() == Some(RESUMED) {
+                        self.offer_again(fx);
+                    }
                 }
             }
             Kind::CallBack | Kind::Presence | Kind::Config => {}
@@ -1554,7 +1571,8 @@ mod tests {
         // A reconnected socket tells the peer again, screen included.
         let (s, _) = run(s, [Event::ToggleScreen, Event::ScreenShared]);
         let (_, fx) = s.step(Event::SocketOpen);
-        assert!(fx.contains(&Effect::Send(Message::media("bob", true, true, true))));
+        let again = Message::media("bob", true, true, true).with_msg(RESUMED);
+        assert!(fx.contains(&Effect::Send(again)));
     }
 
     #[test]
@@ -2544,6 +2562,44 @@ mod tests {
     }
 
     #[test]
+    fn a_callee_back_on_a_new_socket_gets_a_new_offer_at_once_when_the_last_is_unanswered() {
+        // The restart offer went out while the callee's socket was dying with its network.
+        let restarting = || {
+            run(
+                caller_in_call(),
+                [Event::MediaStalled, config(false), Event::LocalOffer("o2".into())],
+            )
+            .0
+        };
+        let resumed = || Event::Received(msg(Kind::Media, "bob").with_msg(RESUMED));
+        let (s, fx) = restarting().step(resumed());
+        assert_eq!(
+            sent(&fx),
+            [(Kind::Config, String::new(), None)],
+            "a new offer, fresh servers first"
+        );
+        assert_eq!(session(&s).restarts, 2);
+        // While the new one is being made, or once it is answered, the callee's return is news
+        // of nothing lost.
+        assert!(sent(&s.clone().step(resumed()).1).is_empty());
+        let answered = [
+            config(false),
+            Event::LocalOffer("o3".into()),
+            Event::Received(msg(Kind::Answer, "bob").with_sdp("a3".into())),
+        ];
+        let (s, _) = run(s, answered);
+        assert!(sent(&s.step(resumed()).1).is_empty());
+        // Flags alone (a toggle) while an offer is out are only flags; a callee never offers.
+        assert!(sent(&restarting().step(Event::Received(msg(Kind::Media, "bob"))).1).is_empty());
+        let (callee, _) = run(
+            State::new("bob"),
+            [recv(Kind::CallStart, "alice"), Event::Accept, Event::MediaReady],
+        );
+        let back = Event::Received(msg(Kind::Media, "alice").with_msg(RESUMED));
+        assert!(sent(&callee.step(back).1).is_empty());
+    }
+
+    #[test]
     fn the_callee_never_restarts_but_answers_the_callers_restart() {
         let (callee, _) = run(
             State::new("bob"),
@@ -2661,7 +2717,7 @@ mod tests {
     #[test]
     fn after_a_reconnect_the_relay_is_asked_about_the_call_and_a_lost_call_ends() {
         let (s, fx) = run(caller_in_call(), [Event::SocketClosed, Event::SocketOpen]);
-        assert_eq!(sent(&fx), [(Kind::Media, "bob".into(), None)]);
+        assert_eq!(sent(&fx), [(Kind::Media, "bob".into(), Some(RESUMED.into()))]);
         // A restarted relay knows no call.
         let n = Message::notice("alice", Code::NotInCall, "you are not in a call with bob");
         let (s, fx) = s.step(Event::Received(n));

@@ -307,7 +307,10 @@ async function resumedAt(page: Page, key: '__frames' | '__audio', since: number,
   return at;
 }
 
-test('network switch mid-call: the call comes back by itself over the new uplink (ICE restart)', async () => {
+// Home A's person moves; the caller restarts ICE, whoever moved (the callee's move shows as a
+// stall on both sides, and its signaling socket is replaced on the new uplink meanwhile).
+for (const mover of ['caller', 'callee'] as const) {
+test(`network switch mid-call, the ${mover} moving: the call comes back by itself over the new uplink (ICE restart)`, async () => {
   lab('nat', 'a', 'cone');
   lab('nat', 'a2', 'cone');
   lab('nat', 'b', 'cone');
@@ -316,7 +319,8 @@ test('network switch mid-call: the call comes back by itself over the new uplink
     lab('uplink', 'a1');
     const a = await online(homeA, STUN_ONLY, 'ana');
     const b = await online(homeB, STUN_ONLY, 'ben');
-    await call(a, b);
+    if (mover === 'caller') await call(a, b);
+    else await call(b, a);
     // a's side of the path, as b sees it: home A's first public address.
     expect((await pathOf(b.page)).remoteAddress).toBe('198.18.0.10');
     await recordMedia(a.page);
@@ -353,9 +357,10 @@ test('network switch mid-call: the call comes back by itself over the new uplink
     }
     await hangUp(a, b);
   }
-  figure('lab network switch: move → sound on both sides again', sound);
-  figure('lab network switch: move → frames on both sides again', picture);
+  figure(`lab network switch, the ${mover} moving: move → sound on both sides again`, sound);
+  figure(`lab network switch, the ${mover} moving: move → frames on both sides again`, picture);
 });
+}
 
 test('the signaling socket drops for 3 s during the offer/answer exchange: the call still connects', async () => {
   lab('nat', 'a', 'cone');

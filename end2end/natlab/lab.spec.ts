@@ -317,10 +317,19 @@ test(`network switch mid-call, the ${mover} moving: the call comes back by itsel
   const [sound, picture]: number[][] = [[], []];
   for (let run = 0; run < RUNS; run++) {
     lab('uplink', 'a1');
-    const a = await online(homeA, STUN_ONLY, 'ana');
-    const b = await online(homeB, STUN_ONLY, 'ben');
+    // With TURN configured (through the cone NATs the path stays srflx): a restart takes fresh
+    // credentials, which the caller's connection must take too.
+    const a = await online(homeA, WITH_TURN, 'ana');
+    const b = await online(homeB, WITH_TURN, 'ben');
     if (mover === 'caller') await call(a, b);
     else await call(b, a);
+    const caller = mover === 'caller' ? a : b;
+    const turnUsers = () =>
+      caller.page.evaluate(() =>
+        ((window as any).duetPeerConnection as RTCPeerConnection).getConfiguration().iceServers!.map((s) => s.username ?? ''),
+      );
+    const usersBefore = await turnUsers();
+    expect(usersBefore.join(''), 'the caller has TURN credentials').not.toBe('');
     // a's side of the path, as b sees it: home A's first public address.
     expect((await pathOf(b.page)).remoteAddress).toBe('198.18.0.10');
     await recordMedia(a.page);
@@ -348,6 +357,8 @@ test(`network switch mid-call, the ${mover} moving: the call comes back by itsel
     await expect(status(a.page)).toContainText(`In call with ${b.name}`);
     await expect(status(b.page)).toContainText(`In call with ${a.name}`);
     expect((await pathOf(b.page)).remoteAddress, 'over the second uplink').toBe('198.18.0.12');
+    // (A TURN username is "expiry:name": fresh ones differ from those the call began with.)
+    expect(await turnUsers(), 'the restart took fresh TURN credentials').not.toEqual(usersBefore);
     if (run === 0) {
       // The chat rides the same connection: its channels and history survive the ICE restart.
       await a.page.locator('#chat-input').fill('after the move');

@@ -95,7 +95,11 @@ thread_local! {
 pub fn set_ice_servers(servers: Vec<IceServer>) {
     ICE_SERVERS.with(|s| *s.borrow_mut() = servers);
     if let Some(pc) = connection() {
-        if let Err(e) = pc.set_configuration_with_configuration(&rtc_configuration()) {
+        // The connection's own configuration with the new servers: the rest of it (a caller's
+        // bundle policy) cannot change, and a default one in its place was refused.
+        let config = js::call(&pc, "getConfiguration", &[]).unwrap_or_else(|| js_sys::Object::new().into());
+        js::set(&config, "iceServers", &ice_servers());
+        if let Err(e) = pc.set_configuration_with_configuration(config.unchecked_ref()) {
             leptos::logging::warn!("cannot update the ICE servers: {}", describe(e));
         }
     }
@@ -209,6 +213,12 @@ fn caller_configuration() -> RtcConfiguration {
 /// `RTCConfiguration` with the configured ICE servers.
 fn rtc_configuration() -> RtcConfiguration {
     let config = RtcConfiguration::new();
+    let _ = Reflect::set(&config, &"iceServers".into(), &ice_servers());
+    config
+}
+
+/// The configured ICE servers as `RTCConfiguration.iceServers`.
+fn ice_servers() -> js_sys::Array {
     let servers = js_sys::Array::new();
     ICE_SERVERS.with(|list| {
         for server in list.borrow().iter() {
@@ -223,8 +233,7 @@ fn rtc_configuration() -> RtcConfiguration {
             servers.push(&entry);
         }
     });
-    let _ = Reflect::set(&config, &"iceServers".into(), &servers);
-    config
+    servers
 }
 
 fn generation() -> u32 {

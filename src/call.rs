@@ -34,9 +34,8 @@
 //! restarts ICE with a fresh offer; an offer whose answer does not come back within
 //! [`ANSWER_MS`] is sent again the same way, and at once when the callee says its signaling
 //! socket came back ([`RESUMED`]: a socket that died with the old network took the offer along).
-//! Deadlines are timers the shell runs
-//! ([`Effect::After`]) and reports back ([`Event::Timeout`]); each carries an id, so a timer of
-//! an older deadline never acts on a newer one.
+//! Deadlines are timers the shell runs ([`Effect::After`]) and reports back ([`Event::Timeout`]);
+//! each carries an id, so a timer of an older deadline never acts on a newer one.
 
 use crate::signal::{
     validate_name, Code, IceCandidate, IceServer, Kind, Message, NameError, ACCEPT, DECLINE, HANGUP_NO_PATH,

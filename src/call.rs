@@ -32,9 +32,9 @@
 //! The network may change under a call: when the peer-to-peer path is `disconnected` for
 //! [`ICE_GRACE_MS`] or `failed`, the caller (only the caller, so two restarts never cross)
 //! restarts ICE with a fresh offer; an offer whose answer does not come back within
-//! [`ANSWER_MS`] is sent again the same way, and at once when the callee says its signaling
-//! socket came back ([`RESUMED`]: a socket that died with the old network took the offer along).
-//! Deadlines are timers the shell runs ([`Effect::After`]) and reports back ([`Event::Timeout`]);
+//! [`ANSWER_MS`] is sent again the same way, and at once when the callee says it is back on a
+//! new signaling socket with nothing to answer ([`RESUMED`]: a socket that died with the old
+//! network took the offer along). Deadlines are timers the shell runs ([`Effect::After`]) and reports back ([`Event::Timeout`]);
 //! each carries an id, so a timer of an older deadline never acts on a newer one.
 
 use crate::signal::{
@@ -52,6 +52,9 @@ pub const CONNECT_MS: u32 = 12_000;
 pub const ICE_GRACE_MS: u32 = 2_000;
 /// How long the caller waits for the answer to an offer before sending a new one.
 pub const ANSWER_MS: u32 = 5_000;
+/// How long a callee back on a new socket waits for what the relay held for it (it comes with
+/// the greeting) before it says it is back ([`RESUMED`]): a held offer is answered instead.
+pub const RESUME_MS: u32 = 200;
 /// How long the caller waits, after applying an answer, for the path to come up before it
 /// restarts ICE: candidates lost with a dying signaling socket leave the two browsers unable to
 /// find each other, and a restart gathers and sends them all again.
@@ -94,6 +97,7 @@ pub struct Session {
     pub connect_timer: u32,
     pub ice_timer: u32,
     pub answer_timer: u32,
+    pub resume_timer: u32,
     /// Our microphone and camera, as the user set them.
     pub local: Av,
     /// Which camera we use (phones have two).
@@ -141,6 +145,7 @@ impl Session {
             connect_timer: 0,
             ice_timer: 0,
             answer_timer: 0,
+            resume_timer: 0,
             local: Av::ON,
             back_camera: false,
             remote: Av::ON,
@@ -418,6 +423,8 @@ pub enum Timer {
     Ice,
     /// No answer to our offer within [`ANSWER_MS`].
     Answer,
+    /// Callee back on a new socket: no offer within [`RESUME_MS`].
+    Resume,
 }
 
 /// See [`State::tone`].
@@ -530,7 +537,7 @@ impl State {
             x.negotiating = false;
             x.restart_pending = false;
             x.restarts = 0;
-            (x.connect_timer, x.ice_timer, x.answer_timer) = (0, 0, 0);
+            (x.connect_timer, x.ice_timer, x.answer_timer, x.resume_timer) = (0, 0, 0, 0);
         }
         s
     }
@@ -641,11 +648,14 @@ impl State {
             | Event::ScreenEnded => self.media_control(event, fx),
             Event::SocketOpen => {
                 self.link = Link::Online;
-                // Tells the peer our media state again, and that we are back (see `RESUMED`),
-                // and asks the relay whether it still knows the call: after a relay restart the
-                // answer is `not_in_call`.
-                if let Phase::Live(s) = &self.phase {
-                    fx.push(Effect::Send(s.media_message().with_msg(RESUMED)));
+                // Tells the peer our media state again, and asks the relay whether it still knows
+                // the call: after a relay restart the answer is `not_in_call`. A callee then says
+                // it is back, unless an offer comes first (see `RESUMED`).
+                if let Phase::Live(s) = &mut self.phase {
+                    fx.push(Effect::Send(s.media_message()));
+                    if s.role == Role::Callee {
+                        s.resume_timer = arm(&mut self.timers, Timer::Resume, RESUME_MS, fx);
+                    }
                 }
             }
             Event::SocketClosed => {
@@ -822,14 +832,6 @@ impl State {
         fx.push(Effect::Send(Message::config_request()));
     }
 
-    /// Caller: the offer out (or its answer) was lost; a new one.
-    fn offer_again(&mut self, fx: &mut Vec<Effect>) {
-        if let Phase::Live(s) = &mut self.phase {
-            s.negotiating = false;
-        }
-        self.restart(fx);
-    }
-
     fn timeout(&mut self, timer: Timer, id: u32, fx: &mut Vec<Effect>) {
         match (&mut self.phase, timer) {
             (Phase::Calling { .. }, Timer::Ring) if id == self.ring_timer => {
@@ -851,6 +853,9 @@ impl State {
             {
                 self.restart(fx)
             }
+            (Phase::Live(s), Timer::Resume) if id == s.resume_timer => {
+                fx.push(Effect::Send(s.media_message().with_msg(RESUMED)));
+            }
             (Phase::Live(s), Timer::Answer) if id == s.answer_timer => {
                 if !s.negotiating {
                     return;
@@ -861,8 +866,9 @@ impl State {
                     s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
                     fx.push(Effect::RestartIce);
                 } else {
-                    // The offer or its answer was lost.
-                    self.offer_again(fx);
+                    // The offer or its answer was lost: offer again.
+                    s.negotiating = false;
+                    self.restart(fx);
                 }
             }
             _ => {}
@@ -978,6 +984,7 @@ impl State {
                     if s.role == Role::Callee {
                         // The offer (or a new one, an ICE restart): its candidates wait for it.
                         s.remote_set = false;
+                        s.resume_timer = 0; // answered: nothing was lost
                         fx.push(Effect::AnswerOffer(sdp));
                     }
                 }
@@ -1023,11 +1030,12 @@ impl State {
                         video: m.video.unwrap_or(s.remote.video),
                         screen: m.screen.unwrap_or(s.remote.screen),
                     };
-                    // The callee is back on a new socket and has not answered: our offer was
-                    // lost with its old one.
+                    // The callee is back on a new socket with no offer to answer: ours died
+                    // with its old one.
                     let lost = s.role == Role::Caller && s.negotiating && !s.restart_pending;
                     if lost && m.msg.as_deref() == Some(RESUMED) {
-                        self.offer_again(fx);
+                        s.negotiating = false;
+                        self.restart(fx);
                     }
                 }
             }
@@ -1570,8 +1578,7 @@ mod tests {
         // A reconnected socket tells the peer again, screen included.
         let (s, _) = run(s, [Event::ToggleScreen, Event::ScreenShared]);
         let (_, fx) = s.step(Event::SocketOpen);
-        let again = Message::media("bob", true, true, true).with_msg(RESUMED);
-        assert!(fx.contains(&Effect::Send(again)));
+        assert!(fx.contains(&Effect::Send(Message::media("bob", true, true, true))));
     }
 
     #[test]
@@ -2561,7 +2568,7 @@ mod tests {
     }
 
     #[test]
-    fn a_callee_back_on_a_new_socket_gets_a_new_offer_at_once_when_the_last_is_unanswered() {
+    fn a_callee_back_on_a_new_socket_with_nothing_to_answer_gets_a_new_offer_at_once() {
         // The restart offer went out while the callee's socket was dying with its network.
         let restarting = || {
             run(
@@ -2578,24 +2585,61 @@ mod tests {
             "a new offer, fresh servers first"
         );
         assert_eq!(session(&s).restarts, 2);
-        // While the new one is being made, or once it is answered, the callee's return is news
-        // of nothing lost.
-        assert!(sent(&s.clone().step(resumed()).1).is_empty());
+        // While that one is being made the callee's return changes nothing; nor once answered.
+        assert!(s.clone().step(resumed()).1.is_empty());
         let answered = [
             config(false),
             Event::LocalOffer("o3".into()),
             Event::Received(msg(Kind::Answer, "bob").with_sdp("a3".into())),
         ];
-        let (s, _) = run(s, answered);
-        assert!(sent(&s.step(resumed()).1).is_empty());
-        // Flags alone (a toggle) while an offer is out are only flags; a callee never offers.
-        assert!(sent(&restarting().step(Event::Received(msg(Kind::Media, "bob"))).1).is_empty());
+        assert!(run(s, answered).0.step(resumed()).1.is_empty());
+        // Flags alone (a toggle) while an offer is out are only flags.
+        assert!(restarting()
+            .step(Event::Received(msg(Kind::Media, "bob")))
+            .1
+            .is_empty());
+    }
+
+    #[test]
+    fn a_callee_back_on_a_new_socket_says_so_unless_an_offer_comes_first() {
         let (callee, _) = run(
             State::new("bob"),
-            [recv(Kind::CallStart, "alice"), Event::Accept, Event::MediaReady],
+            [
+                recv(Kind::CallStart, "alice"),
+                Event::Accept,
+                Event::MediaReady,
+                Event::Received(msg(Kind::Offer, "alice").with_sdp("o1".into())),
+                Event::RemoteDescriptionSet,
+                Event::PeerConnected { at_ms: 1.0 },
+                Event::SocketClosed,
+            ],
         );
+        let (back, fx) = callee.clone().step(Event::SocketOpen);
+        assert_eq!(sent(&fx), [(Kind::Media, "alice".into(), None)], "flags at once");
+        let soon = timer(&fx, Timer::Resume);
+        assert!(fx.contains(&Effect::After {
+            ms: RESUME_MS,
+            timer: Timer::Resume,
+            id: soon
+        }));
+        // Nothing came with the greeting: "resumed".
+        let (_, fx) = back.clone().step(Event::Timeout(Timer::Resume, soon));
+        assert_eq!(sent(&fx), [(Kind::Media, "alice".into(), Some(RESUMED.into()))]);
+        // The relay held the restart offer for it: answered, nothing to say.
+        let (back, _) = back.step(Event::Received(msg(Kind::Offer, "alice").with_sdp("o2".into())));
+        assert!(sent(&back.step(Event::Timeout(Timer::Resume, soon)).1).is_empty());
+        // A caller back on a new socket has nothing to say beyond its flags; a callee never
+        // offers, whatever its caller says.
+        let (_, fx) = run(caller_in_call(), [Event::SocketClosed, Event::SocketOpen]);
+        assert!(!fx.iter().any(|e| matches!(
+            e,
+            Effect::After {
+                timer: Timer::Resume,
+                ..
+            }
+        )));
         let back = Event::Received(msg(Kind::Media, "alice").with_msg(RESUMED));
-        assert!(sent(&callee.step(back).1).is_empty());
+        assert!(callee.step(back).1.is_empty());
     }
 
     #[test]
@@ -2716,7 +2760,7 @@ mod tests {
     #[test]
     fn after_a_reconnect_the_relay_is_asked_about_the_call_and_a_lost_call_ends() {
         let (s, fx) = run(caller_in_call(), [Event::SocketClosed, Event::SocketOpen]);
-        assert_eq!(sent(&fx), [(Kind::Media, "bob".into(), Some(RESUMED.into()))]);
+        assert_eq!(sent(&fx), [(Kind::Media, "bob".into(), None)]);
         // A restarted relay knows no call.
         let n = Message::notice("alice", Code::NotInCall, "you are not in a call with bob");
         let (s, fx) = s.step(Event::Received(n));

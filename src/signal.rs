@@ -41,9 +41,9 @@ pub const DECLINE: &str = "0";
 /// the other side then says so too, instead of "hung up".
 pub const HANGUP_NO_PATH: &str = "connection_failed";
 
-/// `msg` of a `media` message sent when the sender's signaling socket has come back during a
-/// call (Duet addition): what was sent to it meanwhile may have died with the old socket, so a
-/// caller whose offer is still unanswered sends a new one at once.
+/// `msg` of a `media` message from a callee back on a new signaling socket during a call, with
+/// no offer to answer (Duet addition): one sent meanwhile died with the old socket, so a caller
+/// whose offer is still unanswered sends a new one at once.
 pub const RESUMED: &str = "resumed";
 
 /// WebSocket close code sent with a `name_taken` refusal (4000–4999 is for applications).

@@ -310,67 +310,67 @@ async function resumedAt(page: Page, key: '__frames' | '__audio', since: number,
 // Home A's person moves; the caller restarts ICE, whoever moved (the callee's move shows as a
 // stall on both sides, and its signaling socket is replaced on the new uplink meanwhile).
 for (const mover of ['caller', 'callee'] as const) {
-test(`network switch mid-call, the ${mover} moving: the call comes back by itself over the new uplink (ICE restart)`, async () => {
-  lab('nat', 'a', 'cone');
-  lab('nat', 'a2', 'cone');
-  lab('nat', 'b', 'cone');
-  const [sound, picture]: number[][] = [[], []];
-  for (let run = 0; run < RUNS; run++) {
-    lab('uplink', 'a1');
-    // With TURN configured (through the cone NATs the path stays srflx): a restart takes fresh
-    // credentials, which the caller's connection must take too.
-    const a = await online(homeA, WITH_TURN, 'ana');
-    const b = await online(homeB, WITH_TURN, 'ben');
-    if (mover === 'caller') await call(a, b);
-    else await call(b, a);
-    const caller = mover === 'caller' ? a : b;
-    const turnUsers = () =>
-      caller.page.evaluate(() =>
-        ((window as any).duetPeerConnection as RTCPeerConnection).getConfiguration().iceServers!.map((s) => s.username ?? ''),
-      );
-    const usersBefore = await turnUsers();
-    expect(usersBefore.join(''), 'the caller has TURN credentials').not.toBe('');
-    // a's side of the path, as b sees it: home A's first public address.
-    expect((await pathOf(b.page)).remoteAddress).toBe('198.18.0.10');
-    await recordMedia(a.page);
-    await recordMedia(b.page);
-    if (run === 0) {
-      await a.page.locator('#chat-button').click();
-      await a.page.locator('#chat-input').fill('before the move');
-      await a.page.locator('#chat-input').press('Enter');
-      await expect(b.page.locator('#chat-button .badge')).toHaveText('1');
+  test(`network switch mid-call, the ${mover} moving: the call comes back by itself over the new uplink (ICE restart)`, async () => {
+    lab('nat', 'a', 'cone');
+    lab('nat', 'a2', 'cone');
+    lab('nat', 'b', 'cone');
+    const [sound, picture]: number[][] = [[], []];
+    for (let run = 0; run < RUNS; run++) {
+      lab('uplink', 'a1');
+      // With TURN configured (through the cone NATs the path stays srflx): a restart takes fresh
+      // credentials, which the caller's connection must take too.
+      const a = await online(homeA, WITH_TURN, 'ana');
+      const b = await online(homeB, WITH_TURN, 'ben');
+      if (mover === 'caller') await call(a, b);
+      else await call(b, a);
+      const caller = mover === 'caller' ? a : b;
+      const turnUsers = () =>
+        caller.page.evaluate(() =>
+          ((window as any).duetPeerConnection as RTCPeerConnection).getConfiguration().iceServers!.map((s) => s.username ?? ''),
+        );
+      const usersBefore = await turnUsers();
+      expect(usersBefore.join(''), 'the caller has TURN credentials').not.toBe('');
+      // a's side of the path, as b sees it: home A's first public address.
+      expect((await pathOf(b.page)).remoteAddress).toBe('198.18.0.10');
+      await recordMedia(a.page);
+      await recordMedia(b.page);
+      if (run === 0) {
+        await a.page.locator('#chat-button').click();
+        await a.page.locator('#chat-input').fill('before the move');
+        await a.page.locator('#chat-input').press('Enter');
+        await expect(b.page.locator('#chat-button .badge')).toHaveText('1');
+      }
+      const movedAt = Date.now();
+      lab('uplink', 'a2'); // Wi-Fi gone, mobile data: a new public address
+      const backOn = async (key: '__frames' | '__audio', timeout: number) => {
+        const [ta, tb] = [await resumedAt(a.page, key, movedAt, 400, timeout), await resumedAt(b.page, key, movedAt, 400, timeout)];
+        console.log(`  ${key} back after ${ta - movedAt} ms at a, ${tb - movedAt} ms at b`);
+        return Math.max(ta, tb) - movedAt;
+      };
+      const heard = await backOn('__audio', 20_000);
+      sound.push(heard);
+      expect(heard, 'the call is back (ICE restarted, media on both sides) within 5 s of the move').toBeLessThan(5_000);
+      // The picture follows once the sender's bandwidth estimate has recovered from the outage.
+      picture.push(await backOn('__frames', 20_000));
+      await expectPlaying(a.page, '#remote-video');
+      await expectPlaying(b.page, '#remote-video');
+      await expect(status(a.page)).toContainText(`In call with ${b.name}`);
+      await expect(status(b.page)).toContainText(`In call with ${a.name}`);
+      expect((await pathOf(b.page)).remoteAddress, 'over the second uplink').toBe('198.18.0.12');
+      // (A TURN username is "expiry:name": fresh ones differ from those the call began with.)
+      expect(await turnUsers(), 'the restart took fresh TURN credentials').not.toEqual(usersBefore);
+      if (run === 0) {
+        // The chat rides the same connection: its channels and history survive the ICE restart.
+        await a.page.locator('#chat-input').fill('after the move');
+        await a.page.locator('#chat-input').press('Enter');
+        await b.page.locator('#chat-button').click();
+        await expect(b.page.locator('li.said.theirs')).toHaveText([/before the move/, /after the move/]);
+      }
+      await hangUp(a, b);
     }
-    const movedAt = Date.now();
-    lab('uplink', 'a2'); // Wi-Fi gone, mobile data: a new public address
-    const backOn = async (key: '__frames' | '__audio', timeout: number) => {
-      const [ta, tb] = [await resumedAt(a.page, key, movedAt, 400, timeout), await resumedAt(b.page, key, movedAt, 400, timeout)];
-      console.log(`  ${key} back after ${ta - movedAt} ms at a, ${tb - movedAt} ms at b`);
-      return Math.max(ta, tb) - movedAt;
-    };
-    const heard = await backOn('__audio', 20_000);
-    sound.push(heard);
-    expect(heard, 'the call is back (ICE restarted, media on both sides) within 5 s of the move').toBeLessThan(5_000);
-    // The picture follows once the sender's bandwidth estimate has recovered from the outage.
-    picture.push(await backOn('__frames', 20_000));
-    await expectPlaying(a.page, '#remote-video');
-    await expectPlaying(b.page, '#remote-video');
-    await expect(status(a.page)).toContainText(`In call with ${b.name}`);
-    await expect(status(b.page)).toContainText(`In call with ${a.name}`);
-    expect((await pathOf(b.page)).remoteAddress, 'over the second uplink').toBe('198.18.0.12');
-    // (A TURN username is "expiry:name": fresh ones differ from those the call began with.)
-    expect(await turnUsers(), 'the restart took fresh TURN credentials').not.toEqual(usersBefore);
-    if (run === 0) {
-      // The chat rides the same connection: its channels and history survive the ICE restart.
-      await a.page.locator('#chat-input').fill('after the move');
-      await a.page.locator('#chat-input').press('Enter');
-      await b.page.locator('#chat-button').click();
-      await expect(b.page.locator('li.said.theirs')).toHaveText([/before the move/, /after the move/]);
-    }
-    await hangUp(a, b);
-  }
-  figure(`lab network switch, the ${mover} moving: move → sound on both sides again`, sound);
-  figure(`lab network switch, the ${mover} moving: move → frames on both sides again`, picture);
-});
+    figure(`lab network switch, the ${mover} moving: move → sound on both sides again`, sound);
+    figure(`lab network switch, the ${mover} moving: move → frames on both sides again`, picture);
+  });
 }
 
 test('the signaling socket drops for 3 s during the offer/answer exchange: the call still connects', async () => {

@@ -34,8 +34,9 @@
 //! restarts ICE with a fresh offer; an offer whose answer does not come back within
 //! [`ANSWER_MS`] is sent again the same way, and at once when the callee says it is back on a
 //! new signaling socket with nothing to answer ([`RESUMED`]: a socket that died with the old
-//! network took the offer along). Deadlines are timers the shell runs ([`Effect::After`]) and reports back ([`Event::Timeout`]);
-//! each carries an id, so a timer of an older deadline never acts on a newer one.
+//! network took the offer along). Deadlines are timers the shell runs ([`Effect::After`]) and
+//! reports back ([`Event::Timeout`]); each carries an id, so a timer of an older deadline never
+//! acts on a newer one.
 
 use crate::signal::{
     validate_name, Code, IceCandidate, IceServer, Kind, Message, NameError, ACCEPT, DECLINE, HANGUP_NO_PATH,
@@ -832,6 +833,14 @@ impl State {
         fx.push(Effect::Send(Message::config_request()));
     }
 
+    /// Caller: the offer out (or its answer) was lost: a new one.
+    fn offer_again(&mut self, fx: &mut Vec<Effect>) {
+        if let Phase::Live(s) = &mut self.phase {
+            s.negotiating = false;
+        }
+        self.restart(fx);
+    }
+
     fn timeout(&mut self, timer: Timer, id: u32, fx: &mut Vec<Effect>) {
         match (&mut self.phase, timer) {
             (Phase::Calling { .. }, Timer::Ring) if id == self.ring_timer => {
@@ -866,9 +875,8 @@ impl State {
                     s.answer_timer = arm(&mut self.timers, Timer::Answer, ANSWER_MS, fx);
                     fx.push(Effect::RestartIce);
                 } else {
-                    // The offer or its answer was lost: offer again.
-                    s.negotiating = false;
-                    self.restart(fx);
+                    // The offer or its answer was lost.
+                    self.offer_again(fx);
                 }
             }
             _ => {}
@@ -1034,8 +1042,7 @@ impl State {
                     // with its old one.
                     let lost = s.role == Role::Caller && s.negotiating && !s.restart_pending;
                     if lost && m.msg.as_deref() == Some(RESUMED) {
-                        s.negotiating = false;
-                        self.restart(fx);
+                        self.offer_again(fx);
                     }
                 }
             }

@@ -213,7 +213,7 @@ fn caller_configuration() -> RtcConfiguration {
 /// `RTCConfiguration` with the configured ICE servers.
 fn rtc_configuration() -> RtcConfiguration {
     let config = RtcConfiguration::new();
-    let _ = Reflect::set(&config, &"iceServers".into(), &ice_servers());
+    js::set(&config, "iceServers", &ice_servers());
     config
 }
 
